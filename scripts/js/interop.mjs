@@ -1,0 +1,225 @@
+#!/usr/bin/env node
+// Interop check: drive a running mcp-warden server with the official MCP
+// TypeScript SDK client over the (legacy) HTTP+SSE transport.
+//
+// Usage: node interop.mjs <baseUrl>        e.g. node interop.mjs http://127.0.0.1:3000
+//
+// Env:
+//   MCP_TOKEN       if set, sent as `Authorization: Bearer $MCP_TOKEN` on the SSE GET and on every POST
+//   EXPECT_SUBJECT  if set (together with MCP_TOKEN), whoami's text must contain it
+//
+// Prints one TAP-like line per check (`ok - ...` / `not ok - ...`), then `N passed, M failed`.
+// Exits non-zero on any failed check, on any unexpected exception, or after 30 s overall.
+
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
+import { McpError } from '@modelcontextprotocol/sdk/types.js';
+
+const OVERALL_TIMEOUT_MS = 30_000;
+
+const baseArg = process.argv[2];
+if (!baseArg) {
+  console.error('usage: node interop.mjs <baseUrl>   (e.g. http://127.0.0.1:3000)');
+  process.exit(2);
+}
+
+let sseUrl;
+try {
+  sseUrl = new URL(baseArg.replace(/\/+$/, '') + '/sse');
+} catch (err) {
+  console.error(`invalid baseUrl ${JSON.stringify(baseArg)}: ${err.message}`);
+  process.exit(2);
+}
+
+const token = process.env.MCP_TOKEN || '';
+const expectSubject = process.env.EXPECT_SUBJECT || '';
+
+let passed = 0;
+let failed = 0;
+let current = '(startup)';
+let closing = false;
+
+function ok(name) {
+  passed += 1;
+  console.log(`ok - ${name}`);
+}
+
+function notOk(name, why) {
+  failed += 1;
+  console.log(`not ok - ${name}`);
+  for (const line of String(why).split('\n')) console.log(`#   ${line}`);
+}
+
+function show(value) {
+  try {
+    return JSON.stringify(value);
+  } catch {
+    return String(value);
+  }
+}
+
+function describeError(err) {
+  if (err instanceof McpError) return `McpError code=${err.code} message=${JSON.stringify(err.message)} data=${show(err.data)}`;
+  if (err instanceof Error) return `${err.name}: ${err.message}${err.code !== undefined ? ` (code=${err.code})` : ''}`;
+  return show(err);
+}
+
+class Mismatch extends Error {}
+
+function expect(cond, msg) {
+  if (!cond) throw new Mismatch(msg);
+}
+
+// Run one check; a mismatch or exception marks it `not ok` and the run continues.
+async function check(name, fn) {
+  current = name;
+  try {
+    const extra = await fn();
+    ok(extra ? `${name} (${extra})` : name);
+    return true;
+  } catch (err) {
+    notOk(name, err instanceof Mismatch ? err.message : `unexpected exception: ${describeError(err)}`);
+    return false;
+  }
+}
+
+// Expect `fn` to reject with an McpError carrying `code`.
+async function expectMcpError(fn, code) {
+  let result;
+  try {
+    result = await fn();
+  } catch (err) {
+    expect(err instanceof McpError, `expected McpError with code ${code}, got ${describeError(err)}`);
+    expect(err.code === code, `expected McpError code ${code}, got ${describeError(err)}`);
+    return `code ${err.code}: ${err.message}`;
+  }
+  throw new Mismatch(`expected rejection with McpError code ${code}, but the request resolved with ${show(result)}`);
+}
+
+// Header injection. In SDK 1.32.2 SSEClientTransport builds the headers of both the
+// SSE GET and the message POSTs from `requestInit.headers` (via _commonHeaders());
+// the GET goes through `eventSourceInit.fetch` when given, the POSTs through global
+// fetch. The custom fetch re-asserts the header on the GET so it is present even
+// if a future SDK stops merging requestInit.headers into the EventSource request.
+const transportOpts = {};
+if (token) {
+  const authValue = `Bearer ${token}`;
+  transportOpts.requestInit = { headers: { Authorization: authValue } };
+  transportOpts.eventSourceInit = {
+    fetch: (url, init) => {
+      const headers = new Headers(init?.headers);
+      headers.set('Authorization', authValue);
+      return fetch(url, { ...init, headers });
+    },
+  };
+}
+
+const client = new Client({ name: 'mcp-warden-interop', version: '0.0.0' }, { capabilities: {} });
+client.onerror = (err) => {
+  if (!closing) console.error(`# transport error: ${describeError(err)}`);
+};
+
+const watchdog = setTimeout(() => {
+  notOk(`overall timeout`, `no completion within ${OVERALL_TIMEOUT_MS / 1000} s (stuck in: ${current})`);
+  console.log(`${passed} passed, ${failed} failed`);
+  process.exit(1);
+}, OVERALL_TIMEOUT_MS);
+
+async function main() {
+  console.log(`# connecting to ${sseUrl.href}${token ? ' with bearer token' : ''}`);
+  const transport = new SSEClientTransport(sseUrl, transportOpts);
+
+  const connected = await check('initialize over SSE', async () => {
+    await client.connect(transport);
+    const info = client.getServerVersion();
+    const caps = client.getServerCapabilities();
+    expect(info && typeof info.name === 'string', `serverInfo missing from initialize result: ${show(info)}`);
+    return `server ${info.name} ${info.version}, protocol ${transport._protocolVersion ?? '?'}, capabilities ${Object.keys(caps ?? {}).join(',')}`;
+  });
+  if (!connected) return;
+
+  await check('tools/list contains echo and whoami', async () => {
+    const res = await client.listTools();
+    const names = (res.tools ?? []).map((t) => t.name);
+    expect(names.includes('echo') && names.includes('whoami'), `tools/list returned ${show(names)}`);
+    return names.join(', ');
+  });
+
+  await check('tools/call echo', async () => {
+    const res = await client.callTool({ name: 'echo', arguments: { message: 'hello interop' } });
+    expect(!res.isError, `isError is truthy: ${show(res)}`);
+    const text = res.content?.[0]?.text;
+    expect(text === 'Tool echo: hello interop', `content[0].text = ${show(text)}, want "Tool echo: hello interop" (result ${show(res)})`);
+  });
+
+  await check('tools/call whoami', async () => {
+    const res = await client.callTool({ name: 'whoami', arguments: {} });
+    expect(!res.isError, `isError is truthy: ${show(res)}`);
+    const text = res.content?.[0]?.text;
+    expect(typeof text === 'string', `content[0].text missing: ${show(res)}`);
+    console.log(`# whoami: ${text}`);
+    if (!token) {
+      expect(text.includes('anonymous'), `without MCP_TOKEN the text should contain "anonymous", got ${show(text)}`);
+    } else if (expectSubject) {
+      expect(text.includes(expectSubject), `text should contain EXPECT_SUBJECT ${show(expectSubject)}, got ${show(text)}`);
+    }
+  });
+
+  await check('resources/templates/list contains echo://{message}', async () => {
+    const res = await client.listResourceTemplates();
+    const templates = (res.resourceTemplates ?? []).map((t) => t.uriTemplate);
+    expect(templates.includes('echo://{message}'), `resources/templates/list returned ${show(templates)}`);
+  });
+
+  await check('resources/read echo://hello', async () => {
+    const res = await client.readResource({ uri: 'echo://hello' });
+    const text = res.contents?.[0]?.text;
+    expect(text === 'Resource echo: hello', `contents[0].text = ${show(text)}, want "Resource echo: hello" (result ${show(res)})`);
+  });
+
+  await check('prompts/list contains echo', async () => {
+    const res = await client.listPrompts();
+    const names = (res.prompts ?? []).map((p) => p.name);
+    expect(names.includes('echo'), `prompts/list returned ${show(names)}`);
+  });
+
+  await check('prompts/get echo', async () => {
+    const res = await client.getPrompt({ name: 'echo', arguments: { message: 'hi' } });
+    const msg = res.messages?.[0];
+    expect(msg?.role === 'user', `messages[0].role = ${show(msg?.role)}, want "user" (result ${show(res)})`);
+    expect(
+      msg?.content?.text === 'Please process this message: hi',
+      `messages[0].content.text = ${show(msg?.content?.text)}, want "Please process this message: hi" (result ${show(res)})`,
+    );
+  });
+
+  await check('ping', async () => {
+    await client.ping();
+  });
+
+  await check('tools/call unknown tool rejects with -32602', () =>
+    expectMcpError(() => client.callTool({ name: 'no-such-tool', arguments: {} }), -32602),
+  );
+
+  await check('resources/read nope://x rejects with -32002', () =>
+    expectMcpError(() => client.readResource({ uri: 'nope://x' }), -32002),
+  );
+}
+
+let exitCode = 0;
+try {
+  await main();
+} catch (err) {
+  notOk(`unexpected exception (in: ${current})`, describeError(err));
+}
+current = 'close';
+closing = true;
+try {
+  await client.close();
+} catch (err) {
+  console.error(`# error while closing: ${describeError(err)}`);
+}
+clearTimeout(watchdog);
+if (failed > 0) exitCode = 1;
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(exitCode);

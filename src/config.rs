@@ -1,0 +1,230 @@
+//! Configuration from the environment, named the way Plural's documentation names it.
+//!
+//! `Config::from_env` runs once at start; every bad value becomes a `ConfigError` that names
+//! the variable, the value and the accepted form. `HELP` is what `--help` prints.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// Everything the server reads from its environment.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `HOST`: the address to listen on. Defaults to `127.0.0.1` (loopback only).
+    pub host: IpAddr,
+    /// `PORT`: the TCP port; `0` asks the OS for a free one. Defaults to `3000`.
+    pub port: u16,
+    /// `SSE_KEEPALIVE_SECS`: how often an idle SSE stream gets a `: keep-alive` comment,
+    /// and so the longest a vanished client's session outlives it. Defaults to 15 s.
+    pub sse_keepalive: Duration,
+    /// `MAX_BODY_BYTES`: the largest request body accepted; larger ones get `413`.
+    /// Defaults to 1 MiB.
+    pub max_body_bytes: usize,
+    /// `REQUEST_TIMEOUT_SECS`: the deadline for reading one request (head and body), and
+    /// for an idle keep-alive connection to send its next one. Defaults to 10 s.
+    pub request_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            host: IpAddr::from([127, 0, 0, 1]),
+            port: 3000,
+            sse_keepalive: Duration::from_secs(15),
+            max_body_bytes: 1024 * 1024,
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What `--help` prints: every variable, its default and its meaning.
+pub const HELP: &str = "\
+mcp-warden: an MCP server over HTTP (HTTP+SSE transport: GET /sse, POST /messages?sessionId=)
+
+USAGE:
+    mcp-warden [--help | --version]
+
+Configuration is read from the environment:
+
+    HOST                  address to listen on                        [default: 127.0.0.1]
+    PORT                  TCP port to listen on (0 = any free port)   [default: 3000]
+    SSE_KEEPALIVE_SECS    seconds between `: keep-alive` comments on
+                          idle SSE streams (1-3600)                   [default: 15]
+    MAX_BODY_BYTES        largest request body accepted, in bytes
+                          (1024-67108864); larger gets 413            [default: 1048576]
+    REQUEST_TIMEOUT_SECS  deadline for a client to send one request,
+                          head and body (1-3600)                      [default: 10]
+    RUST_LOG              log filter: error, warn, info, debug, trace
+                          or per module, e.g. mcp_warden=debug        [default: info]
+
+An unset or empty variable takes its default. A bad value stops the server with exit
+status 2 and a line naming the variable.
+";
+
+/// A variable whose value the server cannot use.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The environment variable at fault.
+    pub var: &'static str,
+    /// The value it had.
+    pub value: String,
+    /// The accepted form, as a phrase: "an integer from 1 to 3600".
+    pub expected: &'static str,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}={:?} is not valid: expected {}",
+            self.var, self.value, self.expected
+        )
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads configuration through `lookup`, so tests need not touch the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let get = |var: &str| lookup(var).filter(|v| !v.trim().is_empty());
+        let d = Config::default();
+        Ok(Config {
+            host: match get("HOST") {
+                None => d.host,
+                Some(v) => parse_host(&v).ok_or(ConfigError {
+                    var: "HOST",
+                    value: v,
+                    expected: "an IP address such as 127.0.0.1, 0.0.0.0 or ::1, or localhost",
+                })?,
+            },
+            port: int_var(&get, "PORT", 0, 65535, "a port number from 0 to 65535")?
+                .map_or(d.port, |p| p as u16),
+            sse_keepalive: int_var(
+                &get,
+                "SSE_KEEPALIVE_SECS",
+                1,
+                3600,
+                "a whole number of seconds from 1 to 3600",
+            )?
+            .map_or(d.sse_keepalive, Duration::from_secs),
+            max_body_bytes: int_var(
+                &get,
+                "MAX_BODY_BYTES",
+                1024,
+                64 * 1024 * 1024,
+                "a number of bytes from 1024 to 67108864",
+            )?
+            .map_or(d.max_body_bytes, |n| n as usize),
+            request_timeout: int_var(
+                &get,
+                "REQUEST_TIMEOUT_SECS",
+                1,
+                3600,
+                "a whole number of seconds from 1 to 3600",
+            )?
+            .map_or(d.request_timeout, Duration::from_secs),
+        })
+    }
+}
+
+fn parse_host(v: &str) -> Option<IpAddr> {
+    let v = v.trim();
+    if v.eq_ignore_ascii_case("localhost") {
+        return Some(IpAddr::from([127, 0, 0, 1]));
+    }
+    v.trim_start_matches('[').trim_end_matches(']').parse().ok()
+}
+
+/// An optional integer variable within `min..=max`.
+fn int_var(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    min: u64,
+    max: u64,
+    expected: &'static str,
+) -> Result<Option<u64>, ConfigError> {
+    let Some(value) = get(var) else {
+        return Ok(None);
+    };
+    match value.trim().parse::<u64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
+        _ => Err(ConfigError {
+            var,
+            value,
+            expected,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn from(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_when_unset_or_empty() {
+        let c = from(&[("PORT", ""), ("HOST", " ")]).unwrap();
+        assert_eq!(c.port, 3000);
+        assert_eq!(c.host, IpAddr::from([127, 0, 0, 1]));
+        assert_eq!(c.sse_keepalive, Duration::from_secs(15));
+        assert_eq!(c.max_body_bytes, 1 << 20);
+        assert_eq!(c.request_timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn reads_every_variable() {
+        let c = from(&[
+            ("HOST", "0.0.0.0"),
+            ("PORT", "0"),
+            ("SSE_KEEPALIVE_SECS", "2"),
+            ("MAX_BODY_BYTES", "2048"),
+            ("REQUEST_TIMEOUT_SECS", "3"),
+        ])
+        .unwrap();
+        assert_eq!(c.host, IpAddr::from([0, 0, 0, 0]));
+        assert_eq!(c.port, 0);
+        assert_eq!(c.sse_keepalive, Duration::from_secs(2));
+        assert_eq!(c.max_body_bytes, 2048);
+        assert_eq!(c.request_timeout, Duration::from_secs(3));
+        assert_eq!(
+            from(&[("HOST", "[::1]")]).unwrap().host,
+            "::1".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            from(&[("HOST", "localhost")]).unwrap().host,
+            IpAddr::from([127, 0, 0, 1])
+        );
+    }
+
+    #[test]
+    fn refuses_bad_values_naming_the_variable() {
+        for (var, value) in [
+            ("PORT", "65536"),
+            ("PORT", "http"),
+            ("PORT", "-1"),
+            ("HOST", "example.com"),
+            ("SSE_KEEPALIVE_SECS", "0"),
+            ("MAX_BODY_BYTES", "12"),
+            ("REQUEST_TIMEOUT_SECS", "1.5"),
+        ] {
+            let err = from(&[(var, value)]).unwrap_err();
+            assert_eq!(err.var, var);
+            assert_eq!(err.value, value);
+            assert!(err.to_string().starts_with(&format!("{var}=")), "{err}");
+        }
+    }
+}

@@ -1,0 +1,589 @@
+//! The HTTP/1.1 layer: accept loop, one thread per connection, request heads parsed by
+//! `httparse`, bodies by `Content-Length` or a chunked decoder, responses written in one go.
+//!
+//! What a request means is decided elsewhere (`routes.rs`); this file only knows bytes,
+//! limits and deadlines. Read top to bottom: `serve` → `connection` → `Conn::read_head` →
+//! `Conn::read_body` → `Response`.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+/// The longest request head (request line and headers) accepted; larger gets `431`.
+/// Room for a 16 KiB bearer token and the usual headers.
+pub const MAX_HEAD_BYTES: usize = 32 * 1024;
+/// The most header fields in one request; more gets `431`.
+pub const MAX_HEADERS: usize = 64;
+/// The longest chunk-size line (size and extensions) in a chunked body.
+const MAX_CHUNK_LINE_BYTES: usize = 1024;
+/// Stack for each connection thread. Request handling is shallow (serde_json caps nesting
+/// at 128 levels), and an idle SSE stream touches only a few pages of it.
+pub const CONNECTION_STACK_BYTES: usize = 256 * 1024;
+/// How long a write to a client may block before the client counts as gone.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What the application does with a parsed request head. `handle` owns the connection for
+/// the length of the request (an SSE stream holds it until the stream ends).
+pub trait Handler: Send + Sync + 'static {
+    fn handle(&self, conn: &mut Conn, head: Head) -> Next;
+}
+
+/// Whether the connection may carry another request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Next {
+    KeepAlive,
+    Close,
+}
+
+/// Limits that apply to every connection.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Deadline for one whole request (head and body), and for an idle keep-alive connection.
+    pub request_timeout: Duration,
+    /// Largest body accepted (`413` above it).
+    pub max_body_bytes: usize,
+}
+
+/// Accepts connections until `stop` is set, each on its own thread. Returns when stopped.
+pub fn serve(listener: TcpListener, handler: Arc<dyn Handler>, limits: Limits, stop: Arc<AtomicBool>) {
+    for stream in listener.incoming() {
+        if stop.load(Ordering::Acquire) {
+            break;
+        }
+        let stream = match stream {
+            Ok(s) => s,
+            Err(e) => {
+                // EMFILE and friends: back off a moment instead of spinning.
+                log::warn!("accept failed: {e}");
+                thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+        };
+        let handler = Arc::clone(&handler);
+        let spawned = thread::Builder::new()
+            .name("conn".into())
+            .stack_size(CONNECTION_STACK_BYTES)
+            .spawn(move || connection(stream, &*handler, limits));
+        if let Err(e) = spawned {
+            log::warn!("cannot start a thread for a new connection, dropping it: {e}");
+        }
+    }
+}
+
+/// One connection: requests in order until the client closes, a deadline passes, or a
+/// handler says `Close`.
+fn connection(stream: TcpStream, handler: &dyn Handler, limits: Limits) {
+    let Ok(peer) = stream.peer_addr() else { return };
+    // Every response and event is one write; never wait for delayed ACKs (Nagle).
+    if stream.set_nodelay(true).is_err() || stream.set_write_timeout(Some(WRITE_TIMEOUT)).is_err() {
+        return;
+    }
+    let mut conn = Conn {
+        stream,
+        buf: Vec::new(),
+        peer,
+        limits,
+        deadline: Instant::now(),
+    };
+    loop {
+        conn.deadline = Instant::now() + limits.request_timeout;
+        let head = match conn.read_head() {
+            Ok(Some(head)) => head,
+            Ok(None) => break,
+            Err(e) => {
+                if let Some(status) = e.status() {
+                    log::debug!("{peer}: bad request head: {e}");
+                    let _ = conn.send(&Response::error(status, e.code(), &e.to_string()).closing());
+                }
+                break;
+            }
+        };
+        let keep_alive = head.keep_alive();
+        match handler.handle(&mut conn, head) {
+            Next::KeepAlive if keep_alive => continue,
+            _ => break,
+        }
+    }
+    let _ = conn.stream.shutdown(Shutdown::Both);
+}
+
+/// A parsed request head.
+#[derive(Debug)]
+pub struct Head {
+    pub method: String,
+    /// The path without the query string.
+    pub path: String,
+    /// The raw query string, without `?`; empty when there is none.
+    pub query: String,
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub version: u8,
+    /// Header fields in order; names in lower case.
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+impl Head {
+    /// The single value of header `name` (lower case), as text. `None` when absent or not
+    /// UTF-8; see `all` for repeated headers.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let (_, value) = self.headers.iter().find(|(n, _)| n == name)?;
+        std::str::from_utf8(value).ok()
+    }
+
+    /// Every value of header `name` (lower case).
+    pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// The value of query parameter `name`, percent-decoding not applied (ids are hex).
+    pub fn query_param(&self, name: &str) -> Option<&str> {
+        self.query
+            .split('&')
+            .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v)
+    }
+
+    fn keep_alive(&self) -> bool {
+        let connection = self.header("connection").unwrap_or("").to_ascii_lowercase();
+        let has = |token: &str| connection.split(',').any(|t| t.trim() == token);
+        if self.version == 0 {
+            has("keep-alive")
+        } else {
+            !has("close")
+        }
+    }
+}
+
+/// One client connection, owned by its thread.
+pub struct Conn {
+    stream: TcpStream,
+    /// Bytes read but not yet consumed (the start of a body, or of the next request).
+    buf: Vec<u8>,
+    peer: SocketAddr,
+    limits: Limits,
+    /// When the current request must have arrived in full.
+    deadline: Instant,
+}
+
+impl Conn {
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// The underlying socket, for a handler that takes the connection over (SSE).
+    pub fn stream(&mut self) -> &mut TcpStream {
+        &mut self.stream
+    }
+
+    /// Reads more bytes into `buf`, waiting no later than the deadline. `Ok(0)` is EOF.
+    fn fill(&mut self) -> Result<usize, HttpError> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(HttpError::Timeout);
+        }
+        self.stream.set_read_timeout(Some(left)).map_err(HttpError::Io)?;
+        let mut chunk = [0u8; 8192];
+        match self.stream.read(&mut chunk) {
+            Ok(n) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                Ok(n)
+            }
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                Err(HttpError::Timeout)
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(self.fill()?),
+            Err(e) => Err(HttpError::Io(e)),
+        }
+    }
+
+    /// Reads and parses the next request head. `Ok(None)`: the client closed (or went idle
+    /// past the deadline) between requests, which is not an error.
+    pub fn read_head(&mut self) -> Result<Option<Head>, HttpError> {
+        loop {
+            if !self.buf.is_empty() {
+                let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+                let mut req = httparse::Request::new(&mut fields);
+                match req.parse(&self.buf) {
+                    Ok(httparse::Status::Complete(len)) => {
+                        let head = Head::from_parsed(&req)?;
+                        self.buf.drain(..len);
+                        return Ok(Some(head));
+                    }
+                    Ok(httparse::Status::Partial) if self.buf.len() >= MAX_HEAD_BYTES => {
+                        return Err(HttpError::HeadTooLarge);
+                    }
+                    Ok(httparse::Status::Partial) => {}
+                    Err(httparse::Error::TooManyHeaders) => return Err(HttpError::TooManyHeaders),
+                    Err(e) => return Err(HttpError::BadHead(e.to_string())),
+                }
+            }
+            let idle = self.buf.is_empty();
+            match self.fill() {
+                Ok(0) if idle => return Ok(None),
+                Ok(0) => return Err(HttpError::Io(io::ErrorKind::UnexpectedEof.into())),
+                Ok(_) => {}
+                Err(HttpError::Timeout) if idle => return Ok(None),
+                Err(e) => return Err(e),
+            }
+            // A head that is all blank lines is not worth waiting for.
+            if self.buf.len() > MAX_HEAD_BYTES {
+                return Err(HttpError::HeadTooLarge);
+            }
+        }
+    }
+
+    /// Reads the body `head` announces, up to `Limits::max_body_bytes`. After an error the
+    /// connection must close: the rest of the body is still on the wire.
+    pub fn read_body(&mut self, head: &Head) -> Result<Vec<u8>, HttpError> {
+        let framing = Framing::of(head)?;
+        if head
+            .header("expect")
+            .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
+            && framing != Framing::Length(0)
+        {
+            if let Framing::Length(n) = framing {
+                if n > self.limits.max_body_bytes as u64 {
+                    return Err(HttpError::BodyTooLarge(self.limits.max_body_bytes));
+                }
+            }
+            self.stream
+                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                .map_err(HttpError::Io)?;
+        }
+        match framing {
+            Framing::Length(n) => self.read_sized(n),
+            Framing::Chunked => self.read_chunked(),
+        }
+    }
+
+    fn read_sized(&mut self, len: u64) -> Result<Vec<u8>, HttpError> {
+        let max = self.limits.max_body_bytes;
+        if len > max as u64 {
+            return Err(HttpError::BodyTooLarge(max));
+        }
+        let len = len as usize;
+        while self.buf.len() < len {
+            if self.fill()? == 0 {
+                return Err(HttpError::Io(io::ErrorKind::UnexpectedEof.into()));
+            }
+        }
+        Ok(self.buf.drain(..len).collect())
+    }
+
+    /// RFC 9112 §7.1: chunk-size [; ext] CRLF data CRLF … 0 CRLF [trailers] CRLF.
+    fn read_chunked(&mut self) -> Result<Vec<u8>, HttpError> {
+        let max = self.limits.max_body_bytes;
+        let mut body = Vec::new();
+        loop {
+            let line = self.read_line(MAX_CHUNK_LINE_BYTES)?;
+            let size_text = line.split(|&b| b == b';').next().unwrap_or(&[]);
+            let size_text = std::str::from_utf8(size_text)
+                .map_err(|_| HttpError::BadChunk)?
+                .trim_matches([' ', '\t']);
+            if size_text.is_empty() || size_text.len() > 16 {
+                return Err(HttpError::BadChunk);
+            }
+            let size = u64::from_str_radix(size_text, 16).map_err(|_| HttpError::BadChunk)?;
+            if size == 0 {
+                // Trailer fields are read and ignored, up to the blank line.
+                let mut trailer_bytes = 0;
+                loop {
+                    let line = self.read_line(MAX_HEAD_BYTES)?;
+                    if line.is_empty() {
+                        return Ok(body);
+                    }
+                    trailer_bytes += line.len();
+                    if trailer_bytes > MAX_HEAD_BYTES {
+                        return Err(HttpError::HeadTooLarge);
+                    }
+                }
+            }
+            if size > (max - body.len()) as u64 {
+                return Err(HttpError::BodyTooLarge(max));
+            }
+            let size = size as usize;
+            while self.buf.len() < size + 2 {
+                if self.fill()? == 0 {
+                    return Err(HttpError::Io(io::ErrorKind::UnexpectedEof.into()));
+                }
+            }
+            if &self.buf[size..size + 2] != b"\r\n" {
+                return Err(HttpError::BadChunk);
+            }
+            body.extend_from_slice(&self.buf[..size]);
+            self.buf.drain(..size + 2);
+        }
+    }
+
+    /// One CRLF-terminated line, without the CRLF.
+    fn read_line(&mut self, max: usize) -> Result<Vec<u8>, HttpError> {
+        let mut scanned = 0;
+        loop {
+            if let Some(i) = self.buf[scanned..].windows(2).position(|w| w == b"\r\n") {
+                let end = scanned + i;
+                let line = self.buf[..end].to_vec();
+                self.buf.drain(..end + 2);
+                return Ok(line);
+            }
+            scanned = self.buf.len().saturating_sub(1);
+            if self.buf.len() > max {
+                return Err(HttpError::BadChunk);
+            }
+            if self.fill()? == 0 {
+                return Err(HttpError::Io(io::ErrorKind::UnexpectedEof.into()));
+            }
+        }
+    }
+
+    /// Writes a whole response in one write.
+    pub fn send(&mut self, response: &Response) -> io::Result<()> {
+        self.stream.write_all(&response.to_bytes())?;
+        self.stream.flush()
+    }
+}
+
+impl Head {
+    fn from_parsed(req: &httparse::Request<'_, '_>) -> Result<Head, HttpError> {
+        let method = req.method.unwrap_or_default().to_string();
+        let target = req.path.unwrap_or_default();
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        if !path.starts_with('/') {
+            return Err(HttpError::BadHead(format!(
+                "request target {path:?} is not an origin-form path"
+            )));
+        }
+        Ok(Head {
+            method,
+            path: path.to_string(),
+            query: query.to_string(),
+            version: req.version.unwrap_or(1),
+            headers: req
+                .headers
+                .iter()
+                .map(|h| (h.name.to_ascii_lowercase(), h.value.to_vec()))
+                .collect(),
+        })
+    }
+}
+
+/// How a request's body is delimited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Framing {
+    Length(u64),
+    Chunked,
+}
+
+impl Framing {
+    /// RFC 9112 §6.3, strictly: both headers at once, repeated or non-numeric lengths, and
+    /// codings other than `chunked` are refused rather than guessed at (request smuggling).
+    fn of(head: &Head) -> Result<Framing, HttpError> {
+        let lengths: Vec<&[u8]> = head.all("content-length").collect();
+        let codings: Vec<&[u8]> = head.all("transfer-encoding").collect();
+        match (lengths.as_slice(), codings.as_slice()) {
+            ([], []) => Ok(Framing::Length(0)),
+            ([_, ..], [_, ..]) => Err(HttpError::BadFraming(
+                "Content-Length and Transfer-Encoding together",
+            )),
+            ([len], []) => {
+                let text = std::str::from_utf8(len).unwrap_or("");
+                if text.is_empty() || text.len() > 19 || !text.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(HttpError::BadFraming("Content-Length is not a number"));
+                }
+                text.parse()
+                    .map(Framing::Length)
+                    .map_err(|_| HttpError::BadFraming("Content-Length is not a number"))
+            }
+            (_, []) => Err(HttpError::BadFraming("more than one Content-Length")),
+            ([], [coding]) if head.version == 1 => {
+                if std::str::from_utf8(coding).is_ok_and(|c| c.trim().eq_ignore_ascii_case("chunked")) {
+                    Ok(Framing::Chunked)
+                } else {
+                    Err(HttpError::UnsupportedCoding)
+                }
+            }
+            ([], _) if head.version == 1 => Err(HttpError::UnsupportedCoding),
+            ([], _) => Err(HttpError::BadFraming("Transfer-Encoding in an HTTP/1.0 request")),
+        }
+    }
+}
+
+/// Why a request could not be read. Each maps to one status code.
+#[derive(Debug)]
+pub enum HttpError {
+    /// The request line or a header is malformed (`400`).
+    BadHead(String),
+    /// More than `MAX_HEAD_BYTES` of head (`431`).
+    HeadTooLarge,
+    /// More than `MAX_HEADERS` header fields (`431`).
+    TooManyHeaders,
+    /// Contradictory or malformed body framing (`400`).
+    BadFraming(&'static str),
+    /// A transfer coding other than `chunked` (`501`).
+    UnsupportedCoding,
+    /// A malformed chunk in a chunked body (`400`).
+    BadChunk,
+    /// The body exceeds `MAX_BODY_BYTES` (`413`); holds the limit.
+    BodyTooLarge(usize),
+    /// The client did not send the request within `REQUEST_TIMEOUT_SECS` (`408`).
+    Timeout,
+    /// The connection failed; nothing can be sent.
+    Io(io::Error),
+}
+
+impl HttpError {
+    /// The status to answer with, or `None` when the connection is beyond answering.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            HttpError::BadHead(_) | HttpError::BadFraming(_) | HttpError::BadChunk => Some(400),
+            HttpError::HeadTooLarge | HttpError::TooManyHeaders => Some(431),
+            HttpError::UnsupportedCoding => Some(501),
+            HttpError::BodyTooLarge(_) => Some(413),
+            HttpError::Timeout => Some(408),
+            HttpError::Io(_) => None,
+        }
+    }
+
+    /// The short machine-readable code in the JSON error body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            HttpError::BadHead(_) => "bad_request",
+            HttpError::HeadTooLarge | HttpError::TooManyHeaders => "headers_too_large",
+            HttpError::BadFraming(_) | HttpError::BadChunk => "bad_body_framing",
+            HttpError::UnsupportedCoding => "unsupported_transfer_encoding",
+            HttpError::BodyTooLarge(_) => "body_too_large",
+            HttpError::Timeout => "request_timeout",
+            HttpError::Io(_) => "io",
+        }
+    }
+}
+
+impl std::fmt::Display for HttpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HttpError::BadHead(why) => write!(f, "malformed request head: {why}"),
+            HttpError::HeadTooLarge => write!(
+                f,
+                "request head is larger than {MAX_HEAD_BYTES} bytes; send fewer or shorter headers"
+            ),
+            HttpError::TooManyHeaders => write!(
+                f,
+                "request has more than {MAX_HEADERS} header fields; send fewer headers"
+            ),
+            HttpError::BadFraming(why) => write!(f, "cannot tell where the body ends: {why}"),
+            HttpError::UnsupportedCoding => {
+                write!(f, "only Transfer-Encoding: chunked is supported")
+            }
+            HttpError::BadChunk => write!(f, "malformed chunk in a chunked body"),
+            HttpError::BodyTooLarge(max) => write!(
+                f,
+                "request body is larger than {max} bytes (MAX_BODY_BYTES); send a smaller message"
+            ),
+            HttpError::Timeout => write!(
+                f,
+                "the request did not arrive in full in time (REQUEST_TIMEOUT_SECS)"
+            ),
+            HttpError::Io(e) => write!(f, "connection failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for HttpError {}
+
+/// A complete response with a sized body.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+    close: bool,
+}
+
+impl Response {
+    pub fn new(status: u16) -> Response {
+        Response {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+            close: false,
+        }
+    }
+
+    /// `{"error": code, "message": message}` with `status`.
+    pub fn error(status: u16, code: &str, message: &str) -> Response {
+        Response::json(status, &json!({ "error": code, "message": message }))
+    }
+
+    pub fn json(status: u16, value: &serde_json::Value) -> Response {
+        Response::new(status)
+            .header("Content-Type", "application/json")
+            .body(value.to_string().into_bytes())
+    }
+
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Response {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    pub fn body(mut self, body: Vec<u8>) -> Response {
+        self.body = body;
+        self
+    }
+
+    /// Marks the response as the connection's last.
+    pub fn closing(mut self) -> Response {
+        self.close = true;
+        self
+    }
+
+    pub fn is_closing(&self) -> bool {
+        self.close
+    }
+
+    fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(128 + self.body.len());
+        out.extend_from_slice(format!("HTTP/1.1 {} {}\r\n", self.status, reason(self.status)).as_bytes());
+        for (name, value) in &self.headers {
+            out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+        }
+        out.extend_from_slice(format!("Content-Length: {}\r\n", self.body.len()).as_bytes());
+        if self.close {
+            out.extend_from_slice(b"Connection: close\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(&self.body);
+        out
+    }
+}
+
+/// The reason phrase for each status this server sends.
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        200 => "OK",
+        202 => "Accepted",
+        204 => "No Content",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        408 => "Request Timeout",
+        413 => "Content Too Large",
+        415 => "Unsupported Media Type",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        503 => "Service Unavailable",
+        _ => "Unknown",
+    }
+}

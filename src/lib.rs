@@ -1,0 +1,94 @@
+//! mcp-warden: a small, auditable MCP server over HTTP.
+//!
+//! Layers, outside in: `http` (connections, request heads and bodies) → `routes` (the
+//! endpoints and the HTTP+SSE transport, with `sse` for the stream and `sessions` for the
+//! registry) → `mcp` (methods, over `rpc` envelopes) → the catalog (`tools`, `prompts`,
+//! `resources`). `config` reads the environment.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod http;
+pub mod identity;
+pub mod mcp;
+pub mod prompts;
+pub mod resources;
+pub mod routes;
+pub mod rpc;
+pub mod sessions;
+pub mod sse;
+pub mod tools;
+
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::{self, JoinHandle};
+
+use config::Config;
+use routes::App;
+
+/// A running server: its address, its live state, and the handle that stops it.
+pub struct Server {
+    addr: SocketAddr,
+    app: Arc<App>,
+    stop: Arc<AtomicBool>,
+    accept: Option<JoinHandle<()>>,
+}
+
+/// Starts serving on `listener` (already bound) on a background thread.
+pub fn start(config: Config, listener: TcpListener) -> io::Result<Server> {
+    let addr = listener.local_addr()?;
+    let app = App::new(config);
+    let stop = Arc::new(AtomicBool::new(false));
+    let limits = http::Limits {
+        request_timeout: app.config.request_timeout,
+        max_body_bytes: app.config.max_body_bytes,
+    };
+    let handler: Arc<dyn http::Handler> = app.clone();
+    let accept = thread::Builder::new().name("accept".into()).spawn({
+        let stop = Arc::clone(&stop);
+        move || http::serve(listener, handler, limits, stop)
+    })?;
+    Ok(Server {
+        addr,
+        app,
+        stop,
+        accept: Some(accept),
+    })
+}
+
+impl Server {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// How many SSE sessions are open.
+    pub fn session_count(&self) -> usize {
+        self.app.sessions.len()
+    }
+
+    /// Blocks until the accept loop ends.
+    pub fn wait(mut self) {
+        if let Some(accept) = self.accept.take() {
+            let _ = accept.join();
+        }
+    }
+
+    /// Stops accepting connections. Streams already open run until their clients go.
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        // Wake the accept loop so it sees the flag.
+        let _ = TcpStream::connect(self.addr);
+        if let Some(accept) = self.accept.take() {
+            let _ = accept.join();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.accept.is_some() {
+            self.stop();
+        }
+    }
+}

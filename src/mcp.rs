@@ -1,0 +1,228 @@
+//! MCP methods over JSON-RPC: the initialize handshake and version negotiation, and the
+//! tools, resources, prompts and logging methods. Transport-free: a JSON value in, the
+//! reply (if any) out. Envelopes and error codes are in `rpc.rs`; the catalog in `tools/`,
+//! `prompts.rs` and `resources.rs`.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Mutex, MutexGuard};
+
+use serde_json::{Map, Value, json};
+
+use crate::identity::Caller;
+use crate::rpc::{self, Message, RpcError};
+use crate::{prompts, resources, tools};
+
+/// Protocol revisions this server speaks, newest first.
+pub const SUPPORTED_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
+
+/// The only revision whose clients may send JSON-RPC batches (it added them; 2025-06-18
+/// removed them again).
+const BATCH_VERSION: &str = "2025-03-26";
+
+/// Log levels of `logging/setLevel` (RFC 5424 names), least severe first.
+const LOG_LEVELS: &[&str] = &[
+    "debug",
+    "info",
+    "notice",
+    "warning",
+    "error",
+    "critical",
+    "alert",
+    "emergency",
+];
+
+/// What one MCP session has agreed with its client.
+#[derive(Debug, Default)]
+pub struct SessionState {
+    /// The negotiated revision, once `initialize` has been answered.
+    pub version: Option<&'static str>,
+    /// Whether `notifications/initialized` has arrived.
+    pub initialized: bool,
+    /// The level the client asked for with `logging/setLevel`.
+    pub log_level: Option<&'static str>,
+}
+
+/// A session's state and the caller it belongs to: what every method sees.
+pub struct Context<'a> {
+    pub state: &'a Mutex<SessionState>,
+    pub caller: &'a Caller,
+}
+
+impl Context<'_> {
+    fn state(&self) -> MutexGuard<'_, SessionState> {
+        // State is only ever assigned whole fields under the lock, so a panic elsewhere
+        // cannot leave it half-written: a poisoned lock is still sound to use.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The reply to a body that is not JSON.
+pub fn parse_error(err: &serde_json::Error) -> Value {
+    rpc::error_reply(
+        Value::Null,
+        RpcError::new(rpc::PARSE_ERROR, format!("the body is not valid JSON: {err}")),
+    )
+}
+
+/// Handles one parsed body: a message or a batch. Returns the reply to send, if any.
+pub fn handle(value: Value, cx: &Context<'_>) -> Option<Value> {
+    let Value::Array(items) = value else {
+        return handle_one(value, cx);
+    };
+    if cx.state().version != Some(BATCH_VERSION) {
+        return Some(rpc::error_reply(
+            Value::Null,
+            RpcError::new(
+                rpc::INVALID_REQUEST,
+                format!("JSON-RPC batches are only accepted in protocol version {BATCH_VERSION} sessions"),
+            ),
+        ));
+    }
+    if items.is_empty() {
+        return Some(rpc::error_reply(
+            Value::Null,
+            RpcError::new(rpc::INVALID_REQUEST, "an empty batch is not a valid request"),
+        ));
+    }
+    let replies: Vec<Value> = items.into_iter().filter_map(|item| handle_one(item, cx)).collect();
+    (!replies.is_empty()).then_some(Value::Array(replies))
+}
+
+fn handle_one(value: Value, cx: &Context<'_>) -> Option<Value> {
+    match rpc::classify(value) {
+        Err((id, error)) => Some(rpc::error_reply(id, error)),
+        Ok(Message::Response) => None,
+        Ok(Message::Notification { method, params }) => {
+            notify(&method, &params, cx);
+            None
+        }
+        Ok(Message::Request { id, method, params }) => {
+            log::debug!("{} {method}", cx.caller.subject());
+            // A bug in one method (or one tool) answers this request with an internal error
+            // and leaves the session, and every other one, running.
+            let outcome = catch_unwind(AssertUnwindSafe(|| request(&method, &params, cx)))
+                .unwrap_or_else(|_| {
+                    log::error!("{method} panicked; answered with an internal error");
+                    Err(RpcError::new(rpc::INTERNAL_ERROR, format!("internal error while handling {method}")))
+                });
+            Some(rpc::reply(id, outcome))
+        }
+    }
+}
+
+fn notify(method: &str, _params: &Map<String, Value>, cx: &Context<'_>) {
+    match method {
+        "notifications/initialized" => cx.state().initialized = true,
+        // Every request is answered synchronously on its own thread, so there is nothing
+        // left to cancel by the time this arrives.
+        "notifications/cancelled" => {}
+        other => log::debug!("ignoring notification {other}"),
+    }
+}
+
+fn request(method: &str, params: &Map<String, Value>, cx: &Context<'_>) -> Result<Value, RpcError> {
+    match method {
+        "initialize" => return initialize(params, cx),
+        "ping" => return Ok(json!({})),
+        _ => {}
+    }
+    if cx.state().version.is_none() {
+        return Err(RpcError::new(
+            rpc::INVALID_REQUEST,
+            format!("session is not initialized: send \"initialize\" before \"{method}\""),
+        ));
+    }
+    match method {
+        "tools/list" => Ok(json!({ "tools": tools::TOOLS.iter().map(|t| json!({
+            "name": t.name,
+            "description": t.description,
+            "inputSchema": (t.input_schema)(),
+        })).collect::<Vec<_>>() })),
+        "tools/call" => call_tool(params, cx),
+        "resources/list" => Ok(json!({ "resources": [] })),
+        "resources/templates/list" => Ok(json!({
+            "resourceTemplates": resources::TEMPLATES.iter().map(|t| t.listing()).collect::<Vec<_>>()
+        })),
+        "resources/read" => {
+            let uri = str_param(params, "uri")?;
+            match resources::read(uri) {
+                Some(contents) => Ok(json!({ "contents": contents })),
+                None => Err(RpcError::new(rpc::RESOURCE_NOT_FOUND, format!("resource not found: {uri}"))
+                    .with_data(json!({ "uri": uri }))),
+            }
+        }
+        "prompts/list" => Ok(json!({
+            "prompts": prompts::PROMPTS.iter().map(|p| p.listing()).collect::<Vec<_>>()
+        })),
+        "prompts/get" => {
+            let name = str_param(params, "name")?;
+            let prompt = prompts::find(name)
+                .ok_or_else(|| RpcError::invalid_params(format!("unknown prompt: {name}")))?;
+            let messages = prompt.get(object_param(params, "arguments")?).map_err(RpcError::invalid_params)?;
+            Ok(json!({ "description": prompt.description, "messages": messages }))
+        }
+        "logging/setLevel" => {
+            let level = str_param(params, "level")?;
+            let level = LOG_LEVELS.iter().find(|l| **l == level).ok_or_else(|| {
+                RpcError::invalid_params(format!("unknown log level {level:?}; use one of {}", LOG_LEVELS.join(", ")))
+            })?;
+            cx.state().log_level = Some(level);
+            Ok(json!({}))
+        }
+        other => Err(RpcError::new(rpc::METHOD_NOT_FOUND, format!("method not found: {other}"))),
+    }
+}
+
+fn initialize(params: &Map<String, Value>, cx: &Context<'_>) -> Result<Value, RpcError> {
+    let asked = str_param(params, "protocolVersion")?;
+    let version = SUPPORTED_VERSIONS
+        .iter()
+        .copied()
+        .find(|v| *v == asked)
+        .unwrap_or(SUPPORTED_VERSIONS[0]);
+    {
+        let mut state = cx.state();
+        if state.version.is_some() {
+            return Err(RpcError::new(rpc::INVALID_REQUEST, "session is already initialized"));
+        }
+        state.version = Some(version);
+    }
+    Ok(json!({
+        "protocolVersion": version,
+        "capabilities": {
+            "tools": { "listChanged": false },
+            "resources": { "subscribe": false, "listChanged": false },
+            "prompts": { "listChanged": false },
+            "logging": {},
+        },
+        "serverInfo": { "name": "mcp-warden", "version": env!("CARGO_PKG_VERSION") },
+    }))
+}
+
+fn call_tool(params: &Map<String, Value>, cx: &Context<'_>) -> Result<Value, RpcError> {
+    let name = str_param(params, "name")?;
+    let tool = tools::find(name).ok_or_else(|| RpcError::invalid_params(format!("unknown tool: {name}")))?;
+    let (text, is_error) = match (tool.call)(object_param(params, "arguments")?, cx.caller) {
+        Ok(text) => (text, false),
+        Err(text) => (text, true),
+    };
+    Ok(json!({ "content": [{ "type": "text", "text": text }], "isError": is_error }))
+}
+
+fn str_param<'a>(params: &'a Map<String, Value>, name: &str) -> Result<&'a str, RpcError> {
+    match params.get(name) {
+        Some(Value::String(s)) => Ok(s),
+        Some(_) => Err(RpcError::invalid_params(format!("\"{name}\" must be a string"))),
+        None => Err(RpcError::invalid_params(format!("missing parameter \"{name}\""))),
+    }
+}
+
+/// An optional object parameter; absent or `null` is an empty object.
+fn object_param<'a>(params: &'a Map<String, Value>, name: &str) -> Result<&'a Map<String, Value>, RpcError> {
+    static EMPTY: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
+    match params.get(name) {
+        None | Some(Value::Null) => Ok(EMPTY.get_or_init(Map::new)),
+        Some(Value::Object(m)) => Ok(m),
+        Some(_) => Err(RpcError::invalid_params(format!("\"{name}\" must be an object"))),
+    }
+}

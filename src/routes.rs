@@ -1,0 +1,142 @@
+//! What each request means: the route table, and the HTTP+SSE transport of MCP 2024-11-05
+//! (`GET /sse` holds a stream, `POST /messages?sessionId=` feeds it). Bytes and limits are
+//! `http.rs`'s job; the MCP methods are `mcp.rs`'s.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::config::Config;
+use crate::http::{Conn, Handler, Head, Next, Response};
+use crate::identity::Caller;
+use crate::mcp::{self, Context};
+use crate::sessions::{Sessions, Undeliverable};
+use crate::sse;
+
+/// The application: configuration and live sessions.
+pub struct App {
+    pub config: Config,
+    pub sessions: Sessions,
+}
+
+impl Handler for App {
+    fn handle(&self, conn: &mut Conn, head: Head) -> Next {
+        let (allowed, next) = match head.path.as_str() {
+            "/sse" => ("GET", head.method == "GET"),
+            "/messages" => ("POST", head.method == "POST"),
+            _ => {
+                let message = format!(
+                    "no such endpoint: {}; MCP clients connect to GET /sse",
+                    head.path
+                );
+                return respond(conn, &head, Response::error(404, "not_found", &message));
+            }
+        };
+        if !next {
+            let message = format!("{} accepts only {allowed}", head.path);
+            let response = Response::error(405, "method_not_allowed", &message).header("Allow", allowed);
+            return respond(conn, &head, response);
+        }
+        match allowed {
+            "GET" => self.open_stream(conn, head),
+            _ => self.post_message(conn, head),
+        }
+    }
+}
+
+impl App {
+    pub fn new(config: Config) -> Arc<App> {
+        Arc::new(App {
+            config,
+            sessions: Sessions::default(),
+        })
+    }
+
+    /// `GET /sse`: opens a session and holds its stream on this thread until the client goes.
+    fn open_stream(&self, conn: &mut Conn, head: Head) -> Next {
+        let caller = Caller::Anonymous;
+        let (session, outbox) = match self.sessions.open(caller) {
+            Ok(opened) => opened,
+            Err(e) => {
+                log::error!("cannot draw a session id from the OS random source: {e}");
+                let response = Response::error(503, "unavailable", "cannot create a session right now; retry");
+                return respond(conn, &head, response.header("Retry-After", "1"));
+            }
+        };
+        log::info!("session opened peer={} sub={}", conn.peer(), session.caller.subject());
+        let endpoint = format!("/messages?sessionId={}", session.id);
+        // The session holds its own sender; drop our handle so only the registry keeps it.
+        let id = session.id.clone();
+        let subject = session.caller.subject().to_string();
+        drop(session);
+        let end = sse::run(conn.stream(), &endpoint, &outbox, self.config.sse_keepalive);
+        self.sessions.close(&id);
+        log::info!("session closed peer={} sub={subject} ({end:?})", conn.peer());
+        Next::Close
+    }
+
+    /// `POST /messages?sessionId=…`: one JSON-RPC message (or batch) for a session. The
+    /// reply goes out on the session's stream; the POST itself gets `202`.
+    fn post_message(&self, conn: &mut Conn, head: Head) -> Next {
+        let Some(id) = head.query_param("sessionId").filter(|id| !id.is_empty()) else {
+            let message = "missing sessionId query parameter; POST to the endpoint URL the SSE stream sent";
+            return respond(conn, &head, Response::error(400, "missing_session_id", message));
+        };
+        let Some(session) = self.sessions.get(id) else {
+            let message = "unknown sessionId: the session has ended or never existed; open a new one with GET /sse";
+            return respond(conn, &head, Response::error(404, "unknown_session", message));
+        };
+        let body = match conn.read_body(&head) {
+            Ok(body) => body,
+            Err(e) => {
+                let status = e.status().unwrap_or(400);
+                let _ = conn.send(&Response::error(status, e.code(), &e.to_string()).closing());
+                return Next::Close;
+            }
+        };
+        let value: Value = match serde_json::from_slice(&body) {
+            Ok(value) => value,
+            Err(e) => {
+                let _ = session.deliver(mcp::parse_error(&e).to_string());
+                let message = format!("the body is not valid JSON: {e}");
+                return send(conn, Response::error(400, "parse_error", &message));
+            }
+        };
+        // Acknowledge first: the reply travels on the stream, and a slow method must not
+        // hold the client's POST open.
+        let next = send(conn, Response::new(202));
+        let cx = Context {
+            state: &session.state,
+            caller: &session.caller,
+        };
+        if let Some(reply) = mcp::handle(value, &cx) {
+            match session.deliver(reply.to_string()) {
+                Ok(()) | Err(Undeliverable::Closed) => {}
+                Err(Undeliverable::Full) => {
+                    log::warn!(
+                        "closing session of sub={}: its client stopped reading the stream",
+                        session.caller.subject()
+                    );
+                    self.sessions.close(&session.id);
+                }
+            }
+        }
+        next
+    }
+}
+
+/// Sends `response` to a request whose body was not read: if it announced one, the
+/// connection closes, since the unread bytes cannot be told from the next request.
+fn respond(conn: &mut Conn, head: &Head, response: Response) -> Next {
+    let has_body = head.all("transfer-encoding").next().is_some()
+        || head.all("content-length").any(|v| v != b"0");
+    send(conn, if has_body { response.closing() } else { response })
+}
+
+fn send(conn: &mut Conn, response: Response) -> Next {
+    let close = response.is_closing();
+    match conn.send(&response) {
+        Ok(()) if !close => Next::KeepAlive,
+        _ => Next::Close,
+    }
+}

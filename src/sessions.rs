@@ -1,0 +1,128 @@
+//! The session registry: session id → the session's state and the channel to its SSE
+//! stream's thread. A stream's thread opens its session and closes it when it ends.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::identity::Caller;
+use crate::mcp::SessionState;
+
+/// Messages that may wait for one session's stream. A client that lets this many pile up
+/// has stopped reading: its session is closed rather than allowed to grow.
+pub const OUTBOX_CAPACITY: usize = 256;
+
+/// One MCP session over the HTTP+SSE transport.
+pub struct Session {
+    /// 128 random bits, as 32 lower-case hex digits. A capability: never logged.
+    pub id: String,
+    /// Who opened the session.
+    pub caller: Caller,
+    pub state: Mutex<SessionState>,
+    outbox: SyncSender<String>,
+}
+
+/// Why a message could not be queued for a session's stream.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Undeliverable {
+    /// The client is not reading its stream (`OUTBOX_CAPACITY` messages wait).
+    Full,
+    /// The stream has ended.
+    Closed,
+}
+
+impl Session {
+    /// Queues one serialized JSON-RPC message for the stream, without blocking.
+    pub fn deliver(&self, message: String) -> Result<(), Undeliverable> {
+        self.outbox.try_send(message).map_err(|e| match e {
+            TrySendError::Full(_) => Undeliverable::Full,
+            TrySendError::Disconnected(_) => Undeliverable::Closed,
+        })
+    }
+}
+
+/// Every open session.
+#[derive(Default)]
+pub struct Sessions {
+    map: Mutex<HashMap<String, Arc<Session>>>,
+}
+
+impl Sessions {
+    fn map(&self) -> MutexGuard<'_, HashMap<String, Arc<Session>>> {
+        // Only insert/remove/get run under this lock; none can leave the map half-changed.
+        self.map.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Opens a session for `caller`; the receiver is the stream's end of its outbox.
+    pub fn open(&self, caller: Caller) -> Result<(Arc<Session>, Receiver<String>), getrandom::Error> {
+        let (outbox, rx) = sync_channel(OUTBOX_CAPACITY);
+        let session = Arc::new(Session {
+            id: new_id()?,
+            caller,
+            state: Mutex::new(SessionState::default()),
+            outbox,
+        });
+        self.map().insert(session.id.clone(), Arc::clone(&session));
+        Ok((session, rx))
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<Session>> {
+        self.map().get(id).cloned()
+    }
+
+    /// Removes the session; its stream ends once the last message sender is gone.
+    pub fn close(&self, id: &str) -> bool {
+        self.map().remove(id).is_some()
+    }
+
+    pub fn len(&self) -> usize {
+        self.map().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// 128 bits from the OS CSPRNG, hex-encoded.
+fn new_id() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes)?;
+    Ok(bytes.iter().fold(String::with_capacity(32), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_128_bit_hex_and_distinct() {
+        let sessions = Sessions::default();
+        let (a, _rx_a) = sessions.open(Caller::Anonymous).unwrap();
+        let (b, _rx_b) = sessions.open(Caller::Anonymous).unwrap();
+        assert_eq!(a.id.len(), 32);
+        assert!(a.id.bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert_ne!(a.id, b.id);
+        assert_eq!(sessions.len(), 2);
+        assert!(sessions.close(&a.id));
+        assert!(!sessions.close(&a.id));
+        assert!(sessions.get(&a.id).is_none());
+        assert!(sessions.get(&b.id).is_some());
+    }
+
+    #[test]
+    fn a_full_outbox_says_so_and_a_dropped_stream_is_closed() {
+        let sessions = Sessions::default();
+        let (s, rx) = sessions.open(Caller::Anonymous).unwrap();
+        for _ in 0..OUTBOX_CAPACITY {
+            s.deliver("{}".into()).unwrap();
+        }
+        assert_eq!(s.deliver("{}".into()), Err(Undeliverable::Full));
+        drop(rx);
+        assert_eq!(s.deliver("{}".into()), Err(Undeliverable::Closed));
+    }
+}

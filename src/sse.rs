@@ -1,0 +1,77 @@
+//! The SSE wire format and the loop that holds one stream: headers, the `endpoint` event,
+//! `message` events from the session's outbox, and keep-alive comments. Each event is
+//! written and flushed on its own: a client or proxy must see it before the next exists.
+
+use std::io::{self, Write};
+use std::net::TcpStream;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::Duration;
+
+/// The response head of a stream. The body runs until the connection closes, so there is
+/// no length and no chunking; `X-Accel-Buffering` asks nginx-style proxies not to buffer.
+const HEAD: &str = "HTTP/1.1 200 OK\r\n\
+Content-Type: text/event-stream\r\n\
+Cache-Control: no-cache\r\n\
+X-Accel-Buffering: no\r\n\
+Connection: close\r\n\r\n";
+
+/// One event. `data` must be a single line (serialized JSON always is).
+pub fn event(name: &str, data: &str) -> String {
+    debug_assert!(!data.contains(['\n', '\r']));
+    format!("event: {name}\ndata: {data}\n\n")
+}
+
+/// Why a stream ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum End {
+    /// The client closed the connection or stopped accepting writes.
+    ClientGone,
+    /// The session was closed from our side (every sender dropped).
+    Closed,
+}
+
+/// Holds the stream: sends the head and the `endpoint` event, then every message from
+/// `outbox`, with a keep-alive comment after each `keepalive` of quiet.
+pub fn run(stream: &mut TcpStream, endpoint: &str, outbox: &Receiver<String>, keepalive: Duration) -> End {
+    let first = format!("{HEAD}{}", event("endpoint", endpoint));
+    if send(stream, first.as_bytes()).is_err() {
+        return End::ClientGone;
+    }
+    loop {
+        let chunk = match outbox.recv_timeout(keepalive) {
+            Ok(message) => event("message", &message),
+            Err(RecvTimeoutError::Timeout) => {
+                if client_closed(stream) {
+                    return End::ClientGone;
+                }
+                ": keep-alive\n\n".to_string()
+            }
+            Err(RecvTimeoutError::Disconnected) => return End::Closed,
+        };
+        if send(stream, chunk.as_bytes()).is_err() {
+            return End::ClientGone;
+        }
+    }
+}
+
+fn send(stream: &mut TcpStream, bytes: &[u8]) -> io::Result<()> {
+    stream.write_all(bytes)?;
+    stream.flush()
+}
+
+/// Whether the client has closed its side. A client sends nothing on an SSE stream after
+/// its request, so readable-with-EOF (or an error) means it is gone. Without this a write
+/// into a half-closed socket can still succeed once, and the session would outlive its
+/// client by a second keep-alive interval.
+fn client_closed(stream: &TcpStream) -> bool {
+    if stream.set_nonblocking(true).is_err() {
+        return true;
+    }
+    let mut byte = [0u8; 1];
+    let closed = match stream.peek(&mut byte) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => e.kind() != io::ErrorKind::WouldBlock,
+    };
+    closed || stream.set_nonblocking(false).is_err()
+}
