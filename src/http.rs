@@ -50,7 +50,12 @@ pub struct Limits {
 }
 
 /// Accepts connections until `stop` is set, each on its own thread. Returns when stopped.
-pub fn serve(listener: TcpListener, handler: Arc<dyn Handler>, limits: Limits, stop: Arc<AtomicBool>) {
+pub fn serve(
+    listener: TcpListener,
+    handler: Arc<dyn Handler>,
+    limits: Limits,
+    stop: Arc<AtomicBool>,
+) {
     for stream in listener.incoming() {
         if stop.load(Ordering::Acquire) {
             break;
@@ -189,14 +194,21 @@ impl Conn {
         if left.is_zero() {
             return Err(HttpError::Timeout);
         }
-        self.stream.set_read_timeout(Some(left)).map_err(HttpError::Io)?;
+        self.stream
+            .set_read_timeout(Some(left))
+            .map_err(HttpError::Io)?;
         let mut chunk = [0u8; 8192];
         match self.stream.read(&mut chunk) {
             Ok(n) => {
                 self.buf.extend_from_slice(&chunk[..n]);
                 Ok(n)
             }
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
                 Err(HttpError::Timeout)
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(self.fill()?),
@@ -403,14 +415,18 @@ impl Framing {
             }
             (_, []) => Err(HttpError::BadFraming("more than one Content-Length")),
             ([], [coding]) if head.version == 1 => {
-                if std::str::from_utf8(coding).is_ok_and(|c| c.trim().eq_ignore_ascii_case("chunked")) {
+                if std::str::from_utf8(coding)
+                    .is_ok_and(|c| c.trim().eq_ignore_ascii_case("chunked"))
+                {
                     Ok(Framing::Chunked)
                 } else {
                     Err(HttpError::UnsupportedCoding)
                 }
             }
             ([], _) if head.version == 1 => Err(HttpError::UnsupportedCoding),
-            ([], _) => Err(HttpError::BadFraming("Transfer-Encoding in an HTTP/1.0 request")),
+            ([], _) => Err(HttpError::BadFraming(
+                "Transfer-Encoding in an HTTP/1.0 request",
+            )),
         }
     }
 }
@@ -549,7 +565,9 @@ impl Response {
 
     fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(128 + self.body.len());
-        out.extend_from_slice(format!("HTTP/1.1 {} {}\r\n", self.status, reason(self.status)).as_bytes());
+        out.extend_from_slice(
+            format!("HTTP/1.1 {} {}\r\n", self.status, reason(self.status)).as_bytes(),
+        );
         for (name, value) in &self.headers {
             out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
         }

@@ -20,7 +20,9 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         (Some(arg), _) => {
-            eprintln!("mcp-warden: unexpected argument {arg:?}; configuration is by environment, see --help");
+            eprintln!(
+                "mcp-warden: unexpected argument {arg:?}; configuration is by environment, see --help"
+            );
             return ExitCode::from(2);
         }
     }
@@ -36,11 +38,17 @@ fn main() -> ExitCode {
     let listener = match TcpListener::bind((config.host, config.port)) {
         Ok(listener) => listener,
         Err(e) => {
-            log::error!("cannot listen on {}:{}: {e} (set HOST and PORT)", config.host, config.port);
+            log::error!(
+                "cannot listen on {}:{}: {e} (set HOST and PORT)",
+                config.host,
+                config.port
+            );
             return ExitCode::FAILURE;
         }
     };
-    log::warn!("authentication is off: every client may call every tool (set JWT_AUTH_ENABLED=true to require tokens)");
+    log::warn!(
+        "authentication is off: every client may call every tool (set JWT_AUTH_ENABLED=true to require tokens)"
+    );
     let server = match mcp_warden::start(config, listener) {
         Ok(server) => server,
         Err(e) => {

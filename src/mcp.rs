@@ -52,7 +52,9 @@ impl Context<'_> {
     fn state(&self) -> MutexGuard<'_, SessionState> {
         // State is only ever assigned whole fields under the lock, so a panic elsewhere
         // cannot leave it half-written: a poisoned lock is still sound to use.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -60,7 +62,10 @@ impl Context<'_> {
 pub fn parse_error(err: &serde_json::Error) -> Value {
     rpc::error_reply(
         Value::Null,
-        RpcError::new(rpc::PARSE_ERROR, format!("the body is not valid JSON: {err}")),
+        RpcError::new(
+            rpc::PARSE_ERROR,
+            format!("the body is not valid JSON: {err}"),
+        ),
     )
 }
 
@@ -74,17 +79,25 @@ pub fn handle(value: Value, cx: &Context<'_>) -> Option<Value> {
             Value::Null,
             RpcError::new(
                 rpc::INVALID_REQUEST,
-                format!("JSON-RPC batches are only accepted in protocol version {BATCH_VERSION} sessions"),
+                format!(
+                    "JSON-RPC batches are only accepted in protocol version {BATCH_VERSION} sessions"
+                ),
             ),
         ));
     }
     if items.is_empty() {
         return Some(rpc::error_reply(
             Value::Null,
-            RpcError::new(rpc::INVALID_REQUEST, "an empty batch is not a valid request"),
+            RpcError::new(
+                rpc::INVALID_REQUEST,
+                "an empty batch is not a valid request",
+            ),
         ));
     }
-    let replies: Vec<Value> = items.into_iter().filter_map(|item| handle_one(item, cx)).collect();
+    let replies: Vec<Value> = items
+        .into_iter()
+        .filter_map(|item| handle_one(item, cx))
+        .collect();
     (!replies.is_empty()).then_some(Value::Array(replies))
 }
 
@@ -103,7 +116,10 @@ fn handle_one(value: Value, cx: &Context<'_>) -> Option<Value> {
             let outcome = catch_unwind(AssertUnwindSafe(|| request(&method, &params, cx)))
                 .unwrap_or_else(|_| {
                     log::error!("{method} panicked; answered with an internal error");
-                    Err(RpcError::new(rpc::INTERNAL_ERROR, format!("internal error while handling {method}")))
+                    Err(RpcError::new(
+                        rpc::INTERNAL_ERROR,
+                        format!("internal error while handling {method}"),
+                    ))
                 });
             Some(rpc::reply(id, outcome))
         }
@@ -147,8 +163,11 @@ fn request(method: &str, params: &Map<String, Value>, cx: &Context<'_>) -> Resul
             let uri = str_param(params, "uri")?;
             match resources::read(uri) {
                 Some(contents) => Ok(json!({ "contents": contents })),
-                None => Err(RpcError::new(rpc::RESOURCE_NOT_FOUND, format!("resource not found: {uri}"))
-                    .with_data(json!({ "uri": uri }))),
+                None => Err(RpcError::new(
+                    rpc::RESOURCE_NOT_FOUND,
+                    format!("resource not found: {uri}"),
+                )
+                .with_data(json!({ "uri": uri }))),
             }
         }
         "prompts/list" => Ok(json!({
@@ -158,18 +177,26 @@ fn request(method: &str, params: &Map<String, Value>, cx: &Context<'_>) -> Resul
             let name = str_param(params, "name")?;
             let prompt = prompts::find(name)
                 .ok_or_else(|| RpcError::invalid_params(format!("unknown prompt: {name}")))?;
-            let messages = prompt.get(object_param(params, "arguments")?).map_err(RpcError::invalid_params)?;
+            let messages = prompt
+                .get(object_param(params, "arguments")?)
+                .map_err(RpcError::invalid_params)?;
             Ok(json!({ "description": prompt.description, "messages": messages }))
         }
         "logging/setLevel" => {
             let level = str_param(params, "level")?;
             let level = LOG_LEVELS.iter().find(|l| **l == level).ok_or_else(|| {
-                RpcError::invalid_params(format!("unknown log level {level:?}; use one of {}", LOG_LEVELS.join(", ")))
+                RpcError::invalid_params(format!(
+                    "unknown log level {level:?}; use one of {}",
+                    LOG_LEVELS.join(", ")
+                ))
             })?;
             cx.state().log_level = Some(level);
             Ok(json!({}))
         }
-        other => Err(RpcError::new(rpc::METHOD_NOT_FOUND, format!("method not found: {other}"))),
+        other => Err(RpcError::new(
+            rpc::METHOD_NOT_FOUND,
+            format!("method not found: {other}"),
+        )),
     }
 }
 
@@ -183,7 +210,10 @@ fn initialize(params: &Map<String, Value>, cx: &Context<'_>) -> Result<Value, Rp
     {
         let mut state = cx.state();
         if state.version.is_some() {
-            return Err(RpcError::new(rpc::INVALID_REQUEST, "session is already initialized"));
+            return Err(RpcError::new(
+                rpc::INVALID_REQUEST,
+                "session is already initialized",
+            ));
         }
         state.version = Some(version);
     }
@@ -201,7 +231,8 @@ fn initialize(params: &Map<String, Value>, cx: &Context<'_>) -> Result<Value, Rp
 
 fn call_tool(params: &Map<String, Value>, cx: &Context<'_>) -> Result<Value, RpcError> {
     let name = str_param(params, "name")?;
-    let tool = tools::find(name).ok_or_else(|| RpcError::invalid_params(format!("unknown tool: {name}")))?;
+    let tool = tools::find(name)
+        .ok_or_else(|| RpcError::invalid_params(format!("unknown tool: {name}")))?;
     let (text, is_error) = match (tool.call)(object_param(params, "arguments")?, cx.caller) {
         Ok(text) => (text, false),
         Err(text) => (text, true),
@@ -212,17 +243,26 @@ fn call_tool(params: &Map<String, Value>, cx: &Context<'_>) -> Result<Value, Rpc
 fn str_param<'a>(params: &'a Map<String, Value>, name: &str) -> Result<&'a str, RpcError> {
     match params.get(name) {
         Some(Value::String(s)) => Ok(s),
-        Some(_) => Err(RpcError::invalid_params(format!("\"{name}\" must be a string"))),
-        None => Err(RpcError::invalid_params(format!("missing parameter \"{name}\""))),
+        Some(_) => Err(RpcError::invalid_params(format!(
+            "\"{name}\" must be a string"
+        ))),
+        None => Err(RpcError::invalid_params(format!(
+            "missing parameter \"{name}\""
+        ))),
     }
 }
 
 /// An optional object parameter; absent or `null` is an empty object.
-fn object_param<'a>(params: &'a Map<String, Value>, name: &str) -> Result<&'a Map<String, Value>, RpcError> {
+fn object_param<'a>(
+    params: &'a Map<String, Value>,
+    name: &str,
+) -> Result<&'a Map<String, Value>, RpcError> {
     static EMPTY: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
     match params.get(name) {
         None | Some(Value::Null) => Ok(EMPTY.get_or_init(Map::new)),
         Some(Value::Object(m)) => Ok(m),
-        Some(_) => Err(RpcError::invalid_params(format!("\"{name}\" must be an object"))),
+        Some(_) => Err(RpcError::invalid_params(format!(
+            "\"{name}\" must be an object"
+        ))),
     }
 }

@@ -38,7 +38,12 @@ impl Prompt {
             match args.get(*name) {
                 Some(Value::String(_)) => {}
                 None if !required => {}
-                None => return Err(format!("prompt \"{}\" needs argument \"{name}\"", self.name)),
+                None => {
+                    return Err(format!(
+                        "prompt \"{}\" needs argument \"{name}\"",
+                        self.name
+                    ));
+                }
                 Some(_) => return Err(format!("prompt argument \"{name}\" must be a string")),
             }
         }
@@ -51,7 +56,10 @@ const ECHO: Prompt = Prompt {
     description: "Asks the model to process a message.",
     arguments: &[("message", "The message to process", true)],
     render: |args| {
-        let message = args.get("message").and_then(Value::as_str).unwrap_or_default();
+        let message = args
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         vec![json!({
             "role": "user",
             "content": { "type": "text", "text": format!("Please process this message: {message}") }

@@ -53,7 +53,11 @@ fn percent_decode(s: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         let hex = |b: u8| (b as char).to_digit(16);
-        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
             (b'%', Some(hi), Some(lo)) => {
                 out.push((hi * 16 + lo) as u8);
                 i += 3;
@@ -81,9 +85,18 @@ mod tests {
 
     #[test]
     fn reads_echo_uris_and_decodes_escapes() {
-        assert_eq!(read("echo://hello").unwrap()[0]["text"], "Resource echo: hello");
-        assert_eq!(read("echo://a%20b").unwrap()[0]["text"], "Resource echo: a b");
-        assert_eq!(read("echo://100%").unwrap()[0]["text"], "Resource echo: 100%");
+        assert_eq!(
+            read("echo://hello").unwrap()[0]["text"],
+            "Resource echo: hello"
+        );
+        assert_eq!(
+            read("echo://a%20b").unwrap()[0]["text"],
+            "Resource echo: a b"
+        );
+        assert_eq!(
+            read("echo://100%").unwrap()[0]["text"],
+            "Resource echo: 100%"
+        );
         assert_eq!(read("echo://%ff").unwrap()[0]["text"], "Resource echo: %ff");
     }
 

@@ -34,7 +34,8 @@ impl Handler for App {
         };
         if !next {
             let message = format!("{} accepts only {allowed}", head.path);
-            let response = Response::error(405, "method_not_allowed", &message).header("Allow", allowed);
+            let response =
+                Response::error(405, "method_not_allowed", &message).header("Allow", allowed);
             return respond(conn, &head, response);
         }
         match allowed {
@@ -59,11 +60,19 @@ impl App {
             Ok(opened) => opened,
             Err(e) => {
                 log::error!("cannot draw a session id from the OS random source: {e}");
-                let response = Response::error(503, "unavailable", "cannot create a session right now; retry");
+                let response = Response::error(
+                    503,
+                    "unavailable",
+                    "cannot create a session right now; retry",
+                );
                 return respond(conn, &head, response.header("Retry-After", "1"));
             }
         };
-        log::info!("session opened peer={} sub={}", conn.peer(), session.caller.subject());
+        log::info!(
+            "session opened peer={} sub={}",
+            conn.peer(),
+            session.caller.subject()
+        );
         let endpoint = format!("/messages?sessionId={}", session.id);
         // The session holds its own sender; drop our handle so only the registry keeps it.
         let id = session.id.clone();
@@ -71,7 +80,10 @@ impl App {
         drop(session);
         let end = sse::run(conn.stream(), &endpoint, &outbox, self.config.sse_keepalive);
         self.sessions.close(&id);
-        log::info!("session closed peer={} sub={subject} ({end:?})", conn.peer());
+        log::info!(
+            "session closed peer={} sub={subject} ({end:?})",
+            conn.peer()
+        );
         Next::Close
     }
 
@@ -79,12 +91,21 @@ impl App {
     /// reply goes out on the session's stream; the POST itself gets `202`.
     fn post_message(&self, conn: &mut Conn, head: Head) -> Next {
         let Some(id) = head.query_param("sessionId").filter(|id| !id.is_empty()) else {
-            let message = "missing sessionId query parameter; POST to the endpoint URL the SSE stream sent";
-            return respond(conn, &head, Response::error(400, "missing_session_id", message));
+            let message =
+                "missing sessionId query parameter; POST to the endpoint URL the SSE stream sent";
+            return respond(
+                conn,
+                &head,
+                Response::error(400, "missing_session_id", message),
+            );
         };
         let Some(session) = self.sessions.get(id) else {
             let message = "unknown sessionId: the session has ended or never existed; open a new one with GET /sse";
-            return respond(conn, &head, Response::error(404, "unknown_session", message));
+            return respond(
+                conn,
+                &head,
+                Response::error(404, "unknown_session", message),
+            );
         };
         let body = match conn.read_body(&head) {
             Ok(body) => body,
@@ -130,7 +151,14 @@ impl App {
 fn respond(conn: &mut Conn, head: &Head, response: Response) -> Next {
     let has_body = head.all("transfer-encoding").next().is_some()
         || head.all("content-length").any(|v| v != b"0");
-    send(conn, if has_body { response.closing() } else { response })
+    send(
+        conn,
+        if has_body {
+            response.closing()
+        } else {
+            response
+        },
+    )
 }
 
 fn send(conn: &mut Conn, response: Response) -> Next {

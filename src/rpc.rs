@@ -98,7 +98,9 @@ pub fn classify(value: Value) -> Result<Message, (Value, RpcError)> {
         Some(Value::Array(_)) => {
             return Err((
                 reply_id,
-                RpcError::invalid_params("MCP methods take named parameters: \"params\" must be an object"),
+                RpcError::invalid_params(
+                    "MCP methods take named parameters: \"params\" must be an object",
+                ),
             ));
         }
         Some(_) => return invalid("\"params\" must be an object"),
@@ -157,10 +159,22 @@ mod tests {
     #[test]
     fn refuses_non_jsonrpc_with_invalid_request() {
         assert_eq!(code(json!([1])), (Value::Null, INVALID_REQUEST));
-        assert_eq!(code(json!({"id":1,"method":"ping"})), (json!(1), INVALID_REQUEST));
-        assert_eq!(code(json!({"jsonrpc":"1.0","id":1,"method":"ping"})), (json!(1), INVALID_REQUEST));
-        assert_eq!(code(json!({"jsonrpc":"2.0","id":1})), (json!(1), INVALID_REQUEST));
-        assert_eq!(code(json!({"jsonrpc":"2.0","id":1,"method":5})), (json!(1), INVALID_REQUEST));
+        assert_eq!(
+            code(json!({"id":1,"method":"ping"})),
+            (json!(1), INVALID_REQUEST)
+        );
+        assert_eq!(
+            code(json!({"jsonrpc":"1.0","id":1,"method":"ping"})),
+            (json!(1), INVALID_REQUEST)
+        );
+        assert_eq!(
+            code(json!({"jsonrpc":"2.0","id":1})),
+            (json!(1), INVALID_REQUEST)
+        );
+        assert_eq!(
+            code(json!({"jsonrpc":"2.0","id":1,"method":5})),
+            (json!(1), INVALID_REQUEST)
+        );
     }
 
     #[test]
@@ -188,7 +202,10 @@ mod tests {
 
     #[test]
     fn error_replies_carry_data_when_given() {
-        let r = reply(json!(1), Err(RpcError::new(RESOURCE_NOT_FOUND, "nope").with_data(json!({"uri":"x"}))));
+        let r = reply(
+            json!(1),
+            Err(RpcError::new(RESOURCE_NOT_FOUND, "nope").with_data(json!({"uri":"x"}))),
+        );
         assert_eq!(r["error"]["code"], -32002);
         assert_eq!(r["error"]["data"]["uri"], "x");
         assert_eq!(reply(json!("a"), Ok(json!({})))["result"], json!({}));

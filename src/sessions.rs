@@ -51,11 +51,16 @@ pub struct Sessions {
 impl Sessions {
     fn map(&self) -> MutexGuard<'_, HashMap<String, Arc<Session>>> {
         // Only insert/remove/get run under this lock; none can leave the map half-changed.
-        self.map.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.map
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Opens a session for `caller`; the receiver is the stream's end of its outbox.
-    pub fn open(&self, caller: Caller) -> Result<(Arc<Session>, Receiver<String>), getrandom::Error> {
+    pub fn open(
+        &self,
+        caller: Caller,
+    ) -> Result<(Arc<Session>, Receiver<String>), getrandom::Error> {
         let (outbox, rx) = sync_channel(OUTBOX_CAPACITY);
         let session = Arc::new(Session {
             id: new_id()?,
@@ -105,7 +110,10 @@ mod tests {
         let (a, _rx_a) = sessions.open(Caller::Anonymous).unwrap();
         let (b, _rx_b) = sessions.open(Caller::Anonymous).unwrap();
         assert_eq!(a.id.len(), 32);
-        assert!(a.id.bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert!(
+            a.id.bytes()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        );
         assert_ne!(a.id, b.id);
         assert_eq!(sessions.len(), 2);
         assert!(sessions.close(&a.id));

@@ -32,7 +32,12 @@ pub enum End {
 
 /// Holds the stream: sends the head and the `endpoint` event, then every message from
 /// `outbox`, with a keep-alive comment after each `keepalive` of quiet.
-pub fn run(stream: &mut TcpStream, endpoint: &str, outbox: &Receiver<String>, keepalive: Duration) -> End {
+pub fn run(
+    stream: &mut TcpStream,
+    endpoint: &str,
+    outbox: &Receiver<String>,
+    keepalive: Duration,
+) -> End {
     let first = format!("{HEAD}{}", event("endpoint", endpoint));
     if send(stream, first.as_bytes()).is_err() {
         return End::ClientGone;

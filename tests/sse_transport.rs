@@ -1,0 +1,249 @@
+//! The HTTP+SSE transport as a client meets it: a whole session, events arriving
+//! unbuffered, keep-alives, isolation between sessions, and cleanup after vanished clients.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use common::{SseClient, eventually, spawn, test_config};
+use serde_json::json;
+
+#[test]
+fn a_whole_session_from_initialize_to_ping() {
+    let server = spawn(test_config());
+    let mut c = SseClient::open(server.local_addr());
+    assert_eq!(c.head.header("content-type"), Some("text/event-stream"));
+    assert_eq!(c.head.header("cache-control"), Some("no-cache"));
+    assert!(c.endpoint.starts_with("/messages?sessionId="));
+    let id = c.session_id().to_string();
+    assert_eq!(id.len(), 32, "128 bits as hex: {id}");
+
+    let init = c.initialize("2024-11-05");
+    assert_eq!(init["protocolVersion"], "2024-11-05");
+    assert_eq!(init["serverInfo"]["name"], "mcp-warden");
+    assert_eq!(init["serverInfo"]["version"], env!("CARGO_PKG_VERSION"));
+    for cap in ["tools", "resources", "prompts", "logging"] {
+        assert!(
+            init["capabilities"][cap].is_object(),
+            "capability {cap}: {init}"
+        );
+    }
+
+    let tools = c.call(1, "tools/list", json!({}));
+    let names: Vec<&str> = tools["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["echo", "whoami"]);
+    assert_eq!(
+        tools["result"]["tools"][0]["inputSchema"]["required"],
+        json!(["message"])
+    );
+
+    let echo = c.call(
+        2,
+        "tools/call",
+        json!({"name": "echo", "arguments": {"message": "hello"}}),
+    );
+    assert_eq!(
+        echo["result"],
+        json!({"content": [{"type": "text", "text": "Tool echo: hello"}], "isError": false})
+    );
+
+    let whoami = c.call(3, "tools/call", json!({"name": "whoami"}));
+    let text = whoami["result"]["content"][0]["text"].as_str().unwrap();
+    let report: serde_json::Value = serde_json::from_str(text).unwrap();
+    assert_eq!(report["subject"], "anonymous");
+    assert_eq!(report["authenticated"], false);
+
+    let templates = c.call(4, "resources/templates/list", json!({}));
+    assert_eq!(
+        templates["result"]["resourceTemplates"][0]["uriTemplate"],
+        "echo://{message}"
+    );
+    let resources = c.call(5, "resources/list", json!({}));
+    assert_eq!(resources["result"]["resources"], json!([]));
+
+    let read = c.call(6, "resources/read", json!({"uri": "echo://hello"}));
+    assert_eq!(
+        read["result"]["contents"],
+        json!([{"uri": "echo://hello", "mimeType": "text/plain", "text": "Resource echo: hello"}])
+    );
+
+    let prompts = c.call(7, "prompts/list", json!({}));
+    assert_eq!(prompts["result"]["prompts"][0]["name"], "echo");
+    assert_eq!(
+        prompts["result"]["prompts"][0]["arguments"][0]["name"],
+        "message"
+    );
+    let prompt = c.call(
+        8,
+        "prompts/get",
+        json!({"name": "echo", "arguments": {"message": "hi"}}),
+    );
+    assert_eq!(
+        prompt["result"]["messages"],
+        json!([{"role": "user", "content": {"type": "text", "text": "Please process this message: hi"}}])
+    );
+
+    let level = c.call(9, "logging/setLevel", json!({"level": "warning"}));
+    assert_eq!(level["result"], json!({}));
+    let ping = c.call(10, "ping", json!({}));
+    assert_eq!(ping["result"], json!({}));
+    assert_eq!(server.session_count(), 1);
+}
+
+#[test]
+fn the_endpoint_event_arrives_before_anything_else_happens() {
+    // Raw socket: the head and the first event must be on the wire right after the request,
+    // with nothing else sent by the client and no byte left behind in a buffer.
+    let server = spawn(test_config());
+    let mut s = TcpStream::connect(server.local_addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    s.write_all(b"GET /sse HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !got.ends_with(b"\n\n") {
+        let n = s
+            .read(&mut buf)
+            .expect("endpoint event must arrive without delay");
+        assert!(
+            n > 0,
+            "stream closed early: {:?}",
+            String::from_utf8_lossy(&got)
+        );
+        got.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8(got).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(head.contains("Content-Type: text/event-stream"), "{head}");
+    assert!(
+        !head.to_ascii_lowercase().contains("content-length"),
+        "{head}"
+    );
+    assert!(
+        body.starts_with("event: endpoint\ndata: /messages?sessionId="),
+        "{body}"
+    );
+}
+
+#[test]
+fn replies_reach_the_stream_at_once_and_keepalives_flow_when_idle() {
+    let server = spawn(test_config()); // keep-alive every second
+    let mut c = SseClient::open(server.local_addr());
+    c.initialize("2025-06-18");
+    // Idle for a little over two intervals: comments must have arrived meanwhile, and the
+    // next reply must still come through on the same stream.
+    std::thread::sleep(Duration::from_millis(2300));
+    let reply = c.call(1, "ping", json!({}));
+    assert_eq!(reply["result"], json!({}));
+    assert!(c.comments >= 2, "saw {} keep-alive comments", c.comments);
+}
+
+#[test]
+fn two_concurrent_sessions_never_see_each_others_replies() {
+    let server = spawn(test_config());
+    let addr = server.local_addr();
+    let workers: Vec<_> = ["alpha", "beta"]
+        .into_iter()
+        .map(|tag| {
+            std::thread::spawn(move || {
+                let mut c = SseClient::open(addr);
+                c.initialize("2025-06-18");
+                for i in 1..=40 {
+                    let message = format!("{tag}-{i}");
+                    let reply = c.call(
+                        i,
+                        "tools/call",
+                        json!({"name": "echo", "arguments": {"message": message}}),
+                    );
+                    assert_eq!(
+                        reply["result"]["content"][0]["text"],
+                        format!("Tool echo: {message}")
+                    );
+                }
+                c.session_id().to_string()
+            })
+        })
+        .collect();
+    let ids: Vec<String> = workers.into_iter().map(|w| w.join().unwrap()).collect();
+    assert_ne!(ids[0], ids[1]);
+}
+
+#[test]
+fn a_posted_message_only_reaches_its_own_session() {
+    let server = spawn(test_config());
+    let mut a = SseClient::open(server.local_addr());
+    let mut b = SseClient::open(server.local_addr());
+    a.initialize("2025-06-18");
+    b.initialize("2025-06-18");
+    // b asks; a must see nothing but keep-alives before its own reply.
+    b.post(&json!({"jsonrpc": "2.0", "id": "only-b", "method": "ping"}));
+    assert_eq!(b.next_message()["id"], "only-b");
+    a.post(&json!({"jsonrpc": "2.0", "id": "only-a", "method": "ping"}));
+    assert_eq!(a.next_message()["id"], "only-a");
+}
+
+#[test]
+fn sessions_dropped_abruptly_leave_the_registry_empty_and_the_server_answering() {
+    let server = spawn(test_config());
+    let addr = server.local_addr();
+    let clients: Vec<SseClient> = (0..50).map(|_| SseClient::open(addr)).collect();
+    assert_eq!(server.session_count(), 50);
+    for (i, c) in clients.into_iter().enumerate() {
+        let stream = c.reader.into_inner();
+        if i % 2 == 0 {
+            // Half shut down both directions first, half simply vanish.
+            stream.shutdown(std::net::Shutdown::Both).ok();
+        }
+        drop(stream);
+    }
+    assert!(
+        eventually(Duration::from_secs(5), || server.session_count() == 0),
+        "{} sessions left after their clients vanished",
+        server.session_count()
+    );
+    let mut c = SseClient::open(addr);
+    c.initialize("2025-06-18");
+    assert_eq!(c.call(1, "ping", json!({}))["result"], json!({}));
+}
+
+#[test]
+fn a_thousand_streams_opened_at_once_each_get_their_endpoint_event() {
+    let server = spawn(test_config());
+    let addr = server.local_addr();
+    // Connect all first, then send all requests, then read: every connection is pending
+    // at the same time, as when a fleet of agents reconnects after a restart.
+    let mut sockets: Vec<TcpStream> = (0..1000).map(|_| common::connect(addr)).collect();
+    for s in &mut sockets {
+        s.write_all(b"GET /sse HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+    }
+    for (i, s) in sockets.iter_mut().enumerate() {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 512];
+        while !String::from_utf8_lossy(&got).contains("data: /messages?sessionId=") {
+            let n = s
+                .read(&mut buf)
+                .unwrap_or_else(|e| panic!("connection {i} got no endpoint event: {e}"));
+            assert!(n > 0, "connection {i} closed before its endpoint event");
+            got.extend_from_slice(&buf[..n]);
+        }
+    }
+    assert!(eventually(Duration::from_secs(5), || server
+        .session_count()
+        == 1000));
+    drop(sockets);
+    assert!(
+        eventually(Duration::from_secs(5), || server.session_count() == 0),
+        "{} sessions left",
+        server.session_count()
+    );
+}
