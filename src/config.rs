@@ -7,6 +7,10 @@ use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
 
+use crate::auth::jwks::MIN_REFETCH_INTERVAL;
+use crate::auth::jwt::Policy;
+use crate::auth::{AuthConfig, RequiredGroups};
+
 /// Everything the server reads from its environment.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -23,6 +27,9 @@ pub struct Config {
     /// `REQUEST_TIMEOUT_SECS`: the deadline for reading one request (head and body), and
     /// for an idle keep-alive connection to send its next one. Defaults to 10 s.
     pub request_timeout: Duration,
+    /// `JWT_AUTH_ENABLED=true` and its companions; `None` while authentication is off,
+    /// which is the default.
+    pub auth: Option<AuthConfig>,
 }
 
 impl Default for Config {
@@ -33,6 +40,7 @@ impl Default for Config {
             sse_keepalive: Duration::from_secs(15),
             max_body_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(10),
+            auth: None,
         }
     }
 }
@@ -54,6 +62,25 @@ Configuration is read from the environment:
                           (1024-67108864); larger gets 413            [default: 1048576]
     REQUEST_TIMEOUT_SECS  deadline for a client to send one request,
                           head and body (1-3600)                      [default: 10]
+
+Authentication (Plural's contract; all off unless JWT_AUTH_ENABLED is true):
+
+    JWT_AUTH_ENABLED      require a Bearer JWT on /sse and /messages:
+                          true/false, 1/0, yes/no, on/off; anything
+                          else refuses to start                       [default: false]
+    JWKS_URI              URL of the signing keys (JWKS), http(s);
+                          required when auth is on, fetched at start  [default: none]
+    REQUIRED_GROUPS       comma-separated group names; the token's
+                          `groups` must share one; `*` = any
+                          authenticated user; required when auth is on [default: none]
+    JWT_LEEWAY_SECS       clock skew allowed on exp/nbf/iat (0-600)   [default: 60]
+    JWT_ISSUER            when set, `iss` must equal it               [default: not checked]
+    JWT_AUDIENCE          when set, `aud` must be or contain it       [default: not checked]
+    JWKS_REFRESH_SECS     seconds between background JWKS refreshes
+                          (10-86400)                                  [default: 600]
+
+Logging:
+
     RUST_LOG              log filter: error, warn, info, debug, trace
                           or per module, e.g. mcp_warden=debug        [default: info]
 
@@ -129,7 +156,81 @@ impl Config {
                 "a whole number of seconds from 1 to 3600",
             )?
             .map_or(d.request_timeout, Duration::from_secs),
+            auth: auth_config(&get)?,
         })
+    }
+}
+
+/// The authentication variables; `None` when `JWT_AUTH_ENABLED` is off.
+fn auth_config(get: &impl Fn(&str) -> Option<String>) -> Result<Option<AuthConfig>, ConfigError> {
+    let enabled = match get("JWT_AUTH_ENABLED") {
+        None => false,
+        Some(v) => parse_bool(&v).ok_or(ConfigError {
+            var: "JWT_AUTH_ENABLED",
+            value: v,
+            expected: "true or false (also 1/0, yes/no, on/off); a typo must not switch authentication off",
+        })?,
+    };
+    if !enabled {
+        return Ok(None);
+    }
+    let jwks_uri = get("JWKS_URI").unwrap_or_default().trim().to_string();
+    let lower = jwks_uri.to_ascii_lowercase();
+    let has_host = |rest: &str| !rest.is_empty() && !rest.starts_with('/');
+    let usable = match (
+        lower.strip_prefix("https://"),
+        lower.strip_prefix("http://"),
+    ) {
+        (Some(rest), _) | (_, Some(rest)) => has_host(rest),
+        _ => false,
+    };
+    if !usable {
+        return Err(ConfigError {
+            var: "JWKS_URI",
+            value: jwks_uri,
+            expected: "the http(s) URL of your identity provider's JWKS, e.g. https://console.example.com/.well-known/jwks.json (required when JWT_AUTH_ENABLED=true)",
+        });
+    }
+    let groups = get("REQUIRED_GROUPS").unwrap_or_default();
+    let required_groups = RequiredGroups::parse(&groups).ok_or(ConfigError {
+        var: "REQUIRED_GROUPS",
+        value: groups,
+        expected: "a comma-separated list of group names, or * for any authenticated user (required when JWT_AUTH_ENABLED=true)",
+    })?;
+    let d = Policy::default();
+    Ok(Some(AuthConfig {
+        jwks_uri,
+        required_groups,
+        policy: Policy {
+            leeway_secs: int_var(
+                get,
+                "JWT_LEEWAY_SECS",
+                0,
+                600,
+                "a whole number of seconds from 0 to 600",
+            )?
+            .unwrap_or(d.leeway_secs),
+            issuer: get("JWT_ISSUER"),
+            audience: get("JWT_AUDIENCE"),
+        },
+        refresh: int_var(
+            get,
+            "JWKS_REFRESH_SECS",
+            10,
+            86400,
+            "a whole number of seconds from 10 to 86400",
+        )?
+        .map_or(Duration::from_secs(600), Duration::from_secs),
+        min_refetch: MIN_REFETCH_INTERVAL,
+    }))
+}
+
+/// `true/false`, `1/0`, `yes/no`, `on/off`, in any case.
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
     }
 }
 

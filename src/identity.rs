@@ -23,6 +23,16 @@ pub struct Identity {
 }
 
 impl Caller {
+    /// Whether two callers are the same principal: the same issuer and subject (a
+    /// refreshed token with other groups is still the same person).
+    pub fn same_principal(&self, other: &Caller) -> bool {
+        match (self, other) {
+            (Caller::Anonymous, Caller::Anonymous) => true,
+            (Caller::User(a), Caller::User(b)) => a.issuer == b.issuer && a.subject == b.subject,
+            _ => false,
+        }
+    }
+
     /// The subject for log lines: `-` when anonymous.
     pub fn subject(&self) -> &str {
         match self {

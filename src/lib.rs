@@ -6,6 +6,7 @@
 //! `resources`). `config` reads the environment.
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod config;
 pub mod http;
 pub mod identity;
@@ -18,12 +19,13 @@ pub mod sessions;
 pub mod sse;
 pub mod tools;
 
-use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{self, JoinHandle};
+use std::{fmt, io};
 
+use auth::Authenticator;
 use config::Config;
 use routes::App;
 
@@ -35,10 +37,41 @@ pub struct Server {
     accept: Option<JoinHandle<()>>,
 }
 
-/// Starts serving on `listener` (already bound) on a background thread.
-pub fn start(config: Config, listener: TcpListener) -> io::Result<Server> {
+/// Why the server could not start.
+#[derive(Debug)]
+pub enum StartError {
+    /// The listener or the accept thread failed.
+    Io(io::Error),
+    /// Authentication is on and the JWKS could not be used.
+    Jwks(auth::jwks::JwksError),
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::Io(e) => write!(f, "{e}"),
+            StartError::Jwks(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+impl From<io::Error> for StartError {
+    fn from(e: io::Error) -> Self {
+        StartError::Io(e)
+    }
+}
+
+/// Starts serving on `listener` (already bound) on a background thread. With auth on, the
+/// JWKS is fetched first: no key, no server.
+pub fn start(config: Config, listener: TcpListener) -> Result<Server, StartError> {
     let addr = listener.local_addr()?;
-    let app = App::new(config);
+    let auth = match &config.auth {
+        None => None,
+        Some(auth) => Some(Authenticator::start(auth).map_err(StartError::Jwks)?),
+    };
+    let app = App::new(config, auth);
     let stop = Arc::new(AtomicBool::new(false));
     let limits = http::Limits {
         request_timeout: app.config.request_timeout,
@@ -65,6 +98,19 @@ impl Server {
     /// How many SSE sessions are open.
     pub fn session_count(&self) -> usize {
         self.app.sessions.len()
+    }
+
+    /// One line for the startup log: the keys and who is let in. `None` with auth off.
+    pub fn auth_summary(&self) -> Option<String> {
+        let auth = self.app.auth.as_ref()?;
+        let keys = auth.keys().current();
+        Some(format!(
+            "authentication on: {} key(s) from {}, kids {:?}; required groups: {}; tokens checked at every request to /sse and /messages",
+            keys.set.len(),
+            auth.keys().uri(),
+            keys.set.kids(),
+            auth.required_groups()
+        ))
     }
 
     /// Blocks until the accept loop ends.

@@ -46,9 +46,22 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    log::warn!(
-        "authentication is off: every client may call every tool (set JWT_AUTH_ENABLED=true to require tokens)"
-    );
+    match &config.auth {
+        None => {
+            log::warn!(
+                "authentication is off: every client may call every tool (set JWT_AUTH_ENABLED=true to require tokens)"
+            );
+            for var in ["JWKS_URI", "REQUIRED_GROUPS"] {
+                if std::env::var_os(var).is_some_and(|v| !v.is_empty()) {
+                    log::warn!("{var} is set but ignored: JWT_AUTH_ENABLED is not true");
+                }
+            }
+        }
+        Some(auth) => log::info!(
+            "authentication on: fetching keys from JWKS_URI={}",
+            auth.jwks_uri
+        ),
+    }
     let server = match mcp_warden::start(config, listener) {
         Ok(server) => server,
         Err(e) => {
@@ -56,6 +69,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(summary) = server.auth_summary() {
+        log::info!("{summary}");
+    }
     log::info!("listening on http://{}", server.local_addr());
     server.wait();
     ExitCode::SUCCESS

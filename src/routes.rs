@@ -3,9 +3,11 @@
 //! `http.rs`'s job; the MCP methods are `mcp.rs`'s.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use serde_json::Value;
 
+use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::http::{Conn, Handler, Head, Next, Response};
 use crate::identity::Caller;
@@ -13,9 +15,10 @@ use crate::mcp::{self, Context};
 use crate::sessions::{Sessions, Undeliverable};
 use crate::sse;
 
-/// The application: configuration and live sessions.
+/// The application: configuration, the token checker (when auth is on), live sessions.
 pub struct App {
     pub config: Config,
+    pub auth: Option<Authenticator>,
     pub sessions: Sessions,
 }
 
@@ -38,24 +41,63 @@ impl Handler for App {
                 Response::error(405, "method_not_allowed", &message).header("Allow", allowed);
             return respond(conn, &head, response);
         }
+        let (caller, deadline) = match self.authenticate(conn, &head) {
+            Ok(verified) => verified,
+            Err(next) => return next,
+        };
         match allowed {
-            "GET" => self.open_stream(conn, head),
-            _ => self.post_message(conn, head),
+            "GET" => self.open_stream(conn, head, caller, deadline),
+            _ => self.post_message(conn, head, caller),
         }
     }
 }
 
 impl App {
-    pub fn new(config: Config) -> Arc<App> {
+    pub fn new(config: Config, auth: Option<Authenticator>) -> Arc<App> {
         Arc::new(App {
             config,
+            auth,
             sessions: Sessions::default(),
         })
     }
 
-    /// `GET /sse`: opens a session and holds its stream on this thread until the client goes.
-    fn open_stream(&self, conn: &mut Conn, head: Head) -> Next {
-        let caller = Caller::Anonymous;
+    /// Who is calling, and until when their token holds. With auth off, `Anonymous`
+    /// forever; with it on, a verified token's identity, or the `401` already sent.
+    fn authenticate(
+        &self,
+        conn: &mut Conn,
+        head: &Head,
+    ) -> Result<(Caller, Option<Instant>), Next> {
+        let Some(auth) = &self.auth else {
+            return Ok((Caller::Anonymous, None));
+        };
+        match auth.authenticate(head.all("authorization")) {
+            Ok(verified) => {
+                let deadline = verified.deadline();
+                Ok((Caller::User(verified.identity), deadline))
+            }
+            Err(e) => {
+                log::info!(
+                    "refused peer={} {} {} sub={}: {e}",
+                    conn.peer(),
+                    head.method,
+                    head.path,
+                    e.subject().unwrap_or("-")
+                );
+                Err(respond(conn, head, e.response()))
+            }
+        }
+    }
+
+    /// `GET /sse`: opens a session and holds its stream on this thread until the client
+    /// goes or, with auth on, until the token that opened it expires.
+    fn open_stream(
+        &self,
+        conn: &mut Conn,
+        head: Head,
+        caller: Caller,
+        deadline: Option<Instant>,
+    ) -> Next {
         let (session, outbox) = match self.sessions.open(caller) {
             Ok(opened) => opened,
             Err(e) => {
@@ -78,7 +120,13 @@ impl App {
         let id = session.id.clone();
         let subject = session.caller.subject().to_string();
         drop(session);
-        let end = sse::run(conn.stream(), &endpoint, &outbox, self.config.sse_keepalive);
+        let end = sse::run(
+            conn.stream(),
+            &endpoint,
+            &outbox,
+            self.config.sse_keepalive,
+            deadline,
+        );
         self.sessions.close(&id);
         log::info!(
             "session closed peer={} sub={subject} ({end:?})",
@@ -89,7 +137,7 @@ impl App {
 
     /// `POST /messages?sessionId=…`: one JSON-RPC message (or batch) for a session. The
     /// reply goes out on the session's stream; the POST itself gets `202`.
-    fn post_message(&self, conn: &mut Conn, head: Head) -> Next {
+    fn post_message(&self, conn: &mut Conn, head: Head, caller: Caller) -> Next {
         let Some(id) = head.query_param("sessionId").filter(|id| !id.is_empty()) else {
             let message =
                 "missing sessionId query parameter; POST to the endpoint URL the SSE stream sent";
@@ -99,7 +147,9 @@ impl App {
                 Response::error(400, "missing_session_id", message),
             );
         };
-        let Some(session) = self.sessions.get(id) else {
+        // A session belongs to whoever opened it: to anyone else it does not exist.
+        let owned = |s: &Arc<crate::sessions::Session>| s.caller.same_principal(&caller);
+        let Some(session) = self.sessions.get(id).filter(owned) else {
             let message = "unknown sessionId: the session has ended or never existed; open a new one with GET /sse";
             return respond(
                 conn,

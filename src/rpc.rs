@@ -72,7 +72,8 @@ pub fn classify(value: Value) -> Result<Message, (Value, RpcError)> {
     };
     let id = obj.remove("id");
     let reply_id = match &id {
-        Some(v @ (Value::String(_) | Value::Number(_))) => v.clone(),
+        Some(v @ Value::String(_)) => v.clone(),
+        Some(v @ Value::Number(n)) if n.is_i64() || n.is_u64() => v.clone(),
         _ => Value::Null,
     };
     let invalid = |message: &str| Err((reply_id.clone(), RpcError::new(INVALID_REQUEST, message)));

@@ -5,7 +5,7 @@
 use std::io::{self, Write};
 use std::net::TcpStream;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The response head of a stream. The body runs until the connection closes, so there is
 /// no length and no chunking; `X-Accel-Buffering` asks nginx-style proxies not to buffer.
@@ -28,23 +28,34 @@ pub enum End {
     ClientGone,
     /// The session was closed from our side (every sender dropped).
     Closed,
+    /// The token that opened the stream expired; the client reconnects with a fresh one.
+    TokenExpired,
 }
 
 /// Holds the stream: sends the head and the `endpoint` event, then every message from
-/// `outbox`, with a keep-alive comment after each `keepalive` of quiet.
+/// `outbox`, with a keep-alive comment after each `keepalive` of quiet, until `deadline`.
 pub fn run(
     stream: &mut TcpStream,
     endpoint: &str,
     outbox: &Receiver<String>,
     keepalive: Duration,
+    deadline: Option<Instant>,
 ) -> End {
     let first = format!("{HEAD}{}", event("endpoint", endpoint));
     if send(stream, first.as_bytes()).is_err() {
         return End::ClientGone;
     }
     loop {
-        let chunk = match outbox.recv_timeout(keepalive) {
+        let wait = match deadline.map(|d| d.checked_duration_since(Instant::now())) {
+            None => keepalive,
+            Some(None) => return End::TokenExpired,
+            Some(Some(left)) => left.min(keepalive),
+        };
+        let chunk = match outbox.recv_timeout(wait) {
             Ok(message) => event("message", &message),
+            Err(RecvTimeoutError::Timeout) if deadline.is_some_and(|d| Instant::now() >= d) => {
+                return End::TokenExpired;
+            }
             Err(RecvTimeoutError::Timeout) => {
                 if client_closed(stream) {
                     return End::ClientGone;

@@ -1,0 +1,438 @@
+//! CRYPTO PATH 1/3 — from an `Authorization` header to a verified, authorized caller.
+//!
+//! Here: Bearer extraction, the verified-token cache, the one retry after a key refetch,
+//! the `REQUIRED_GROUPS` check, and `AuthError` (every reason a request is refused, and its
+//! `401`). The token itself is verified in `jwt.rs`; keys are parsed in `jwk.rs`. Fetching
+//! the JWKS (`jwks.rs`) is network code, kept off the crypto path on purpose.
+
+pub mod jwk;
+pub mod jwks;
+pub mod jwt;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use sha2::{Digest, Sha256};
+
+use crate::http::Response;
+use crate::identity::Identity;
+use jwks::{JwksError, KeyStore};
+use jwt::{Claims, Policy};
+
+/// Verified tokens remembered at once. When full, expired entries go; if none has, the
+/// cache starts over (a flood of distinct valid tokens costs verifications, not memory).
+pub const TOKEN_CACHE_CAPACITY: usize = 4096;
+
+/// Everything authentication needs, read from the environment by `config.rs`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthConfig {
+    /// `JWKS_URI`: where the signing keys are fetched from.
+    pub jwks_uri: String,
+    /// `REQUIRED_GROUPS`.
+    pub required_groups: RequiredGroups,
+    /// `JWT_LEEWAY_SECS`, `JWT_ISSUER`, `JWT_AUDIENCE`.
+    pub policy: Policy,
+    /// `JWKS_REFRESH_SECS`: how often the JWKS is fetched again in the background.
+    /// Defaults to 600 s.
+    pub refresh: Duration,
+    /// The least time between two refetches caused by tokens (an unknown `kid`, no key
+    /// verifying). Defaults to `jwks::MIN_REFETCH_INTERVAL`; not an environment variable.
+    pub min_refetch: Duration,
+}
+
+/// `REQUIRED_GROUPS`: whose tokens are let in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RequiredGroups {
+    /// `*`: any holder of a valid token.
+    Any,
+    /// The token's `groups` must hold at least one of these exact, case-sensitive names.
+    OneOf(Vec<String>),
+}
+
+impl RequiredGroups {
+    /// Comma-separated names, spaces trimmed, empties dropped; `*` alone means anyone.
+    /// `None` when no name remains.
+    pub fn parse(value: &str) -> Option<RequiredGroups> {
+        let names: Vec<String> = value
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(str::to_string)
+            .collect();
+        match names.as_slice() {
+            [] => None,
+            [star] if star == "*" => Some(RequiredGroups::Any),
+            _ => Some(RequiredGroups::OneOf(names)),
+        }
+    }
+
+    fn admits(&self, claims: &Claims) -> Result<(), AuthError> {
+        let sub = || claims.subject.clone();
+        match (self, &claims.groups) {
+            (RequiredGroups::Any, _) => Ok(()),
+            (RequiredGroups::OneOf(_), None) => Err(AuthError::NoGroups { sub: sub() }),
+            (RequiredGroups::OneOf(required), Some(groups)) => {
+                if groups.iter().any(|g| required.contains(g)) {
+                    Ok(())
+                } else {
+                    Err(AuthError::NoSharedGroup { sub: sub() })
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Display for RequiredGroups {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RequiredGroups::Any => f.write_str("* (any authenticated user)"),
+            RequiredGroups::OneOf(names) => f.write_str(&names.join(",")),
+        }
+    }
+}
+
+/// Why a request was refused. Every variant becomes a `401`; none carries the token.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AuthError {
+    /// No `Authorization` header.
+    MissingToken,
+    /// More than one `Authorization` header: which one would count is ambiguous.
+    MultipleAuthorization,
+    /// The `Authorization` scheme is not `Bearer`, or the header is not text.
+    NotBearer,
+    /// Longer than `jwt::MAX_TOKEN_BYTES`.
+    TokenTooLarge { bytes: usize },
+    /// Not a well-formed compact JWS / JWT; says which part.
+    Malformed(String),
+    /// `alg` is not `RS256` or `ES256`.
+    AlgorithmNotAllowed(String),
+    /// The header has `crit`: no extension is implemented, so none can be honoured.
+    CritPresent,
+    /// `typ` is neither `JWT` nor `…+jwt`.
+    WrongType(String),
+    /// The header's `kid` is not in the JWKS (even after a refetch).
+    UnknownKey { kid: String },
+    /// The key named by `kid` is of another type than `alg` needs.
+    KeyTypeMismatch { kid: String, alg: String },
+    /// The JWKS has no key for this `alg` at all.
+    NoKeyForAlgorithm(String),
+    /// The signature does not verify (with the `kid`'s key, or with any key of the type).
+    BadSignature { kid: Option<String> },
+    /// No `exp` claim: tokens that never expire are refused.
+    MissingExpiry,
+    /// `exp` (plus `JWT_LEEWAY_SECS`) has passed.
+    Expired { exp: f64, now: f64 },
+    /// `nbf` (minus `JWT_LEEWAY_SECS`) is still ahead.
+    NotYetValid { nbf: f64, now: f64 },
+    /// `iat` is further ahead than `JWT_LEEWAY_SECS`.
+    IssuedInFuture { iat: f64, now: f64 },
+    /// A registered claim has the wrong JSON type.
+    BadClaim(&'static str),
+    /// `iss` is not `JWT_ISSUER`.
+    WrongIssuer {
+        found: Option<String>,
+        expected: String,
+    },
+    /// `aud` does not name `JWT_AUDIENCE`.
+    WrongAudience { expected: String },
+    /// No `sub`: there is nobody to name.
+    MissingSubject,
+    /// `REQUIRED_GROUPS` names groups but the token of `sub` has no `groups` claim.
+    NoGroups { sub: String },
+    /// The groups of `sub`'s token share none with `REQUIRED_GROUPS`.
+    NoSharedGroup { sub: String },
+}
+
+impl fmt::Display for AuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Values that came from the token are shortened and quoted with escapes.
+        let q = |s: &str| format!("{:?}", s.chars().take(64).collect::<String>());
+        match self {
+            AuthError::MissingToken => {
+                f.write_str("no bearer token: send \"Authorization: Bearer <token>\"")
+            }
+            AuthError::MultipleAuthorization => {
+                f.write_str("more than one Authorization header: send exactly one")
+            }
+            AuthError::NotBearer => {
+                f.write_str("the Authorization header is not \"Bearer <token>\"")
+            }
+            AuthError::TokenTooLarge { bytes } => write!(
+                f,
+                "the token is {bytes} bytes, more than the {} accepted",
+                jwt::MAX_TOKEN_BYTES
+            ),
+            AuthError::Malformed(what) => write!(f, "malformed token: {what}"),
+            AuthError::AlgorithmNotAllowed(alg) => write!(
+                f,
+                "token algorithm {} is not allowed: only RS256 and ES256 are accepted",
+                q(alg)
+            ),
+            AuthError::CritPresent => f.write_str(
+                "the token header has \"crit\" extensions, which this server does not implement",
+            ),
+            AuthError::WrongType(typ) => {
+                write!(f, "token type {} is not JWT", q(typ))
+            }
+            AuthError::UnknownKey { kid } => write!(
+                f,
+                "the token was signed with key {}, which is not in the JWKS",
+                q(kid)
+            ),
+            AuthError::KeyTypeMismatch { kid, alg } => {
+                write!(f, "key {} cannot verify {alg} tokens", q(kid))
+            }
+            AuthError::NoKeyForAlgorithm(alg) => {
+                write!(f, "the JWKS has no key for {alg} tokens")
+            }
+            AuthError::BadSignature { kid: Some(kid) } => {
+                write!(f, "the token signature does not verify with key {}", q(kid))
+            }
+            AuthError::BadSignature { kid: None } => {
+                f.write_str("the token signature does not verify with any key in the JWKS")
+            }
+            AuthError::MissingExpiry => f.write_str("the token has no \"exp\" claim"),
+            AuthError::Expired { exp, now } => {
+                write!(f, "the token expired (exp={exp}, now={now})")
+            }
+            AuthError::NotYetValid { nbf, now } => {
+                write!(f, "the token is not valid yet (nbf={nbf}, now={now})")
+            }
+            AuthError::IssuedInFuture { iat, now } => {
+                write!(
+                    f,
+                    "the token was issued in the future (iat={iat}, now={now})"
+                )
+            }
+            AuthError::BadClaim(what) => write!(f, "invalid claim: {what}"),
+            AuthError::WrongIssuer { found, expected } => match found {
+                Some(found) => write!(f, "issuer {} is not {}", q(found), q(expected)),
+                None => write!(f, "the token has no \"iss\"; {} is required", q(expected)),
+            },
+            AuthError::WrongAudience { expected } => {
+                write!(f, "the token's audience does not include {}", q(expected))
+            }
+            AuthError::MissingSubject => f.write_str("the token has no \"sub\" claim"),
+            AuthError::NoGroups { .. } => f.write_str(
+                "user does not belong to any required group (the token has no \"groups\" claim)",
+            ),
+            AuthError::NoSharedGroup { .. } => {
+                f.write_str("user does not belong to any required group")
+            }
+        }
+    }
+}
+
+impl std::error::Error for AuthError {}
+
+impl AuthError {
+    /// The `401` for this refusal: `WWW-Authenticate` per RFC 6750 §3 and a JSON body.
+    pub fn response(&self) -> Response {
+        let message = self.to_string();
+        let (code, challenge) = match self {
+            AuthError::MissingToken => ("missing_token", "Bearer realm=\"mcp-warden\"".to_string()),
+            _ => {
+                // error_description allows printable ASCII except `"` and `\` (RFC 6750 §3).
+                let description: String = message
+                    .chars()
+                    .map(|c| match c {
+                        '"' | '\\' => '\'',
+                        ' '..='~' => c,
+                        _ => '?',
+                    })
+                    .collect();
+                (
+                    match self {
+                        AuthError::NoGroups { .. } | AuthError::NoSharedGroup { .. } => {
+                            "insufficient_group"
+                        }
+                        _ => "invalid_token",
+                    },
+                    format!(
+                        "Bearer realm=\"mcp-warden\", error=\"invalid_token\", error_description=\"{description}\""
+                    ),
+                )
+            }
+        };
+        Response::error(401, code, &message).header("WWW-Authenticate", &challenge)
+    }
+
+    /// The subject, when the token verified but was refused for its groups.
+    pub fn subject(&self) -> Option<&str> {
+        match self {
+            AuthError::NoGroups { sub } | AuthError::NoSharedGroup { sub } => Some(sub),
+            _ => None,
+        }
+    }
+
+    /// Whether fresher keys could change the outcome: the key is unknown, or no key of
+    /// the type verified. (A `kid` whose key exists but disagrees is not retried.)
+    fn wants_fresh_keys(&self) -> bool {
+        matches!(
+            self,
+            AuthError::UnknownKey { .. }
+                | AuthError::NoKeyForAlgorithm(_)
+                | AuthError::BadSignature { kid: None }
+        )
+    }
+}
+
+/// A caller whose token verified and whose groups are admitted.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Verified {
+    pub identity: Identity,
+    /// When the token stops being accepted (`exp` + leeway), as seconds since the epoch.
+    pub valid_until: f64,
+}
+
+impl Verified {
+    /// `valid_until` as an `Instant`, or `None` if it is too far ahead to matter.
+    pub fn deadline(&self) -> Option<Instant> {
+        let left = self.valid_until - unix_now() as f64;
+        let left = Duration::try_from_secs_f64(left.max(0.0)).ok()?;
+        Instant::now().checked_add(left)
+    }
+}
+
+/// Verifies tokens: the keys, the policy, the groups, and the cache.
+pub struct Authenticator {
+    keys: Arc<KeyStore>,
+    policy: Policy,
+    required: RequiredGroups,
+    cache: Mutex<HashMap<[u8; 32], Cached>>,
+}
+
+struct Cached {
+    claims: Arc<Claims>,
+    generation: u64,
+}
+
+impl Authenticator {
+    /// Fetches the JWKS (failing if it cannot be used) and starts the background refresh.
+    pub fn start(config: &AuthConfig) -> Result<Authenticator, JwksError> {
+        let keys = Arc::new(KeyStore::load_with(&config.jwks_uri, config.min_refetch)?);
+        jwks::spawn_refresh(Arc::downgrade(&keys), config.refresh);
+        Ok(Authenticator::new(keys, config))
+    }
+
+    pub fn new(keys: Arc<KeyStore>, config: &AuthConfig) -> Authenticator {
+        Authenticator {
+            keys,
+            policy: config.policy.clone(),
+            required: config.required_groups.clone(),
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn keys(&self) -> &KeyStore {
+        &self.keys
+    }
+
+    pub fn required_groups(&self) -> &RequiredGroups {
+        &self.required
+    }
+
+    /// Checks a request's `Authorization` header values (all of them: more than one is
+    /// refused) at the current time.
+    pub fn authenticate<'a>(
+        &self,
+        authorization: impl Iterator<Item = &'a [u8]>,
+    ) -> Result<Verified, AuthError> {
+        let token = bearer(authorization)?;
+        self.check(token, unix_now())
+    }
+
+    /// Checks one token at time `now`.
+    pub fn check(&self, token: &str, now: u64) -> Result<Verified, AuthError> {
+        let claims = self.verified_claims(token, now)?;
+        self.required.admits(&claims)?;
+        Ok(Verified {
+            identity: Identity {
+                issuer: claims.issuer.clone(),
+                subject: claims.subject.clone(),
+                email: claims.email.clone(),
+                name: claims.name.clone(),
+                groups: claims.groups.clone().unwrap_or_default(),
+            },
+            valid_until: claims.expires_at + self.policy.leeway_secs as f64,
+        })
+    }
+
+    /// The claims of a token that verifies with the current keys: from the cache when it
+    /// was verified before with the same keys and has not expired, else verified now.
+    fn verified_claims(&self, token: &str, now: u64) -> Result<Arc<Claims>, AuthError> {
+        if token.len() > jwt::MAX_TOKEN_BYTES {
+            return Err(AuthError::TokenTooLarge { bytes: token.len() });
+        }
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let keys = self.keys.current();
+        let leeway = self.policy.leeway_secs as f64;
+        if let Some(hit) = self.cache().get(&digest) {
+            if hit.generation == keys.generation && now as f64 <= hit.claims.expires_at + leeway {
+                return Ok(Arc::clone(&hit.claims));
+            }
+        }
+        let (claims, generation) = match jwt::verify(token, &keys.set, &self.policy, now) {
+            Ok(claims) => (claims, keys.generation),
+            Err(e) if e.wants_fresh_keys() => {
+                // One more try, only if the rate-limited refetch brought different keys.
+                let Some(fresh) = self.keys.refetch(keys.generation) else {
+                    return Err(e);
+                };
+                let claims = jwt::verify(token, &fresh.set, &self.policy, now)?;
+                (claims, fresh.generation)
+            }
+            Err(e) => return Err(e),
+        };
+        let claims = Arc::new(claims);
+        let mut cache = self.cache();
+        if cache.len() >= TOKEN_CACHE_CAPACITY {
+            cache.retain(|_, c| now as f64 <= c.claims.expires_at + leeway);
+            if cache.len() >= TOKEN_CACHE_CAPACITY {
+                cache.clear();
+            }
+        }
+        cache.insert(
+            digest,
+            Cached {
+                claims: Arc::clone(&claims),
+                generation,
+            },
+        );
+        Ok(claims)
+    }
+
+    fn cache(&self) -> MutexGuard<'_, HashMap<[u8; 32], Cached>> {
+        // Inserts and lookups only; a panic elsewhere cannot leave an entry half-made.
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The token from the `Authorization` header values: exactly one header, scheme `Bearer`
+/// (any case, RFC 7235 §2.1), then the token.
+pub fn bearer<'a>(mut values: impl Iterator<Item = &'a [u8]>) -> Result<&'a str, AuthError> {
+    let value = values.next().ok_or(AuthError::MissingToken)?;
+    if values.next().is_some() {
+        return Err(AuthError::MultipleAuthorization);
+    }
+    let value = std::str::from_utf8(value).map_err(|_| AuthError::NotBearer)?;
+    let (scheme, token) = value.trim().split_once(' ').ok_or(AuthError::NotBearer)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(AuthError::NotBearer);
+    }
+    let token = token.trim_start_matches(' ');
+    if token.is_empty() {
+        return Err(AuthError::MissingToken);
+    }
+    Ok(token)
+}
+
+/// Seconds since the Unix epoch. A clock set before 1970 reads as the far future, so
+/// every token counts as expired: fail closed.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(u64::MAX, |d| d.as_secs())
+}
