@@ -328,4 +328,113 @@ mod tests {
             assert!(err.to_string().starts_with(&format!("{var}=")), "{err}");
         }
     }
+
+    const AUTH_ON: [(&str, &str); 3] = [
+        ("JWT_AUTH_ENABLED", "true"),
+        (
+            "JWKS_URI",
+            "https://console.example.com/.well-known/jwks.json",
+        ),
+        ("REQUIRED_GROUPS", " sre, devops ,"),
+    ];
+
+    #[test]
+    fn auth_is_off_unless_enabled() {
+        assert_eq!(from(&[]).unwrap().auth, None);
+        assert_eq!(from(&[("JWT_AUTH_ENABLED", "")]).unwrap().auth, None);
+        for off in ["false", "0", "no", "OFF", "False"] {
+            let c = from(&[("JWT_AUTH_ENABLED", off), ("JWKS_URI", "x")]).unwrap();
+            assert_eq!(c.auth, None, "{off}");
+        }
+    }
+
+    #[test]
+    fn reads_every_auth_variable() {
+        let mut pairs = AUTH_ON.to_vec();
+        pairs.extend([
+            ("JWT_LEEWAY_SECS", "5"),
+            ("JWT_ISSUER", "Joken"),
+            ("JWT_AUDIENCE", "mcp"),
+            ("JWKS_REFRESH_SECS", "60"),
+        ]);
+        let auth = from(&pairs).unwrap().auth.unwrap();
+        assert_eq!(
+            auth.jwks_uri,
+            "https://console.example.com/.well-known/jwks.json"
+        );
+        assert_eq!(
+            auth.required_groups,
+            RequiredGroups::OneOf(vec!["sre".into(), "devops".into()])
+        );
+        assert_eq!(auth.policy.leeway_secs, 5);
+        assert_eq!(auth.policy.issuer.as_deref(), Some("Joken"));
+        assert_eq!(auth.policy.audience.as_deref(), Some("mcp"));
+        assert_eq!(auth.refresh, Duration::from_secs(60));
+        let defaults = from(&AUTH_ON).unwrap().auth.unwrap();
+        assert_eq!(defaults.policy, Policy::default());
+        assert_eq!(defaults.refresh, Duration::from_secs(600));
+        for on in ["1", "yes", "ON", "True"] {
+            let mut pairs = AUTH_ON.to_vec();
+            pairs[0].1 = on;
+            assert!(from(&pairs).unwrap().auth.is_some(), "{on}");
+        }
+    }
+
+    #[test]
+    fn a_typo_in_jwt_auth_enabled_refuses_to_start() {
+        for typo in ["ture", "enabled", "y", "2"] {
+            let err = from(&[("JWT_AUTH_ENABLED", typo)]).unwrap_err();
+            assert_eq!(err.var, "JWT_AUTH_ENABLED", "{typo}");
+            assert!(err.to_string().contains("true or false"), "{err}");
+        }
+    }
+
+    #[test]
+    fn auth_on_needs_an_http_jwks_uri() {
+        for uri in [
+            "",
+            "console.example.com/jwks",
+            "ftp://x/jwks",
+            "https://",
+            "http:///jwks",
+        ] {
+            let mut pairs = AUTH_ON.to_vec();
+            pairs[1].1 = uri;
+            let err = from(&pairs).unwrap_err();
+            assert_eq!(err.var, "JWKS_URI", "{uri:?}");
+            assert!(err.to_string().contains("JWT_AUTH_ENABLED=true"), "{err}");
+        }
+        let mut pairs = AUTH_ON.to_vec();
+        pairs[1].1 = "http://plural-console.plural.svc:8080/.well-known/jwks.json";
+        assert!(from(&pairs).is_ok());
+    }
+
+    #[test]
+    fn auth_on_needs_required_groups_and_explains_star() {
+        for groups in ["", " , ,"] {
+            let mut pairs = AUTH_ON.to_vec();
+            pairs[2].1 = groups;
+            let err = from(&pairs).unwrap_err();
+            assert_eq!(err.var, "REQUIRED_GROUPS");
+            assert!(
+                err.to_string().contains("* for any authenticated user"),
+                "{err}"
+            );
+        }
+        let mut pairs = AUTH_ON.to_vec();
+        pairs[2].1 = "*";
+        assert_eq!(
+            from(&pairs).unwrap().auth.unwrap().required_groups,
+            RequiredGroups::Any
+        );
+    }
+
+    #[test]
+    fn refuses_bad_auth_numbers() {
+        for (var, value) in [("JWT_LEEWAY_SECS", "601"), ("JWKS_REFRESH_SECS", "5")] {
+            let mut pairs = AUTH_ON.to_vec();
+            pairs.push((var, value));
+            assert_eq!(from(&pairs).unwrap_err().var, var);
+        }
+    }
 }

@@ -219,3 +219,164 @@ fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
     let first = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
     &bytes[first..]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn b64(bytes: &[u8]) -> String {
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// A well-formed 2048-bit modulus value (odd, top bit set); never used to verify.
+    fn n2048() -> Vec<u8> {
+        let mut n = vec![0xc5u8; 256];
+        n[255] |= 1;
+        n
+    }
+
+    /// The P-256 generator point: a valid public key.
+    fn p256_g() -> (Vec<u8>, Vec<u8>) {
+        let hex = |s: &str| {
+            (0..s.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+                .collect::<Vec<u8>>()
+        };
+        (
+            hex("6b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c296"),
+            hex("4fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5"),
+        )
+    }
+
+    fn rsa_jwk() -> Value {
+        json!({"kty": "RSA", "kid": "r", "n": b64(&n2048()), "e": "AQAB"})
+    }
+
+    fn ec_jwk() -> Value {
+        let (x, y) = p256_g();
+        json!({"kty": "EC", "crv": "P-256", "kid": "e", "x": b64(&x), "y": b64(&y)})
+    }
+
+    fn parse_one(jwk: Value) -> KeySet {
+        parse(json!({ "keys": [jwk] }).to_string().as_bytes()).unwrap()
+    }
+
+    fn with(mut jwk: Value, name: &str, value: Value) -> Value {
+        jwk[name] = value;
+        jwk
+    }
+
+    #[test]
+    fn keeps_rsa_and_p256_signing_keys() {
+        let set = parse(
+            json!({"keys": [rsa_jwk(), ec_jwk()]})
+                .to_string()
+                .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(set.len(), 2);
+        assert_eq!(set.kids(), vec!["r", "e"]);
+        assert_eq!(set.keys[0].alg(), "RS256");
+        assert_eq!(set.keys[1].alg(), "ES256");
+        let set = parse_one(with(
+            with(ec_jwk(), "use", json!("sig")),
+            "alg",
+            json!("ES256"),
+        ));
+        assert_eq!(set.len(), 1);
+    }
+
+    #[test]
+    fn refuses_a_document_that_is_not_a_jwks() {
+        assert!(matches!(parse(b"<html>"), Err(JwksFormatError::NotJson(_))));
+        assert_eq!(parse(b"{\"keys\": {}}"), Err(JwksFormatError::NoKeysArray));
+        assert_eq!(parse(b"[]"), Err(JwksFormatError::NoKeysArray));
+        assert!(parse(b"{\"keys\": []}").unwrap().is_empty());
+    }
+
+    #[test]
+    fn skips_keys_not_for_signing() {
+        assert!(parse_one(with(rsa_jwk(), "use", json!("enc"))).is_empty());
+        assert!(parse_one(with(rsa_jwk(), "key_ops", json!(["encrypt"]))).is_empty());
+        assert_eq!(
+            parse_one(with(rsa_jwk(), "key_ops", json!(["verify"]))).len(),
+            1
+        );
+    }
+
+    #[test]
+    fn skips_keys_whose_alg_contradicts_their_type() {
+        for alg in ["ES256", "PS256", "RS512", "HS256", "none"] {
+            assert!(
+                parse_one(with(rsa_jwk(), "alg", json!(alg))).is_empty(),
+                "{alg}"
+            );
+        }
+        assert!(parse_one(with(ec_jwk(), "alg", json!("RS256"))).is_empty());
+    }
+
+    #[test]
+    fn skips_rsa_moduli_under_2048_bits() {
+        let n = &n2048()[1..]; // 2040 bits
+        assert!(parse_one(with(rsa_jwk(), "n", json!(b64(n)))).is_empty());
+        assert_eq!(
+            rsa_key(&[0x80; 128], &[1, 0, 1]),
+            Err("RSA modulus is shorter than 2048 bits")
+        );
+        // Leading zero bytes do not count towards the size.
+        let padded = [vec![0u8; 8], n.to_vec()].concat();
+        assert!(rsa_key(&padded, &[1, 0, 1]).is_err());
+        assert!(rsa_key(&[vec![0u8; 8], n2048()].concat(), &[1, 0, 1]).is_ok());
+    }
+
+    #[test]
+    fn skips_rsa_keys_with_a_bad_exponent() {
+        for e in [json!(""), json!("AA"), json!(b64(&[0xff; 9])), json!(3)] {
+            assert!(parse_one(with(rsa_jwk(), "e", e.clone())).is_empty(), "{e}");
+        }
+    }
+
+    #[test]
+    fn skips_symmetric_and_unsupported_keys() {
+        assert!(parse_one(json!({"kty": "oct", "k": "c2VjcmV0"})).is_empty());
+        assert!(parse_one(json!({"kty": "OKP", "crv": "Ed25519", "x": "AA"})).is_empty());
+        assert!(parse_one(with(ec_jwk(), "crv", json!("P-384"))).is_empty());
+        assert!(parse_one(with(ec_jwk(), "crv", json!("secp256k1"))).is_empty());
+        let mut no_kty = rsa_jwk();
+        no_kty.as_object_mut().unwrap().remove("kty");
+        assert!(parse_one(no_kty).is_empty());
+        assert!(parse(b"{\"keys\": [1, \"x\", null]}").unwrap().is_empty());
+    }
+
+    #[test]
+    fn skips_malformed_members() {
+        assert!(parse_one(with(rsa_jwk(), "n", json!(b64(&n2048()) + "=="))).is_empty());
+        assert!(parse_one(with(rsa_jwk(), "n", json!("not base64!"))).is_empty());
+        assert!(parse_one(with(rsa_jwk(), "kid", json!(7))).is_empty());
+        let (x, _) = p256_g();
+        assert!(parse_one(with(ec_jwk(), "x", json!(b64(&x[1..])))).is_empty());
+        // (x, x) is not on the curve.
+        assert!(parse_one(with(ec_jwk(), "y", json!(b64(&x)))).is_empty());
+    }
+
+    #[test]
+    fn keeps_at_most_max_keys() {
+        let keys: Vec<Value> = (0..MAX_KEYS + 5).map(|_| ec_jwk()).collect();
+        let set = parse(json!({ "keys": keys }).to_string().as_bytes()).unwrap();
+        assert_eq!(set.len(), MAX_KEYS);
+    }
+
+    #[test]
+    fn debug_never_shows_key_material() {
+        let set = parse_one(rsa_jwk());
+        let shown = format!("{set:?}");
+        assert!(
+            shown.contains("kid=Some(\"r\")") && shown.contains("RS256"),
+            "{shown}"
+        );
+        assert!(!shown.contains(&b64(&n2048())[..16]), "{shown}");
+        assert!(!shown.contains("197"), "{shown}"); // 0xc5 as a decimal limb byte
+    }
+}

@@ -369,10 +369,11 @@ impl Authenticator {
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let keys = self.keys.current();
         let leeway = self.policy.leeway_secs as f64;
-        if let Some(hit) = self.cache().get(&digest) {
-            if hit.generation == keys.generation && now as f64 <= hit.claims.expires_at + leeway {
-                return Ok(Arc::clone(&hit.claims));
-            }
+        if let Some(hit) = self.cache().get(&digest)
+            && hit.generation == keys.generation
+            && now as f64 <= hit.claims.expires_at + leeway
+        {
+            return Ok(Arc::clone(&hit.claims));
         }
         let (claims, generation) = match jwt::verify(token, &keys.set, &self.policy, now) {
             Ok(claims) => (claims, keys.generation),
@@ -435,4 +436,139 @@ pub fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(u64::MAX, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers<'a>(values: &'a [&'a str]) -> impl Iterator<Item = &'a [u8]> {
+        values.iter().map(|v| v.as_bytes())
+    }
+
+    #[test]
+    fn takes_the_token_from_one_bearer_header_in_any_case() {
+        assert_eq!(bearer(headers(&["Bearer abc.def.ghi"])), Ok("abc.def.ghi"));
+        assert_eq!(bearer(headers(&["bearer abc"])), Ok("abc"));
+        assert_eq!(bearer(headers(&["BEARER  abc "])), Ok("abc"));
+    }
+
+    #[test]
+    fn refuses_a_missing_or_empty_token() {
+        assert_eq!(bearer(headers(&[])), Err(AuthError::MissingToken));
+        assert_eq!(bearer(headers(&["Bearer "])), Err(AuthError::NotBearer));
+        assert_eq!(bearer(headers(&["Bearer  "])), Err(AuthError::NotBearer));
+    }
+
+    #[test]
+    fn refuses_two_authorization_headers() {
+        assert_eq!(
+            bearer(headers(&["Bearer a", "Bearer a"])),
+            Err(AuthError::MultipleAuthorization)
+        );
+    }
+
+    #[test]
+    fn refuses_other_schemes() {
+        for value in [
+            "Basic dXNlcjpwYXNz",
+            "Token abc",
+            "Bearerabc",
+            "abc.def.ghi",
+        ] {
+            assert_eq!(
+                bearer(headers(&[value])),
+                Err(AuthError::NotBearer),
+                "{value}"
+            );
+        }
+        assert_eq!(
+            bearer([&b"Bearer \xff"[..]].into_iter()),
+            Err(AuthError::NotBearer)
+        );
+    }
+
+    #[test]
+    fn required_groups_trim_and_drop_empties() {
+        assert_eq!(
+            RequiredGroups::parse(" sre, devops ,,"),
+            Some(RequiredGroups::OneOf(vec!["sre".into(), "devops".into()]))
+        );
+        assert_eq!(RequiredGroups::parse("*"), Some(RequiredGroups::Any));
+        assert_eq!(RequiredGroups::parse(" * "), Some(RequiredGroups::Any));
+        assert_eq!(RequiredGroups::parse(" , ,"), None);
+        assert_eq!(RequiredGroups::parse(""), None);
+    }
+
+    fn claims(groups: Option<&[&str]>) -> Claims {
+        Claims {
+            issuer: None,
+            subject: "alice".into(),
+            email: None,
+            name: None,
+            groups: groups.map(|g| g.iter().map(|s| s.to_string()).collect()),
+            expires_at: 0.0,
+        }
+    }
+
+    #[test]
+    fn admits_only_a_shared_exact_group() {
+        let required = RequiredGroups::parse("sre,devops").unwrap();
+        assert_eq!(required.admits(&claims(Some(&["dev", "sre"]))), Ok(()));
+        let sub = "alice".to_string();
+        for groups in [&["SRE"][..], &["sre "], &["dev"], &[]] {
+            assert_eq!(
+                required.admits(&claims(Some(groups))),
+                Err(AuthError::NoSharedGroup { sub: sub.clone() }),
+                "{groups:?}"
+            );
+        }
+        assert_eq!(
+            required.admits(&claims(None)),
+            Err(AuthError::NoGroups { sub: sub.clone() })
+        );
+    }
+
+    #[test]
+    fn star_admits_any_valid_token_even_without_groups() {
+        assert_eq!(RequiredGroups::Any.admits(&claims(None)), Ok(()));
+        assert_eq!(RequiredGroups::Any.admits(&claims(Some(&[]))), Ok(()));
+    }
+
+    fn header<'a>(response: &'a Response, name: &str) -> Option<&'a str> {
+        response
+            .headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn refusals_are_401_with_a_bearer_challenge_that_cannot_be_broken_out_of() {
+        let missing = AuthError::MissingToken.response();
+        assert_eq!(missing.status, 401);
+        assert_eq!(
+            header(&missing, "WWW-Authenticate"),
+            Some("Bearer realm=\"mcp-warden\"")
+        );
+        // A hostile `alg` with quotes, a backslash and a line break stays inside the quotes.
+        let hostile = AuthError::AlgorithmNotAllowed("x\"\\\r\nSet-Cookie: a=b".into());
+        let response = hostile.response();
+        let challenge = header(&response, "WWW-Authenticate").unwrap();
+        assert!(challenge.starts_with(
+            "Bearer realm=\"mcp-warden\", error=\"invalid_token\", error_description=\""
+        ));
+        let description = &challenge[challenge.find("error_description=\"").unwrap() + 19..];
+        assert_eq!(description.matches('"').count(), 1, "{challenge}");
+        assert!(description.ends_with('"'));
+        assert!(!challenge.contains(['\r', '\n', '\\']), "{challenge}");
+        let group = AuthError::NoSharedGroup {
+            sub: "alice".into(),
+        };
+        assert_eq!(
+            group.to_string(),
+            "user does not belong to any required group"
+        );
+        assert_eq!(group.response().status, 401);
+    }
 }
