@@ -18,7 +18,8 @@
 //!     RS256: RSASSA-PKCS1-v1_5 with SHA-256; the signature is exactly as long as the modulus.
 //!     ES256: exactly 64 raw bytes `r || s` (not DER); `r` or `s` zero or ≥ n is refused
 //!     (CVE-2022-21449).
-//!  6. Only now are the claims decoded: a JSON object. `exp` is required and numeric; `exp`,
+//!  6. Only now are the claims decoded: a JSON object. `exp` is required and numeric (the
+//!     token is good while `now < exp + leeway`, RFC 7519 §4.1.4); `exp`,
 //!     `nbf` and `iat` are compared with `now` allowing `Policy::leeway`. `iss` and `aud` are
 //!     compared exactly when the policy names them (`aud` may be a string or an array).
 //!     `sub` must be a non-empty string. `groups`, when present, must be an array of strings.
@@ -183,7 +184,7 @@ fn check_claims(
         Some(_) => return Err(AuthError::BadClaim("\"exp\" is not a number")),
         None => return Err(AuthError::MissingExpiry),
     };
-    if exp.is_nan() || now > exp + leeway {
+    if exp.is_nan() || now >= exp + leeway {
         return Err(AuthError::Expired { exp, now });
     }
     if let Some(nbf) = numeric_claim(claims, "nbf")?
@@ -730,8 +731,8 @@ mod tests {
     fn refuses_an_expired_token_after_the_leeway() {
         let policy = Policy::default();
         let exp = NOW - policy.leeway_secs;
-        assert!(check(&rsa().token(&with(claims(), "exp", json!(exp)))).is_ok());
-        let token = rsa().token(&with(claims(), "exp", json!(exp - 1)));
+        assert!(check(&rsa().token(&with(claims(), "exp", json!(exp + 1)))).is_ok());
+        let token = rsa().token(&with(claims(), "exp", json!(exp)));
         assert!(matches!(check(&token), Err(AuthError::Expired { .. })));
         let strict = Policy {
             leeway_secs: 0,

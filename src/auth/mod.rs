@@ -283,14 +283,18 @@ impl AuthError {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Verified {
     pub identity: Identity,
-    /// When the token stops being accepted (`exp` + leeway), as seconds since the epoch.
+    /// When the token stops being accepted (`exp` + leeway; it is good while the time is
+    /// before this), as seconds since the epoch.
     pub valid_until: f64,
 }
 
 impl Verified {
     /// `valid_until` as an `Instant`, or `None` if it is too far ahead to matter.
     pub fn deadline(&self) -> Option<Instant> {
-        let left = self.valid_until - unix_now() as f64;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(f64::MAX, |d| d.as_secs_f64());
+        let left = self.valid_until - now;
         let left = Duration::try_from_secs_f64(left.max(0.0)).ok()?;
         Instant::now().checked_add(left)
     }
@@ -371,7 +375,7 @@ impl Authenticator {
         let leeway = self.policy.leeway_secs as f64;
         if let Some(hit) = self.cache().get(&digest)
             && hit.generation == keys.generation
-            && now as f64 <= hit.claims.expires_at + leeway
+            && (now as f64) < hit.claims.expires_at + leeway
         {
             return Ok(Arc::clone(&hit.claims));
         }
@@ -390,7 +394,7 @@ impl Authenticator {
         let claims = Arc::new(claims);
         let mut cache = self.cache();
         if cache.len() >= TOKEN_CACHE_CAPACITY {
-            cache.retain(|_, c| now as f64 <= c.claims.expires_at + leeway);
+            cache.retain(|_, c| (now as f64) < c.claims.expires_at + leeway);
             if cache.len() >= TOKEN_CACHE_CAPACITY {
                 cache.clear();
             }

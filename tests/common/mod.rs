@@ -3,6 +3,9 @@
 //! is polled rather than slept for, and every read has a timeout so a hang fails fast.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod issuer;
+pub mod jwks_server;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
@@ -120,8 +123,19 @@ pub fn raw(addr: SocketAddr, bytes: &[u8]) -> HttpResponse {
 
 /// `method path` with a body, on a new connection.
 pub fn request(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> HttpResponse {
+    request_with(addr, method, path, "", body)
+}
+
+/// Like `request`, with extra header lines (each ending in `\r\n`).
+pub fn request_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    extra_headers: &str,
+    body: &[u8],
+) -> HttpResponse {
     let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n{extra_headers}Content-Length: {}\r\n\r\n",
         body.len()
     )
     .into_bytes();
@@ -145,6 +159,8 @@ pub struct SseClient {
     pub endpoint: String,
     /// Comment lines seen so far (`: keep-alive`).
     pub comments: usize,
+    /// Header lines sent with every POST (the `Authorization` header, with auth on).
+    pub post_headers: String,
 }
 
 impl SseClient {
@@ -175,11 +191,17 @@ impl SseClient {
             head,
             endpoint: String::new(),
             comments: 0,
+            post_headers: extra_headers.to_string(),
         };
         let first = client.next_event();
         assert_eq!(first.name, "endpoint");
         client.endpoint = first.data;
         client
+    }
+
+    /// Opens a stream with `Authorization: Bearer <token>`, sent with every POST too.
+    pub fn open_authed(addr: SocketAddr, token: &str) -> SseClient {
+        Self::open_with(addr, &format!("Authorization: Bearer {token}\r\n"))
     }
 
     pub fn session_id(&self) -> &str {
@@ -229,7 +251,7 @@ impl SseClient {
 
     /// POSTs raw bytes to the session's endpoint.
     pub fn post_raw(&self, body: &[u8]) -> HttpResponse {
-        request(self.addr, "POST", &self.endpoint, body)
+        request_with(self.addr, "POST", &self.endpoint, &self.post_headers, body)
     }
 
     /// POSTs a JSON value and asserts `202`.

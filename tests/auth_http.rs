@@ -1,0 +1,534 @@
+//! Authentication over real HTTP: the server in this process with auth on, a JWKS served by
+//! a loopback server inside the test, keys generated here, and tokens sent the way MCP
+//! clients send them.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use common::issuer::{self, Issuer, b64, b64_json, plural_claims};
+use common::jwks_server::{self, JwksServer};
+use common::{HttpResponse, SseClient, eventually, request_with, test_config};
+use mcp_warden::auth::jwks::JwksError;
+use mcp_warden::auth::jwt::Policy;
+use mcp_warden::auth::{AuthConfig, RequiredGroups};
+use mcp_warden::config::Config;
+use mcp_warden::{Server, StartError};
+use serde_json::{Value, json};
+
+/// One RSA key (kid `rsa-1`) and one P-256 key (no kid, like Plural's) for the whole file.
+fn rsa() -> &'static Issuer {
+    static KEY: OnceLock<Issuer> = OnceLock::new();
+    KEY.get_or_init(|| Issuer::rsa(Some("rsa-1")))
+}
+fn ec() -> &'static Issuer {
+    static KEY: OnceLock<Issuer> = OnceLock::new();
+    KEY.get_or_init(|| Issuer::es256(None))
+}
+
+fn auth_config(jwks_uri: String, groups: &str) -> Config {
+    Config {
+        auth: Some(AuthConfig {
+            jwks_uri,
+            required_groups: RequiredGroups::parse(groups).unwrap(),
+            policy: Policy::default(),
+            refresh: Duration::from_secs(600),
+            min_refetch: Duration::from_secs(30),
+        }),
+        ..test_config()
+    }
+}
+
+fn spawn(config: Config) -> Server {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    mcp_warden::start(config, listener).unwrap()
+}
+
+/// A JWKS with both test keys and a server requiring group `sre`.
+fn setup() -> (JwksServer, Server) {
+    let jwks = JwksServer::start(issuer::jwks(&[rsa().jwk(), ec().jwk()]));
+    let server = spawn(auth_config(jwks.url(), "sre,devops"));
+    (jwks, server)
+}
+
+fn alice() -> String {
+    rsa().token(&plural_claims("alice", "alice@example.com", &["sre"], 3600))
+}
+
+fn bearer(token: &str) -> String {
+    format!("Authorization: Bearer {token}\r\n")
+}
+
+fn get_sse(addr: SocketAddr, headers: &str) -> HttpResponse {
+    request_with(addr, "GET", "/sse", headers, b"")
+}
+
+/// Asserts a `401` with a Bearer challenge and a JSON body whose message contains `reason`,
+/// and that nothing of `token` is echoed.
+fn assert_refused(response: &HttpResponse, reason: &str, token: &str) {
+    let body = String::from_utf8_lossy(&response.body).to_string();
+    assert_eq!(response.status, 401, "{body}");
+    let challenge = response.header("www-authenticate").unwrap();
+    assert!(
+        challenge.starts_with("Bearer realm=\"mcp-warden\""),
+        "{challenge}"
+    );
+    let message = response.json()["message"].as_str().unwrap().to_string();
+    assert!(message.contains(reason), "wanted {reason:?} in {message:?}");
+    for part in token.split('.').filter(|p| p.len() > 8) {
+        assert!(!body.contains(part), "the body echoes the token: {body}");
+        assert!(!challenge.contains(part), "the challenge echoes the token");
+    }
+}
+
+#[test]
+fn an_rs256_token_opens_a_session_and_whoami_reports_the_verified_identity() {
+    let (_jwks, server) = setup();
+    let mut client = SseClient::open_authed(server.local_addr(), &alice());
+    client.initialize("2025-06-18");
+    let reply = client.call(1, "tools/call", json!({"name": "whoami", "arguments": {}}));
+    let text = reply["result"]["content"][0]["text"].as_str().unwrap();
+    let who: Value = serde_json::from_str(text).unwrap();
+    assert_eq!(who["subject"], "alice");
+    assert_eq!(who["authenticated"], true);
+    assert_eq!(who["issuer"], "Joken");
+    assert_eq!(who["email"], "alice@example.com");
+    assert_eq!(who["groups"], json!(["sre"]));
+    let echo = client.call(
+        2,
+        "tools/call",
+        json!({"name": "echo", "arguments": {"message": "hi"}}),
+    );
+    assert_eq!(echo["result"]["content"][0]["text"], "Tool echo: hi");
+}
+
+#[test]
+fn a_plural_shaped_es256_token_without_header_kid_is_accepted() {
+    let (_jwks, server) = setup();
+    let claims = plural_claims("bob", "bob@example.com", &["devops", "other"], 600);
+    assert!(claims.get("kid").is_some(), "Plural puts kid in the claims");
+    let token = ec().sign(&json!({"alg": "ES256", "typ": "JWT"}), &claims);
+    let mut client = SseClient::open_authed(server.local_addr(), &token);
+    client.initialize("2024-11-05");
+    let reply = client.call(1, "tools/call", json!({"name": "whoami", "arguments": {}}));
+    assert!(
+        reply["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("\"subject\":\"bob\"")
+    );
+}
+
+#[test]
+fn bearer_in_lower_case_is_accepted() {
+    let (_jwks, server) = setup();
+    let headers = format!("authorization: bearer {}\r\n", alice());
+    let mut client = SseClient::open_with(server.local_addr(), &headers);
+    client.initialize("2025-06-18");
+}
+
+#[test]
+fn a_missing_token_gets_401_on_both_endpoints() {
+    let (_jwks, server) = setup();
+    let addr = server.local_addr();
+    let r = get_sse(addr, "");
+    assert_refused(&r, "no bearer token", "");
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some("Bearer realm=\"mcp-warden\"")
+    );
+    assert_eq!(r.json()["error"], "missing_token");
+    let r = request_with(addr, "POST", "/messages?sessionId=00", "", b"{}");
+    assert_refused(&r, "no bearer token", "");
+    // Refused before the session is even looked up: no hint whether it exists.
+    let r = request_with(addr, "POST", "/messages", "", b"{}");
+    assert_eq!(r.status, 401);
+    let r = get_sse(addr, "Authorization: Basic YWxpY2U6c2VjcmV0\r\n");
+    assert_refused(&r, "not \"Bearer <token>\"", "");
+}
+
+#[test]
+fn two_authorization_headers_are_refused() {
+    let (_jwks, server) = setup();
+    let token = alice();
+    let r = get_sse(
+        server.local_addr(),
+        &format!("{}{}", bearer(&token), bearer(&token)),
+    );
+    assert_refused(&r, "more than one Authorization header", &token);
+}
+
+#[test]
+fn every_bad_token_gets_401_saying_why_without_echoing_it() {
+    let (_jwks, server) = setup();
+    let addr = server.local_addr();
+    let good = plural_claims("alice", "a@example.com", &["sre"], 3600);
+    let with = |name: &str, value: Value| {
+        let mut claims = good.clone();
+        claims[name] = value;
+        claims
+    };
+    let without = |name: &str| {
+        let mut claims = good.clone();
+        claims.as_object_mut().unwrap().remove(name);
+        claims
+    };
+    let valid = rsa().token(&good);
+    let (head, sig) = valid.rsplit_once('.').unwrap();
+    let attacker = Issuer::es256(None);
+    let stranger = Issuer::rsa(Some("rsa-9"));
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "wrong group",
+            rsa().token(&with("groups", json!(["dev", "SRE"]))),
+            "user does not belong to any required group",
+        ),
+        (
+            "groups missing",
+            rsa().token(&without("groups")),
+            "user does not belong to any required group",
+        ),
+        (
+            "groups a string",
+            rsa().token(&with("groups", json!("sre"))),
+            "\"groups\" is not an array",
+        ),
+        (
+            "groups holding non-strings",
+            rsa().token(&with("groups", json!(["sre", 7]))),
+            "other than strings",
+        ),
+        (
+            "expired",
+            rsa().token(&with("exp", json!(issuer::now() - 120))),
+            "expired",
+        ),
+        (
+            "nbf in the future",
+            rsa().token(&with("nbf", json!(issuer::now() + 600))),
+            "not valid yet",
+        ),
+        ("no exp", rsa().token(&without("exp")), "no \"exp\""),
+        (
+            "unknown key",
+            stranger.token(&good),
+            "key \"rsa-9\", which is not in the JWKS",
+        ),
+        (
+            "alg none",
+            format!("{}.{}.", b64_json(&json!({"alg": "none"})), b64_json(&good)),
+            "malformed token",
+        ),
+        (
+            "alg none with a signature",
+            format!(
+                "{}.{}.AAAA",
+                b64_json(&json!({"alg": "none"})),
+                b64_json(&good)
+            ),
+            "\"none\" is not allowed",
+        ),
+        (
+            "HS256 with the RSA public key as secret",
+            issuer::hs256(
+                rsa().public_pem().as_bytes(),
+                &json!({"alg": "HS256", "typ": "JWT", "kid": "rsa-1"}),
+                &good,
+            ),
+            "\"HS256\" is not allowed",
+        ),
+        (
+            "crit",
+            rsa().sign(
+                &json!({"alg": "RS256", "kid": "rsa-1", "crit": ["exp"]}),
+                &good,
+            ),
+            "\"crit\"",
+        ),
+        (
+            "embedded jwk",
+            attacker.sign(&json!({"alg": "ES256", "jwk": attacker.jwk()}), &good),
+            "does not verify with any key",
+        ),
+        ("two parts", head.to_string(), "has 2"),
+        ("four parts", format!("{valid}.{sig}"), "has 4"),
+        ("five parts", format!("{valid}.{sig}.{sig}"), "has 5"),
+        (
+            "a flipped signature byte",
+            format!("{head}.{}", flip_first(sig)),
+            "does not verify",
+        ),
+        (
+            "padding",
+            format!("{valid}="),
+            "not base64url without padding",
+        ),
+        (
+            "an oversized token",
+            format!("{head}.{}", b64(&vec![7u8; 20_000])),
+            "more than the 16384 accepted",
+        ),
+    ];
+    for (name, token, reason) in cases {
+        let r = get_sse(addr, &bearer(&token));
+        assert_refused(&r, reason, &token);
+        let code = r.json()["error"].as_str().unwrap().to_string();
+        let expected = if reason.contains("required group") {
+            "insufficient_group"
+        } else {
+            "invalid_token"
+        };
+        assert_eq!(code, expected, "{name}");
+        assert!(
+            r.header("www-authenticate")
+                .unwrap()
+                .contains("error=\"invalid_token\""),
+            "{name}"
+        );
+    }
+    assert_eq!(server.session_count(), 0);
+}
+
+fn flip_first(segment: &str) -> String {
+    let mut chars: Vec<char> = segment.chars().collect();
+    chars[0] = if chars[0] == 'A' { 'B' } else { 'A' };
+    chars.into_iter().collect()
+}
+
+#[test]
+fn any_authenticated_user_passes_when_required_groups_is_star() {
+    let jwks = JwksServer::start(issuer::jwks(&[rsa().jwk()]));
+    let server = spawn(auth_config(jwks.url(), "*"));
+    let mut claims = plural_claims("carol", "c@example.com", &[], 600);
+    claims.as_object_mut().unwrap().remove("groups");
+    let mut client = SseClient::open_authed(server.local_addr(), &rsa().token(&claims));
+    client.initialize("2025-06-18");
+    let other = rsa().token(&plural_claims("dan", "d@example.com", &["x"], 600));
+    SseClient::open_authed(server.local_addr(), &other).initialize("2025-06-18");
+    // Still a valid token is needed.
+    let r = get_sse(server.local_addr(), "");
+    assert_eq!(r.status, 401);
+}
+
+#[test]
+fn another_subject_cannot_post_into_a_session() {
+    let (_jwks, server) = setup();
+    let addr = server.local_addr();
+    let mut alice = SseClient::open_authed(addr, &alice());
+    alice.initialize("2025-06-18");
+    let mallory = rsa().token(&plural_claims("mallory", "m@example.com", &["sre"], 600));
+    let ping = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call",
+        "params": {"name": "echo", "arguments": {"message": "from mallory"}}});
+    let hijack = request_with(
+        addr,
+        "POST",
+        &alice.endpoint,
+        &bearer(&mallory),
+        ping.to_string().as_bytes(),
+    );
+    let unknown = request_with(
+        addr,
+        "POST",
+        "/messages?sessionId=00000000000000000000000000000000",
+        &bearer(&mallory),
+        ping.to_string().as_bytes(),
+    );
+    assert_eq!(hijack.status, 404);
+    assert_eq!(
+        hijack.body, unknown.body,
+        "a hijack looks exactly like an unknown session"
+    );
+    // Alice's own requests still work, and Mallory's never reached her stream.
+    let reply = alice.call(3, "ping", json!({}));
+    assert_eq!(reply["result"], json!({}));
+    // Alice with a fresh token (other groups) is the same principal.
+    let fresh = rsa().token(&plural_claims(
+        "alice",
+        "alice@example.com",
+        &["devops"],
+        900,
+    ));
+    let r = request_with(
+        addr,
+        "POST",
+        &alice.endpoint,
+        &bearer(&fresh),
+        br#"{"jsonrpc":"2.0","id":4,"method":"ping"}"#,
+    );
+    assert_eq!(r.status, 202);
+    assert_eq!(alice.next_message()["id"], 4);
+}
+
+#[test]
+fn a_stream_ends_when_the_token_that_opened_it_expires() {
+    let jwks = JwksServer::start(issuer::jwks(&[rsa().jwk()]));
+    let mut config = auth_config(jwks.url(), "sre");
+    if let Some(auth) = config.auth.as_mut() {
+        auth.policy.leeway_secs = 0;
+    }
+    config.sse_keepalive = Duration::from_secs(30);
+    let server = spawn(config);
+    let token = rsa().token(&plural_claims("alice", "a@example.com", &["sre"], 2));
+    let mut client = SseClient::open_authed(server.local_addr(), &token);
+    // The stream stays until exp, then closes (well before the 30 s keep-alive).
+    assert_eq!(client.try_next_event(), None);
+    assert!(eventually(Duration::from_secs(5), || server
+        .session_count()
+        == 0));
+    // And the same token is refused now.
+    let r = get_sse(server.local_addr(), &bearer(&token));
+    assert_refused(&r, "expired", &token);
+}
+
+#[test]
+fn a_new_key_with_a_kid_is_picked_up_by_a_refetch() {
+    let jwks = JwksServer::start(issuer::jwks(&[rsa().jwk()]));
+    let mut config = auth_config(jwks.url(), "sre");
+    if let Some(auth) = config.auth.as_mut() {
+        auth.min_refetch = Duration::ZERO;
+    }
+    let server = spawn(config);
+    assert_eq!(jwks.hits(), 1);
+    let rotated = Issuer::rsa(Some("rsa-2"));
+    let token = rotated.token(&plural_claims("alice", "a@example.com", &["sre"], 600));
+    // Not published yet: refused, after one refetch.
+    let r = get_sse(server.local_addr(), &bearer(&token));
+    assert_refused(&r, "\"rsa-2\", which is not in the JWKS", &token);
+    assert_eq!(jwks.hits(), 2);
+    // Published: accepted without a restart.
+    jwks.set_body(issuer::jwks(&[rsa().jwk(), rotated.jwk()]));
+    SseClient::open_authed(server.local_addr(), &token).initialize("2025-06-18");
+    assert_eq!(jwks.hits(), 3);
+}
+
+#[test]
+fn a_new_key_without_a_kid_is_picked_up_by_a_refetch() {
+    let jwks = JwksServer::start(issuer::jwks(&[ec().jwk()]));
+    let mut config = auth_config(jwks.url(), "sre");
+    if let Some(auth) = config.auth.as_mut() {
+        auth.min_refetch = Duration::ZERO;
+    }
+    let server = spawn(config);
+    let rotated = Issuer::es256(None);
+    let token = rotated.sign(
+        &json!({"alg": "ES256", "typ": "JWT"}),
+        &plural_claims("alice", "a@example.com", &["sre"], 600),
+    );
+    jwks.set_body(issuer::jwks(&[rotated.jwk()]));
+    SseClient::open_authed(server.local_addr(), &token).initialize("2025-06-18");
+    assert_eq!(jwks.hits(), 2);
+    // The old key is gone with that refetch.
+    let old = ec().sign(
+        &json!({"alg": "ES256"}),
+        &plural_claims("alice", "a@example.com", &["sre"], 600),
+    );
+    let r = get_sse(server.local_addr(), &bearer(&old));
+    assert_refused(&r, "does not verify with any key", &old);
+}
+
+#[test]
+fn refetches_for_unknown_keys_are_rate_limited() {
+    let (jwks, server) = setup(); // the default 30 s interval
+    for i in 0..20 {
+        let token = Issuer::es256(None).sign(
+            &json!({"alg": "ES256", "kid": format!("forged-{i}")}),
+            &plural_claims("eve", "e@example.com", &["sre"], 600),
+        );
+        assert_eq!(get_sse(server.local_addr(), &bearer(&token)).status, 401);
+    }
+    assert_eq!(
+        jwks.hits(),
+        1,
+        "forged tokens must not hammer the identity provider"
+    );
+}
+
+#[test]
+fn a_key_dropped_from_the_jwks_stops_verifying_at_the_next_refresh() {
+    let other = Issuer::rsa(Some("rsa-2"));
+    let jwks = JwksServer::start(issuer::jwks(&[rsa().jwk(), other.jwk()]));
+    let mut config = auth_config(jwks.url(), "sre");
+    if let Some(auth) = config.auth.as_mut() {
+        auth.refresh = Duration::from_millis(200);
+    }
+    let server = spawn(config);
+    let token = alice();
+    let addr = server.local_addr();
+    let post = |token: &str| {
+        request_with(
+            addr,
+            "POST",
+            "/messages?sessionId=00",
+            &bearer(token),
+            b"{}",
+        )
+        .status
+    };
+    assert_eq!(post(&token), 404, "valid token, unknown session"); // now cached
+    jwks.set_body(issuer::jwks(&[other.jwk()]));
+    assert!(
+        eventually(Duration::from_secs(5), || post(&token) == 401),
+        "the cached token of a dropped key must stop passing"
+    );
+    let r = request_with(addr, "GET", "/sse", &bearer(&token), b"");
+    assert_refused(&r, "\"rsa-1\", which is not in the JWKS", &token);
+    // A failed refresh keeps the last good keys.
+    jwks.set_status(500);
+    let hits = jwks.hits();
+    assert!(eventually(Duration::from_secs(5), || jwks.hits() >= hits + 2));
+    let token2 = other.token(&plural_claims("bob", "b@example.com", &["sre"], 600));
+    assert_eq!(post(&token2), 404);
+}
+
+#[test]
+fn an_empty_jwks_at_start_refuses_to_start() {
+    let jwks = JwksServer::start(r#"{"keys": []}"#);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    match mcp_warden::start(auth_config(jwks.url(), "sre"), listener) {
+        Err(StartError::Jwks(e @ JwksError::NoUsableKey { .. })) => {
+            assert!(e.to_string().starts_with("JWKS_URI="), "{e}")
+        }
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("started without keys"),
+    }
+    // Only unusable keys is the same as none.
+    let weak = issuer::jwks(&[json!({"kty": "oct", "k": "c2VjcmV0"}), {
+        let mut jwk = rsa().jwk();
+        jwk["use"] = json!("enc");
+        jwk
+    }]);
+    jwks.set_body(weak);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    assert!(matches!(
+        mcp_warden::start(auth_config(jwks.url(), "sre"), listener),
+        Err(StartError::Jwks(JwksError::NoUsableKey { .. }))
+    ));
+}
+
+#[test]
+fn an_unreachable_or_broken_jwks_refuses_to_start() {
+    let start = |uri: String| {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        mcp_warden::start(auth_config(uri, "sre"), listener).err()
+    };
+    assert!(matches!(
+        start(jwks_server::unreachable_url()),
+        Some(StartError::Jwks(JwksError::Fetch { .. }))
+    ));
+    let jwks = JwksServer::start("");
+    jwks.set_status(503);
+    assert!(matches!(
+        start(jwks.url()),
+        Some(StartError::Jwks(JwksError::Fetch { .. }))
+    ));
+    jwks.set_garbage();
+    assert!(matches!(start(jwks.url()), Some(StartError::Jwks(_))));
+    jwks.set_normal();
+    jwks.set_body("<html>login</html>");
+    assert!(matches!(
+        start(jwks.url()),
+        Some(StartError::Jwks(JwksError::Format { .. }))
+    ));
+}
