@@ -94,6 +94,7 @@ fn connection(stream: TcpStream, handler: &dyn Handler, limits: Limits) {
         peer,
         limits,
         deadline: Instant::now(),
+        head_only: false,
     };
     loop {
         conn.deadline = Instant::now() + limits.request_timeout;
@@ -176,6 +177,8 @@ pub struct Conn {
     limits: Limits,
     /// When the current request must have arrived in full.
     deadline: Instant,
+    /// The current request is `HEAD`: responses to it carry no body (RFC 9110 §9.3.2).
+    head_only: bool,
 }
 
 impl Conn {
@@ -219,6 +222,7 @@ impl Conn {
     /// Reads and parses the next request head. `Ok(None)`: the client closed (or went idle
     /// past the deadline) between requests, which is not an error.
     pub fn read_head(&mut self) -> Result<Option<Head>, HttpError> {
+        self.head_only = false;
         loop {
             if !self.buf.is_empty() {
                 let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
@@ -227,6 +231,7 @@ impl Conn {
                     Ok(httparse::Status::Complete(len)) => {
                         let head = Head::from_parsed(&req)?;
                         self.buf.drain(..len);
+                        self.head_only = head.method == "HEAD";
                         return Ok(Some(head));
                     }
                     Ok(httparse::Status::Partial) if self.buf.len() >= MAX_HEAD_BYTES => {
@@ -256,15 +261,17 @@ impl Conn {
     /// connection must close: the rest of the body is still on the wire.
     pub fn read_body(&mut self, head: &Head) -> Result<Vec<u8>, HttpError> {
         let framing = Framing::of(head)?;
-        if head
-            .header("expect")
-            .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
+        // RFC 9110 §10.1.1: an HTTP/1.0 client cannot expect 100, so its Expect is ignored.
+        if head.version == 1
+            && head
+                .header("expect")
+                .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
             && framing != Framing::Length(0)
         {
-            if let Framing::Length(n) = framing {
-                if n > self.limits.max_body_bytes as u64 {
-                    return Err(HttpError::BodyTooLarge(self.limits.max_body_bytes));
-                }
+            if let Framing::Length(n) = framing
+                && n > self.limits.max_body_bytes as u64
+            {
+                return Err(HttpError::BodyTooLarge(self.limits.max_body_bytes));
             }
             self.stream
                 .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -355,9 +362,15 @@ impl Conn {
         }
     }
 
-    /// Writes a whole response in one write.
+    /// Writes a whole response in one write; only its head if the request was `HEAD`.
     pub fn send(&mut self, response: &Response) -> io::Result<()> {
-        self.stream.write_all(&response.to_bytes())?;
+        let bytes = response.to_bytes();
+        let end = if self.head_only {
+            bytes.len() - response.body.len()
+        } else {
+            bytes.len()
+        };
+        self.stream.write_all(&bytes[..end])?;
         self.stream.flush()
     }
 }
