@@ -2,6 +2,8 @@
 //! a loopback server inside the test, keys generated here, and tokens sent the way MCP
 //! clients send them.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::net::SocketAddr;

@@ -1,0 +1,246 @@
+//! The built binary with authentication on: start-up refusals (exit status and the one line
+//! that says why), the start-up summary, and logs that never hold a token.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::issuer::{self, Issuer, plural_claims};
+use common::jwks_server::{self, JwksServer};
+use common::{SseClient, request_with};
+
+const BIN: &str = env!("CARGO_BIN_EXE_mcp-warden");
+
+fn command(env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(BIN);
+    for var in [
+        "HOST",
+        "PORT",
+        "JWT_AUTH_ENABLED",
+        "JWKS_URI",
+        "REQUIRED_GROUPS",
+        "JWT_ISSUER",
+        "JWT_AUDIENCE",
+        "JWT_LEEWAY_SECS",
+        "JWKS_REFRESH_SECS",
+        "RUST_LOG",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("PORT", "0");
+    cmd.envs(env.iter().copied());
+    cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+    cmd
+}
+
+/// Runs the binary to its end (it must end within 20 s); returns exit code and stderr.
+fn run_to_exit(env: &[(&str, &str)]) -> (i32, String) {
+    let mut child = command(env).spawn().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        let _ = tx.send(text);
+    });
+    let text = match rx.recv_timeout(Duration::from_secs(20)) {
+        Ok(text) => text,
+        Err(_) => {
+            let _ = child.kill();
+            panic!("the server did not exit");
+        }
+    };
+    let status = child.wait().unwrap();
+    (status.code().unwrap_or(-1), text)
+}
+
+/// A running server child: killed by PID on drop; stderr lines arrive on `lines`.
+struct Running {
+    child: Child,
+    addr: SocketAddr,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Running {
+    fn start(env: &[(&str, &str)]) -> Running {
+        let mut child = command(env).spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut running = Running {
+            child,
+            addr: "127.0.0.1:1".parse().unwrap(),
+            lines,
+            seen: Vec::new(),
+        };
+        let line = running.wait_for("listening on http://");
+        let addr = line.split("listening on http://").nth(1).unwrap().trim();
+        running.addr = addr.parse().unwrap();
+        running
+    }
+
+    /// Reads stderr until a line contains `needle` (10 s at most).
+    fn wait_for(&mut self, needle: &str) -> String {
+        loop {
+            match self.lines.recv_timeout(Duration::from_secs(10)) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!("no {needle:?} in stderr: {:#?}", self.seen),
+            }
+        }
+    }
+
+    /// Everything logged so far.
+    fn log(&mut self) -> String {
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(300)) {
+            self.seen.push(line);
+        }
+        self.seen.join("\n")
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn auth_env<'a>(uri: &'a str, groups: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("JWT_AUTH_ENABLED", "true"),
+        ("JWKS_URI", uri),
+        ("REQUIRED_GROUPS", groups),
+    ]
+}
+
+fn assert_one_line_naming_jwks_uri(code: i32, stderr: &str, cause: &str) {
+    assert_ne!(code, 0, "{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("ERROR")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(errors[0].contains("JWKS_URI="), "{stderr}");
+    assert!(errors[0].contains(cause), "wanted {cause:?}: {stderr}");
+    assert!(!stderr.contains("listening on"), "{stderr}");
+}
+
+#[test]
+fn an_empty_jwks_stops_the_binary_with_one_line_naming_jwks_uri() {
+    let jwks = JwksServer::start(r#"{"keys":[]}"#);
+    let (code, stderr) = run_to_exit(&auth_env(&jwks.url(), "sre"));
+    assert_one_line_naming_jwks_uri(code, &stderr, "no usable signing key");
+}
+
+#[test]
+fn an_unreachable_jwks_stops_the_binary_with_one_line_naming_jwks_uri() {
+    let url = jwks_server::unreachable_url();
+    let (code, stderr) = run_to_exit(&auth_env(&url, "sre"));
+    assert_one_line_naming_jwks_uri(code, &stderr, "cannot fetch");
+}
+
+#[test]
+fn a_jwks_that_is_not_json_stops_the_binary() {
+    let jwks = JwksServer::start("<html>sign in</html>");
+    let (code, stderr) = run_to_exit(&auth_env(&jwks.url(), "sre"));
+    assert_one_line_naming_jwks_uri(code, &stderr, "not JSON");
+}
+
+#[test]
+fn auth_settings_that_cannot_work_exit_2_naming_the_variable() {
+    for (env, var) in [
+        (vec![("JWT_AUTH_ENABLED", "ture")], "JWT_AUTH_ENABLED"),
+        (vec![("JWT_AUTH_ENABLED", "true")], "JWKS_URI"),
+        (
+            vec![
+                ("JWT_AUTH_ENABLED", "true"),
+                ("JWKS_URI", "https://idp.example.com/jwks.json"),
+            ],
+            "REQUIRED_GROUPS",
+        ),
+    ] {
+        let (code, stderr) = run_to_exit(&env);
+        assert_eq!(code, 2, "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(&format!("{var}=")), "{stderr}");
+    }
+    let (_, stderr) = run_to_exit(&[("JWT_AUTH_ENABLED", "yes"), ("JWKS_URI", "x")]);
+    assert!(stderr.contains("http(s) URL"), "{stderr}");
+    let (_, stderr) = run_to_exit(&[
+        ("JWT_AUTH_ENABLED", "1"),
+        ("JWKS_URI", "http://127.0.0.1:9/jwks"),
+    ]);
+    assert!(stderr.contains("* for any authenticated user"), "{stderr}");
+}
+
+#[test]
+fn starts_with_a_summary_and_never_logs_a_token() {
+    let rsa = Issuer::rsa(Some("main-key"));
+    let jwks = JwksServer::start(issuer::jwks(&[rsa.jwk()]));
+    let url = jwks.url();
+    let mut env = auth_env(&url, "sre, devops");
+    env.push(("RUST_LOG", "trace"));
+    let mut server = Running::start(&env);
+    let log = server.log();
+    assert!(log.contains("1 key(s)"), "{log}");
+    assert!(log.contains("main-key"), "{log}");
+    assert!(log.contains("required groups: sre,devops"), "{log}");
+    assert!(!log.contains("authentication is off"), "{log}");
+
+    let good = rsa.token(&plural_claims("alice", "a@example.com", &["sre"], 600));
+    let wrong_group = rsa.token(&plural_claims("bob", "b@example.com", &["x"], 600));
+    let forged = Issuer::rsa(Some("main-key")).token(&plural_claims(
+        "mallory",
+        "m@example.com",
+        &["sre"],
+        600,
+    ));
+    let mut client = SseClient::open_authed(server.addr, &good);
+    client.initialize("2025-06-18");
+    for token in [&wrong_group, &forged] {
+        let r = request_with(
+            server.addr,
+            "GET",
+            "/sse",
+            &format!("Authorization: Bearer {token}\r\n"),
+            b"",
+        );
+        assert_eq!(r.status, 401);
+    }
+    server.wait_for("sub=bob");
+    let log = server.log();
+    assert!(log.contains("sub=alice"), "{log}");
+    assert!(
+        log.contains("user does not belong to any required group"),
+        "{log}"
+    );
+    assert!(
+        log.contains("does not verify with key \"main-key\""),
+        "{log}"
+    );
+    for token in [&good, &wrong_group, &forged] {
+        for part in token.split('.') {
+            assert!(!log.contains(part), "a token part reached the log:\n{log}");
+        }
+    }
+    assert!(
+        !log.contains(client.session_id()),
+        "a session id reached the log"
+    );
+}
