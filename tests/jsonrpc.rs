@@ -28,7 +28,11 @@ fn negotiates_the_clients_version_when_supported_else_the_latest() {
         ("1999-01-01", "2025-11-25"),
     ] {
         let (_server, mut c) = session();
-        assert_eq!(c.initialize(asked)["protocolVersion"], answered, "asked {asked}");
+        assert_eq!(
+            c.initialize(asked)["protocolVersion"],
+            answered,
+            "asked {asked}"
+        );
     }
 }
 
@@ -37,7 +41,12 @@ fn requests_before_initialize_get_an_error_but_ping_works() {
     let (_server, mut c) = session();
     let reply = c.call(1, "tools/list", json!({}));
     assert_eq!(error_code(&reply), -32600);
-    assert!(reply["error"]["message"].as_str().unwrap().contains("initialize"));
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("initialize")
+    );
     assert_eq!(c.call(2, "ping", json!({}))["result"], json!({}));
 }
 
@@ -56,7 +65,10 @@ fn unknown_methods_get_method_not_found() {
     let (_server, mut c) = session();
     c.initialize("2025-06-18");
     assert_eq!(error_code(&c.call(1, "tools/destroy", json!({}))), -32601);
-    assert_eq!(error_code(&c.call(2, "completion/complete", json!({}))), -32601);
+    assert_eq!(
+        error_code(&c.call(2, "completion/complete", json!({}))),
+        -32601
+    );
 }
 
 #[test]
@@ -65,11 +77,23 @@ fn malformed_envelopes_get_invalid_request_with_the_id_when_usable() {
     c.initialize("2025-06-18");
     for (message, id) in [
         (json!({"id": 1, "method": "ping"}), json!(1)),
-        (json!({"jsonrpc": "1.0", "id": 2, "method": "ping"}), json!(2)),
+        (
+            json!({"jsonrpc": "1.0", "id": 2, "method": "ping"}),
+            json!(2),
+        ),
         (json!({"jsonrpc": "2.0", "id": 3}), json!(3)),
-        (json!({"jsonrpc": "2.0", "id": null, "method": "ping"}), Value::Null),
-        (json!({"jsonrpc": "2.0", "id": {"x": 1}, "method": "ping"}), Value::Null),
-        (json!({"jsonrpc": "2.0", "id": true, "method": "ping"}), Value::Null),
+        (
+            json!({"jsonrpc": "2.0", "id": null, "method": "ping"}),
+            Value::Null,
+        ),
+        (
+            json!({"jsonrpc": "2.0", "id": {"x": 1}, "method": "ping"}),
+            Value::Null,
+        ),
+        (
+            json!({"jsonrpc": "2.0", "id": true, "method": "ping"}),
+            Value::Null,
+        ),
         (json!("just a string"), Value::Null),
         (json!(42), Value::Null),
     ] {
@@ -88,10 +112,16 @@ fn bad_params_unknown_tools_and_prompts_get_invalid_params() {
         ("tools/call", json!({"name": "no-such-tool"})),
         ("tools/call", json!({})),
         ("tools/call", json!({"name": 7})),
-        ("tools/call", json!({"name": "echo", "arguments": "message"})),
+        (
+            "tools/call",
+            json!({"name": "echo", "arguments": "message"}),
+        ),
         ("prompts/get", json!({"name": "no-such-prompt"})),
         ("prompts/get", json!({"name": "echo"})),
-        ("prompts/get", json!({"name": "echo", "arguments": {"message": 5}})),
+        (
+            "prompts/get",
+            json!({"name": "echo", "arguments": {"message": 5}}),
+        ),
         ("resources/read", json!({})),
         ("logging/setLevel", json!({"level": "loud"})),
     ] {
@@ -119,7 +149,11 @@ fn a_failing_tool_returns_is_error_not_a_protocol_error() {
     assert_eq!(reply["result"]["isError"], true, "{reply}");
     let text = reply["result"]["content"][0]["text"].as_str().unwrap();
     assert!(text.contains("message"), "{text}");
-    let reply = c.call(2, "tools/call", json!({"name": "echo", "arguments": {"message": 3}}));
+    let reply = c.call(
+        2,
+        "tools/call",
+        json!({"name": "echo", "arguments": {"message": 3}}),
+    );
     assert_eq!(reply["result"]["isError"], true, "{reply}");
 }
 
@@ -127,7 +161,9 @@ fn a_failing_tool_returns_is_error_not_a_protocol_error() {
 fn notifications_and_client_responses_never_get_a_reply() {
     let (_server, mut c) = session();
     c.initialize("2025-06-18");
-    c.post(&json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 9}}));
+    c.post(
+        &json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 9}}),
+    );
     c.post(&json!({"jsonrpc": "2.0", "method": "notifications/made-up"}));
     c.post(&json!({"jsonrpc": "2.0", "method": "tools/list"}));
     c.post(&json!({"jsonrpc": "2.0", "id": "srv-1", "result": {}}));
