@@ -15,27 +15,10 @@ use common::issuer::{self, Issuer, plural_claims};
 use common::jwks_server::{self, JwksServer};
 use common::{SseClient, request_with};
 
-const BIN: &str = env!("CARGO_BIN_EXE_mcp-warden");
-
 fn command(env: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(BIN);
-    for var in [
-        "HOST",
-        "PORT",
-        "JWT_AUTH_ENABLED",
-        "JWKS_URI",
-        "REQUIRED_GROUPS",
-        "JWT_ISSUER",
-        "JWT_AUDIENCE",
-        "JWT_LEEWAY_SECS",
-        "JWKS_REFRESH_SECS",
-        "RUST_LOG",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.env("PORT", "0");
+    let mut cmd = common::warden_command();
     cmd.envs(env.iter().copied());
-    cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+    cmd.stdout(Stdio::null());
     cmd
 }
 

@@ -10,7 +10,7 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -39,22 +39,11 @@ fn is_var_name(word: &str) -> bool {
 
 /// The binary with every variable it reads removed from the inherited environment.
 fn warden() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mcp-warden"));
+    let mut cmd = common::warden_command();
     for var in documented_vars() {
         cmd.env_remove(var);
     }
-    for var in [
-        "HOST",
-        "PORT",
-        "JWT_AUTH_ENABLED",
-        "JWKS_URI",
-        "REQUIRED_GROUPS",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.env_remove("PORT");
     cmd
 }
 

@@ -8,6 +8,7 @@ pub mod jwks_server;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mcp_warden::Server;
@@ -29,6 +30,24 @@ pub fn test_config() -> Config {
 pub fn spawn(config: Config) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     mcp_warden::start(config, listener).unwrap()
+}
+
+/// The built binary, with every variable `--help` documents removed from the inherited
+/// environment (so a developer's shell cannot change a test), and `PORT=0`. Output piped.
+pub fn warden_command() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mcp-warden"));
+    for var in mcp_warden::config::HELP
+        .lines()
+        .filter_map(|line| line.strip_prefix("    ")?.split_whitespace().next())
+        .filter(|word| word.len() > 2 && word.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'))
+    {
+        cmd.env_remove(var);
+    }
+    cmd.env("PORT", "0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
 }
 
 pub fn connect(addr: SocketAddr) -> TcpStream {
