@@ -27,6 +27,18 @@ pub struct Config {
     /// `REQUEST_TIMEOUT_SECS`: the deadline for reading one request (head and body), and
     /// for an idle keep-alive connection to send its next one. Defaults to 10 s.
     pub request_timeout: Duration,
+    /// `MAX_SESSIONS`: open SSE sessions at most; one more gets `503` with `Retry-After`.
+    /// Defaults to 1000.
+    pub max_sessions: usize,
+    /// `MAX_CONNECTIONS`: open TCP connections at most (each SSE session holds one, each
+    /// POST borrows one); one more gets `503` and is closed. Must exceed `MAX_SESSIONS`.
+    /// Defaults to 2000.
+    pub max_connections: usize,
+    /// `SHUTDOWN_GRACE_SECS`: on SIGTERM/SIGINT, how long in-flight requests may take to
+    /// finish before the process exits anyway. Defaults to 5 s.
+    pub shutdown_grace: Duration,
+    /// `LOG_FORMAT`: `text` (the default) or `json`, one object per line for log shippers.
+    pub log_json: bool,
     /// `JWT_AUTH_ENABLED=true` and its companions; `None` while authentication is off,
     /// which is the default.
     pub auth: Option<AuthConfig>,
@@ -40,6 +52,10 @@ impl Default for Config {
             sse_keepalive: Duration::from_secs(15),
             max_body_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(10),
+            max_sessions: 1000,
+            max_connections: 2000,
+            shutdown_grace: Duration::from_secs(5),
+            log_json: false,
             auth: None,
         }
     }
@@ -62,6 +78,11 @@ Configuration is read from the environment:
                           (1024-67108864); larger gets 413            [default: 1048576]
     REQUEST_TIMEOUT_SECS  deadline for a client to send one request,
                           head and body (1-3600)                      [default: 10]
+    MAX_SESSIONS          open SSE sessions at most; more gets 503    [default: 1000]
+    MAX_CONNECTIONS       open connections at most, more than
+                          MAX_SESSIONS; more gets 503                 [default: 2000]
+    SHUTDOWN_GRACE_SECS   on SIGTERM/SIGINT, time for in-flight
+                          requests to finish (0-600)                  [default: 5]
 
 Authentication (Plural's contract; all off unless JWT_AUTH_ENABLED is true):
 
@@ -78,11 +99,15 @@ Authentication (Plural's contract; all off unless JWT_AUTH_ENABLED is true):
     JWT_AUDIENCE          when set, `aud` must be or contain it       [default: not checked]
     JWKS_REFRESH_SECS     seconds between background JWKS refreshes
                           (10-86400)                                  [default: 600]
+    JWKS_MAX_AGE_SECS     /readyz answers 503 when the keys were last
+                          fetched longer ago than this (60-604800,
+                          at least JWKS_REFRESH_SECS)                 [default: 3600]
 
 Logging:
 
     RUST_LOG              log filter: error, warn, info, debug, trace
                           or per module, e.g. mcp_warden=debug        [default: info]
+    LOG_FORMAT            text, or json (one object per line)         [default: text]
 
 An unset or empty variable takes its default. A bad value stops the server with exit
 status 2 and a line naming the variable.
@@ -96,7 +121,7 @@ pub struct ConfigError {
     /// The value it had.
     pub value: String,
     /// The accepted form, as a phrase: "an integer from 1 to 3600".
-    pub expected: &'static str,
+    pub expected: String,
 }
 
 impl fmt::Display for ConfigError {
@@ -121,13 +146,14 @@ impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let get = |var: &str| lookup(var).filter(|v| !v.trim().is_empty());
         let d = Config::default();
-        Ok(Config {
+        Config {
             host: match get("HOST") {
                 None => d.host,
                 Some(v) => parse_host(&v).ok_or(ConfigError {
                     var: "HOST",
                     value: v,
-                    expected: "an IP address such as 127.0.0.1, 0.0.0.0 or ::1, or localhost",
+                    expected: "an IP address such as 127.0.0.1, 0.0.0.0 or ::1, or localhost"
+                        .into(),
                 })?,
             },
             port: int_var(&get, "PORT", 0, 65535, "a port number from 0 to 65535")?
@@ -156,8 +182,60 @@ impl Config {
                 "a whole number of seconds from 1 to 3600",
             )?
             .map_or(d.request_timeout, Duration::from_secs),
+            max_sessions: int_var(
+                &get,
+                "MAX_SESSIONS",
+                1,
+                1_000_000,
+                "a number of sessions from 1 to 1000000",
+            )?
+            .map_or(d.max_sessions, |n| n as usize),
+            max_connections: int_var(
+                &get,
+                "MAX_CONNECTIONS",
+                2,
+                1_000_000,
+                "a number of connections from 2 to 1000000",
+            )?
+            .map_or(d.max_connections, |n| n as usize),
+            shutdown_grace: int_var(
+                &get,
+                "SHUTDOWN_GRACE_SECS",
+                0,
+                600,
+                "a whole number of seconds from 0 to 600",
+            )?
+            .map_or(d.shutdown_grace, Duration::from_secs),
+            log_json: match get("LOG_FORMAT").map(|v| v.trim().to_ascii_lowercase()) {
+                None => false,
+                Some(f) if f == "text" => false,
+                Some(f) if f == "json" => true,
+                Some(_) => {
+                    return Err(ConfigError {
+                        var: "LOG_FORMAT",
+                        value: get("LOG_FORMAT").unwrap_or_default(),
+                        expected: "text or json".into(),
+                    });
+                }
+            },
             auth: auth_config(&get)?,
-        })
+        }
+        .checked()
+    }
+
+    /// Settings that are each fine but cannot work together.
+    fn checked(self) -> Result<Config, ConfigError> {
+        if self.max_connections <= self.max_sessions {
+            return Err(ConfigError {
+                var: "MAX_CONNECTIONS",
+                value: self.max_connections.to_string(),
+                expected: format!(
+                    "more than MAX_SESSIONS ({}): every session holds a connection and its POSTs need more",
+                    self.max_sessions
+                ),
+            });
+        }
+        Ok(self)
     }
 }
 
@@ -168,7 +246,7 @@ fn auth_config(get: &impl Fn(&str) -> Option<String>) -> Result<Option<AuthConfi
         Some(v) => parse_bool(&v).ok_or(ConfigError {
             var: "JWT_AUTH_ENABLED",
             value: v,
-            expected: "true or false (also 1/0, yes/no, on/off); a typo must not switch authentication off",
+            expected: "true or false (also 1/0, yes/no, on/off); a typo must not switch authentication off".into(),
         })?,
     };
     if !enabled {
@@ -188,41 +266,54 @@ fn auth_config(get: &impl Fn(&str) -> Option<String>) -> Result<Option<AuthConfi
         return Err(ConfigError {
             var: "JWKS_URI",
             value: jwks_uri,
-            expected: "the http(s) URL of your identity provider's JWKS, e.g. https://console.example.com/.well-known/jwks.json (required when JWT_AUTH_ENABLED=true)",
+            expected: "the http(s) URL of your identity provider's JWKS, e.g. https://console.example.com/.well-known/jwks.json (required when JWT_AUTH_ENABLED=true)".into(),
         });
     }
     let groups = get("REQUIRED_GROUPS").unwrap_or_default();
     let required_groups = RequiredGroups::parse(&groups).ok_or(ConfigError {
         var: "REQUIRED_GROUPS",
         value: groups,
-        expected: "a comma-separated list of group names, or * for any authenticated user (required when JWT_AUTH_ENABLED=true)",
+        expected: "a comma-separated list of group names, or * for any authenticated user (required when JWT_AUTH_ENABLED=true)".into(),
     })?;
     let d = Policy::default();
-    Ok(Some(AuthConfig {
-        jwks_uri,
-        required_groups,
-        policy: Policy {
-            leeway_secs: int_var(
+    Ok(Some(
+        AuthConfig {
+            jwks_uri,
+            required_groups,
+            policy: Policy {
+                leeway_secs: int_var(
+                    get,
+                    "JWT_LEEWAY_SECS",
+                    0,
+                    600,
+                    "a whole number of seconds from 0 to 600",
+                )?
+                .unwrap_or(d.leeway_secs),
+                issuer: get("JWT_ISSUER"),
+                audience: get("JWT_AUDIENCE"),
+            },
+            refresh: int_var(
                 get,
-                "JWT_LEEWAY_SECS",
-                0,
-                600,
-                "a whole number of seconds from 0 to 600",
+                "JWKS_REFRESH_SECS",
+                10,
+                86400,
+                "a whole number of seconds from 10 to 86400",
             )?
-            .unwrap_or(d.leeway_secs),
-            issuer: get("JWT_ISSUER"),
-            audience: get("JWT_AUDIENCE"),
-        },
-        refresh: int_var(
-            get,
-            "JWKS_REFRESH_SECS",
-            10,
-            86400,
-            "a whole number of seconds from 10 to 86400",
-        )?
-        .map_or(Duration::from_secs(600), Duration::from_secs),
-        min_refetch: MIN_REFETCH_INTERVAL,
-    }))
+            .map_or(Duration::from_secs(600), Duration::from_secs),
+            min_refetch: MIN_REFETCH_INTERVAL,
+            max_age: Duration::from_secs(
+                int_var(
+                    get,
+                    "JWKS_MAX_AGE_SECS",
+                    60,
+                    7 * 86400,
+                    "a whole number of seconds from 60 to 604800",
+                )?
+                .unwrap_or(3600),
+            ),
+        }
+        .checked()?,
+    ))
 }
 
 /// `true/false`, `1/0`, `yes/no`, `on/off`, in any case.
@@ -258,7 +349,7 @@ fn int_var(
         _ => Err(ConfigError {
             var,
             value,
-            expected,
+            expected: expected.into(),
         }),
     }
 }

@@ -8,7 +8,7 @@
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -26,6 +26,9 @@ const MAX_CHUNK_LINE_BYTES: usize = 1024;
 pub const CONNECTION_STACK_BYTES: usize = 256 * 1024;
 /// How long a write to a client may block before the client counts as gone.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often a connection idle between requests looks up from its read to see whether the
+/// server is shutting down.
+const IDLE_POLL: Duration = Duration::from_millis(200);
 
 /// What the application does with a parsed request head. `handle` owns the connection for
 /// the length of the request (an SSE stream holds it until the stream ends).
@@ -47,17 +50,53 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// Largest body accepted (`413` above it).
     pub max_body_bytes: usize,
+    /// Open connections at most; one more is answered `503` and closed.
+    pub max_connections: usize,
 }
 
-/// Accepts connections until `stop` is set, each on its own thread. Returns when stopped.
+/// What the accept loop and every connection share: the shutdown flag and the count of
+/// open connections.
+#[derive(Debug, Default)]
+pub struct Shared {
+    stopping: AtomicBool,
+    open: AtomicUsize,
+}
+
+impl Shared {
+    /// Stops accepting, and makes idle connections close and busy ones close after their
+    /// current request.
+    pub fn begin_shutdown(&self) {
+        self.stopping.store(true, Ordering::Release);
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+
+    /// Connections open now (each SSE stream is one).
+    pub fn open_connections(&self) -> usize {
+        self.open.load(Ordering::Acquire)
+    }
+}
+
+/// Counts a connection as open for as long as it lives.
+struct OpenGuard(Arc<Shared>);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Accepts connections until shutdown begins, each on its own thread. Returns when stopped.
 pub fn serve(
     listener: TcpListener,
     handler: Arc<dyn Handler>,
     limits: Limits,
-    stop: Arc<AtomicBool>,
+    shared: Arc<Shared>,
 ) {
     for stream in listener.incoming() {
-        if stop.load(Ordering::Acquire) {
+        if shared.is_stopping() {
             break;
         }
         let stream = match stream {
@@ -69,20 +108,43 @@ pub fn serve(
                 continue;
             }
         };
+        if shared.open.fetch_add(1, Ordering::AcqRel) >= limits.max_connections {
+            let guard = OpenGuard(Arc::clone(&shared));
+            refuse_over_capacity(stream, limits.max_connections);
+            drop(guard);
+            continue;
+        }
+        let guard = OpenGuard(Arc::clone(&shared));
         let handler = Arc::clone(&handler);
         let spawned = thread::Builder::new()
             .name("conn".into())
             .stack_size(CONNECTION_STACK_BYTES)
-            .spawn(move || connection(stream, &*handler, limits));
+            .spawn(move || {
+                let _open = guard;
+                connection(stream, &*handler, limits, &_open.0);
+            });
         if let Err(e) = spawned {
             log::warn!("cannot start a thread for a new connection, dropping it: {e}");
         }
     }
 }
 
-/// One connection: requests in order until the client closes, a deadline passes, or a
-/// handler says `Close`.
-fn connection(stream: TcpStream, handler: &dyn Handler, limits: Limits) {
+/// `503` to a connection over `MAX_CONNECTIONS`, written from the accept loop with a short
+/// timeout (no thread is spent on it), then closed.
+fn refuse_over_capacity(mut stream: TcpStream, max: usize) {
+    log::debug!("refusing a connection: {max} are open (MAX_CONNECTIONS)");
+    let message = "the server is at its connection limit (MAX_CONNECTIONS); retry shortly";
+    let response = Response::error(503, "over_capacity", message)
+        .header("Retry-After", "1")
+        .closing();
+    let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
+    let _ = stream.write_all(&response.to_bytes());
+    let _ = stream.shutdown(Shutdown::Write);
+}
+
+/// One connection: requests in order until the client closes, a deadline passes, a
+/// handler says `Close`, or the server shuts down.
+fn connection(stream: TcpStream, handler: &dyn Handler, limits: Limits, shared: &Arc<Shared>) {
     let Ok(peer) = stream.peer_addr() else { return };
     // Every response and event is one write; never wait for delayed ACKs (Nagle).
     if stream.set_nodelay(true).is_err() || stream.set_write_timeout(Some(WRITE_TIMEOUT)).is_err() {
@@ -95,9 +157,13 @@ fn connection(stream: TcpStream, handler: &dyn Handler, limits: Limits) {
         limits,
         deadline: Instant::now(),
         head_only: false,
+        shared: Arc::clone(shared),
+        status: 0,
+        subject: None,
     };
     loop {
         conn.deadline = Instant::now() + limits.request_timeout;
+        let started = Instant::now();
         let head = match conn.read_head() {
             Ok(Some(head)) => head,
             Ok(None) => break,
@@ -105,17 +171,43 @@ fn connection(stream: TcpStream, handler: &dyn Handler, limits: Limits) {
                 if let Some(status) = e.status() {
                     log::debug!("{peer}: bad request head: {e}");
                     let _ = conn.send(&Response::error(status, e.code(), &e.to_string()).closing());
+                    access_log("-", "-", status, started, None);
                 }
                 break;
             }
         };
         let keep_alive = head.keep_alive();
-        match handler.handle(&mut conn, head) {
-            Next::KeepAlive if keep_alive => continue,
+        let (method, path) = (head.method.clone(), head.path.clone());
+        conn.status = 0;
+        conn.subject = None;
+        let next = handler.handle(&mut conn, head);
+        access_log(
+            &method,
+            &path,
+            conn.status,
+            started,
+            conn.subject.as_deref(),
+        );
+        match next {
+            Next::KeepAlive if keep_alive && !shared.is_stopping() => continue,
             _ => break,
         }
     }
     let _ = conn.stream.shutdown(Shutdown::Both);
+}
+
+/// One line per request at info: method, path (never the query string: it carries session
+/// ids), status, duration, subject. An SSE stream's line comes when the stream ends.
+fn access_log(method: &str, path: &str, status: u16, started: Instant, subject: Option<&str>) {
+    log::info!(
+        target: "mcp_warden::access",
+        "{} {} {} {}ms sub={}",
+        method.escape_debug(),
+        path.escape_debug(),
+        status,
+        started.elapsed().as_millis(),
+        subject.unwrap_or("-")
+    );
 }
 
 /// A parsed request head.
@@ -179,6 +271,11 @@ pub struct Conn {
     deadline: Instant,
     /// The current request is `HEAD`: responses to it carry no body (RFC 9110 §9.3.2).
     head_only: bool,
+    shared: Arc<Shared>,
+    /// The status sent for the current request (for the access log).
+    status: u16,
+    /// Who made the current request, when the handler knows (for the access log).
+    subject: Option<String>,
 }
 
 impl Conn {
@@ -189,6 +286,39 @@ impl Conn {
     /// The underlying socket, for a handler that takes the connection over (SSE).
     pub fn stream(&mut self) -> &mut TcpStream {
         &mut self.stream
+    }
+
+    /// Records the status of a response the handler writes itself (an SSE stream's head).
+    pub fn note_status(&mut self, status: u16) {
+        self.status = status;
+    }
+
+    /// Records who made the current request, for the access log.
+    pub fn note_subject(&mut self, subject: &str) {
+        self.subject = Some(subject.to_string());
+    }
+
+    /// Whether the server is shutting down (streams should end).
+    pub fn shutting_down(&self) -> bool {
+        self.shared.is_stopping()
+    }
+
+    /// Waits for the first byte of the next request like `fill`, but looks up every
+    /// `IDLE_POLL` and reports EOF (`Ok(0)`) once the server is shutting down.
+    fn fill_idle(&mut self) -> Result<usize, HttpError> {
+        let deadline = self.deadline;
+        loop {
+            if self.shared.is_stopping() {
+                return Ok(0);
+            }
+            self.deadline = deadline.min(Instant::now() + IDLE_POLL);
+            let result = self.fill();
+            self.deadline = deadline;
+            match result {
+                Err(HttpError::Timeout) if Instant::now() < deadline => continue,
+                other => return other,
+            }
+        }
     }
 
     /// Reads more bytes into `buf`, waiting no later than the deadline. `Ok(0)` is EOF.
@@ -243,7 +373,8 @@ impl Conn {
                 }
             }
             let idle = self.buf.is_empty();
-            match self.fill() {
+            let filled = if idle { self.fill_idle() } else { self.fill() };
+            match filled {
                 Ok(0) if idle => return Ok(None),
                 Ok(0) => return Err(HttpError::Io(io::ErrorKind::UnexpectedEof.into())),
                 Ok(_) => {}
@@ -370,6 +501,7 @@ impl Conn {
         } else {
             bytes.len()
         };
+        self.status = response.status;
         self.stream.write_all(&bytes[..end])?;
         self.stream.flush()
     }

@@ -21,8 +21,8 @@ pub mod tools;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
 use std::{fmt, io};
 
 use auth::Authenticator;
@@ -33,7 +33,7 @@ use routes::App;
 pub struct Server {
     addr: SocketAddr,
     app: Arc<App>,
-    stop: Arc<AtomicBool>,
+    shared: Arc<http::Shared>,
     accept: Option<JoinHandle<()>>,
 }
 
@@ -63,29 +63,39 @@ impl From<io::Error> for StartError {
     }
 }
 
-/// Starts serving on `listener` (already bound) on a background thread. With auth on, the
-/// JWKS is fetched first: no key, no server.
+/// Starts serving on `listener` (already bound) on a background thread, with the built-in
+/// tools. With auth on, the JWKS is fetched first: no key, no server.
 pub fn start(config: Config, listener: TcpListener) -> Result<Server, StartError> {
+    start_with_tools(config, listener, tools::TOOLS)
+}
+
+/// `start` with another tool catalog (for embedding, and for tests).
+pub fn start_with_tools(
+    config: Config,
+    listener: TcpListener,
+    tools: &'static [tools::Tool],
+) -> Result<Server, StartError> {
     let addr = listener.local_addr()?;
     let auth = match &config.auth {
         None => None,
         Some(auth) => Some(Authenticator::start(auth).map_err(StartError::Jwks)?),
     };
-    let app = App::new(config, auth);
-    let stop = Arc::new(AtomicBool::new(false));
+    let app = App::new(config, auth, tools);
+    let shared = Arc::new(http::Shared::default());
     let limits = http::Limits {
         request_timeout: app.config.request_timeout,
         max_body_bytes: app.config.max_body_bytes,
+        max_connections: app.config.max_connections,
     };
     let handler: Arc<dyn http::Handler> = app.clone();
     let accept = thread::Builder::new().name("accept".into()).spawn({
-        let stop = Arc::clone(&stop);
-        move || http::serve(listener, handler, limits, stop)
+        let shared = Arc::clone(&shared);
+        move || http::serve(listener, handler, limits, shared)
     })?;
     Ok(Server {
         addr,
         app,
-        stop,
+        shared,
         accept: Some(accept),
     })
 }
@@ -120,14 +130,43 @@ impl Server {
         }
     }
 
-    /// Stops accepting connections. Streams already open run until their clients go.
+    /// Open TCP connections (each SSE stream holds one).
+    pub fn open_connections(&self) -> usize {
+        self.shared.open_connections()
+    }
+
+    /// Stops accepting connections; idle keep-alive connections close, busy ones after
+    /// their current request. Streams already open run until their clients go.
     pub fn stop(&mut self) {
-        self.stop.store(true, Ordering::Release);
+        self.shared.begin_shutdown();
         // Wake the accept loop so it sees the flag.
         let _ = TcpStream::connect(self.addr);
         if let Some(accept) = self.accept.take() {
             let _ = accept.join();
         }
+    }
+
+    /// Graceful shutdown: stop accepting, end every SSE stream (a clean close, after the
+    /// replies already queued for it), let in-flight requests finish, and wait up to
+    /// `grace` for every connection to close. Returns whether all did.
+    pub fn shutdown(&mut self, grace: Duration) -> bool {
+        let deadline = Instant::now() + grace;
+        self.stop();
+        let streams = self.app.sessions.close_all();
+        log::info!(
+            "shutting down: ending {streams} stream(s), waiting up to {grace:?} for in-flight requests"
+        );
+        while self.shared.open_connections() > 0 {
+            if Instant::now() >= deadline {
+                log::warn!(
+                    "shutdown grace ({grace:?}, SHUTDOWN_GRACE_SECS) is over with {} connection(s) still open",
+                    self.shared.open_connections()
+                );
+                return false;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        true
     }
 }
 

@@ -10,7 +10,8 @@ use serde_json::{Map, Value, json};
 
 use crate::identity::Caller;
 use crate::rpc::{self, Message, RpcError};
-use crate::{prompts, resources, tools};
+use crate::tools::Tool;
+use crate::{prompts, resources};
 
 /// Protocol revisions this server speaks, newest first.
 pub const SUPPORTED_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
@@ -46,6 +47,8 @@ pub struct SessionState {
 pub struct Context<'a> {
     pub state: &'a Mutex<SessionState>,
     pub caller: &'a Caller,
+    /// The tool catalog (`tools::TOOLS` unless the server was started with another).
+    pub tools: &'a [Tool],
 }
 
 impl Context<'_> {
@@ -149,7 +152,7 @@ fn request(method: &str, params: &Map<String, Value>, cx: &Context<'_>) -> Resul
         ));
     }
     match method {
-        "tools/list" => Ok(json!({ "tools": tools::TOOLS.iter().map(|t| json!({
+        "tools/list" => Ok(json!({ "tools": cx.tools.iter().map(|t| json!({
             "name": t.name,
             "description": t.description,
             "inputSchema": (t.input_schema)(),
@@ -231,7 +234,10 @@ fn initialize(params: &Map<String, Value>, cx: &Context<'_>) -> Result<Value, Rp
 
 fn call_tool(params: &Map<String, Value>, cx: &Context<'_>) -> Result<Value, RpcError> {
     let name = str_param(params, "name")?;
-    let tool = tools::find(name)
+    let tool = cx
+        .tools
+        .iter()
+        .find(|t| t.name == name)
         .ok_or_else(|| RpcError::invalid_params(format!("unknown tool: {name}")))?;
     let (text, is_error) = match (tool.call)(object_param(params, "arguments")?, cx.caller) {
         Ok(text) => (text, false),

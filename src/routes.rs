@@ -12,19 +12,25 @@ use crate::config::Config;
 use crate::http::{Conn, Handler, Head, Next, Response};
 use crate::identity::Caller;
 use crate::mcp::{self, Context};
-use crate::sessions::{Sessions, Undeliverable};
+use crate::sessions::{OpenError, Sessions, Undeliverable};
 use crate::sse;
+use crate::tools::Tool;
 
 /// The application: configuration, the token checker (when auth is on), live sessions.
 pub struct App {
     pub config: Config,
     pub auth: Option<Authenticator>,
     pub sessions: Sessions,
+    pub tools: &'static [Tool],
 }
 
 impl Handler for App {
     fn handle(&self, conn: &mut Conn, head: Head) -> Next {
         let (allowed, next) = match head.path.as_str() {
+            "/healthz" | "/readyz" if head.method == "GET" || head.method == "HEAD" => {
+                return self.probe(conn, &head);
+            }
+            "/healthz" | "/readyz" => ("GET, HEAD", false),
             "/sse" => ("GET", head.method == "GET"),
             "/messages" => ("POST", head.method == "POST"),
             _ => {
@@ -53,12 +59,31 @@ impl Handler for App {
 }
 
 impl App {
-    pub fn new(config: Config, auth: Option<Authenticator>) -> Arc<App> {
+    pub fn new(config: Config, auth: Option<Authenticator>, tools: &'static [Tool]) -> Arc<App> {
         Arc::new(App {
+            sessions: Sessions::new(config.max_sessions),
             config,
             auth,
-            sessions: Sessions::default(),
+            tools,
         })
+    }
+
+    /// Whether to send this process traffic: not while shutting down, and with auth on,
+    /// only while the keys are fresher than `JWKS_MAX_AGE_SECS`.
+    pub fn ready(&self, shutting_down: bool) -> bool {
+        !shutting_down && self.auth.as_ref().is_none_or(|auth| auth.keys_fresh())
+    }
+
+    /// `GET /healthz` (the process serves) and `GET /readyz` (it should get traffic). No
+    /// token needed, and nothing about the configuration in the answer.
+    fn probe(&self, conn: &mut Conn, head: &Head) -> Next {
+        let ready = head.path == "/healthz" || self.ready(conn.shutting_down());
+        let response = if ready {
+            Response::json(200, &serde_json::json!({ "status": "ok" }))
+        } else {
+            Response::json(503, &serde_json::json!({ "status": "unavailable" }))
+        };
+        respond(conn, head, response.header("Cache-Control", "no-store"))
     }
 
     /// Who is calling, and until when their token holds. With auth off, `Anonymous`
@@ -73,10 +98,14 @@ impl App {
         };
         match auth.authenticate(head.all("authorization")) {
             Ok(verified) => {
+                conn.note_subject(&verified.identity.subject);
                 let deadline = verified.deadline();
                 Ok((Caller::User(verified.identity), deadline))
             }
             Err(e) => {
+                if let Some(sub) = e.subject() {
+                    conn.note_subject(sub);
+                }
                 log::info!(
                     "refused peer={} {} {} sub={}: {e}",
                     conn.peer(),
@@ -100,7 +129,16 @@ impl App {
     ) -> Next {
         let (session, outbox) = match self.sessions.open(caller) {
             Ok(opened) => opened,
-            Err(e) => {
+            Err(OpenError::Full { max }) => {
+                log::warn!("refusing a session: {max} are open (MAX_SESSIONS)");
+                let response = Response::error(
+                    503,
+                    "too_many_sessions",
+                    "the server holds as many sessions as it may (MAX_SESSIONS); retry later",
+                );
+                return respond(conn, &head, response.header("Retry-After", "5"));
+            }
+            Err(OpenError::Random(e)) => {
                 log::error!("cannot draw a session id from the OS random source: {e}");
                 let response = Response::error(
                     503,
@@ -110,6 +148,10 @@ impl App {
                 return respond(conn, &head, response.header("Retry-After", "1"));
             }
         };
+        if conn.shutting_down() {
+            // Opened after shutdown closed every session: close this one too.
+            self.sessions.close(&session.id);
+        }
         log::info!(
             "session opened peer={} sub={}",
             conn.peer(),
@@ -120,6 +162,7 @@ impl App {
         let id = session.id.clone();
         let subject = session.caller.subject().to_string();
         drop(session);
+        conn.note_status(200);
         let end = sse::run(
             conn.stream(),
             &endpoint,
@@ -179,6 +222,7 @@ impl App {
         let cx = Context {
             state: &session.state,
             caller: &session.caller,
+            tools: self.tools,
         };
         if let Some(reply) = mcp::handle(value, &cx) {
             match session.deliver(reply.to_string()) {

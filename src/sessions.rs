@@ -42,13 +42,35 @@ impl Session {
     }
 }
 
-/// Every open session.
-#[derive(Default)]
+/// Why a session could not be opened.
+#[derive(Debug)]
+pub enum OpenError {
+    /// `MAX_SESSIONS` sessions are open.
+    Full { max: usize },
+    /// The OS random source failed.
+    Random(getrandom::Error),
+}
+
+/// Every open session, at most `max`.
 pub struct Sessions {
     map: Mutex<HashMap<String, Arc<Session>>>,
+    max: usize,
+}
+
+impl Default for Sessions {
+    fn default() -> Self {
+        Sessions::new(usize::MAX)
+    }
 }
 
 impl Sessions {
+    pub fn new(max: usize) -> Sessions {
+        Sessions {
+            map: Mutex::new(HashMap::new()),
+            max,
+        }
+    }
+
     fn map(&self) -> MutexGuard<'_, HashMap<String, Arc<Session>>> {
         // Only insert/remove/get run under this lock; none can leave the map half-changed.
         self.map
@@ -57,19 +79,28 @@ impl Sessions {
     }
 
     /// Opens a session for `caller`; the receiver is the stream's end of its outbox.
-    pub fn open(
-        &self,
-        caller: Caller,
-    ) -> Result<(Arc<Session>, Receiver<String>), getrandom::Error> {
+    pub fn open(&self, caller: Caller) -> Result<(Arc<Session>, Receiver<String>), OpenError> {
         let (outbox, rx) = sync_channel(OUTBOX_CAPACITY);
         let session = Arc::new(Session {
-            id: new_id()?,
+            id: new_id().map_err(OpenError::Random)?,
             caller,
             state: Mutex::new(SessionState::default()),
             outbox,
         });
-        self.map().insert(session.id.clone(), Arc::clone(&session));
+        let mut map = self.map();
+        if map.len() >= self.max {
+            return Err(OpenError::Full { max: self.max });
+        }
+        map.insert(session.id.clone(), Arc::clone(&session));
         Ok((session, rx))
+    }
+
+    /// Closes every session: each stream ends once in-flight replies are delivered.
+    pub fn close_all(&self) -> usize {
+        let mut map = self.map();
+        let n = map.len();
+        map.clear();
+        n
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<Session>> {
@@ -120,6 +151,21 @@ mod tests {
         assert!(!sessions.close(&a.id));
         assert!(sessions.get(&a.id).is_none());
         assert!(sessions.get(&b.id).is_some());
+    }
+
+    #[test]
+    fn refuses_more_than_max_sessions() {
+        let sessions = Sessions::new(2);
+        let (a, _ra) = sessions.open(Caller::Anonymous).unwrap();
+        let _b = sessions.open(Caller::Anonymous).unwrap();
+        assert!(matches!(
+            sessions.open(Caller::Anonymous),
+            Err(OpenError::Full { max: 2 })
+        ));
+        sessions.close(&a.id);
+        assert!(sessions.open(Caller::Anonymous).is_ok());
+        assert_eq!(sessions.close_all(), 2);
+        assert!(sessions.is_empty());
     }
 
     #[test]

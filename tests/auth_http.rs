@@ -38,6 +38,7 @@ fn auth_config(jwks_uri: String, groups: &str) -> Config {
             policy: Policy::default(),
             refresh: Duration::from_secs(600),
             min_refetch: Duration::from_secs(30),
+            max_age: Duration::from_secs(3600),
         }),
         ..test_config()
     }

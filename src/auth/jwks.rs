@@ -61,6 +61,8 @@ pub struct KeyStore {
     /// When the last fetch started; held while fetching, so concurrent refetches queue
     /// behind one and then see its result.
     last_fetch: Mutex<Instant>,
+    /// When a fetch last succeeded (whether or not the keys changed).
+    last_success: Mutex<Instant>,
     min_refetch: Duration,
 }
 
@@ -84,8 +86,17 @@ impl KeyStore {
             agent,
             current: RwLock::new(Arc::new(Keys { set, generation: 0 })),
             last_fetch: Mutex::new(started),
+            last_success: Mutex::new(Instant::now()),
             min_refetch,
         })
+    }
+
+    /// Time since the last successful fetch.
+    pub fn age(&self) -> Duration {
+        self.last_success
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .elapsed()
     }
 
     pub fn uri(&self) -> &str {
@@ -136,6 +147,7 @@ impl KeyStore {
                 return;
             }
         };
+        *self.last_success.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
         let mut current = self.current.write().unwrap_or_else(|p| p.into_inner());
         if current.set == set {
             return;

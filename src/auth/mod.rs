@@ -40,6 +40,26 @@ pub struct AuthConfig {
     /// The least time between two refetches caused by tokens (an unknown `kid`, no key
     /// verifying). Defaults to `jwks::MIN_REFETCH_INTERVAL`; not an environment variable.
     pub min_refetch: Duration,
+    /// `JWKS_MAX_AGE_SECS`: `/readyz` answers `503` once the last successful fetch is
+    /// older than this. Defaults to 3600 s; at least `refresh`.
+    pub max_age: Duration,
+}
+
+impl AuthConfig {
+    /// Refuses a `max_age` shorter than `refresh`: readiness would flap between refreshes.
+    pub fn checked(self) -> Result<AuthConfig, crate::config::ConfigError> {
+        if self.max_age < self.refresh {
+            return Err(crate::config::ConfigError {
+                var: "JWKS_MAX_AGE_SECS",
+                value: self.max_age.as_secs().to_string(),
+                expected: format!(
+                    "at least JWKS_REFRESH_SECS ({}), or readiness would flap between refreshes",
+                    self.refresh.as_secs()
+                ),
+            });
+        }
+        Ok(self)
+    }
 }
 
 /// `REQUIRED_GROUPS`: whose tokens are let in.
@@ -305,6 +325,7 @@ pub struct Authenticator {
     keys: Arc<KeyStore>,
     policy: Policy,
     required: RequiredGroups,
+    max_age: Duration,
     cache: Mutex<HashMap<[u8; 32], Cached>>,
 }
 
@@ -326,8 +347,14 @@ impl Authenticator {
             keys,
             policy: config.policy.clone(),
             required: config.required_groups.clone(),
+            max_age: config.max_age,
             cache: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Whether the keys were fetched successfully within `JWKS_MAX_AGE_SECS`.
+    pub fn keys_fresh(&self) -> bool {
+        self.keys.age() <= self.max_age
     }
 
     pub fn keys(&self) -> &KeyStore {

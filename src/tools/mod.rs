@@ -12,6 +12,7 @@ mod whoami;
 pub static TOOLS: &[Tool] = &[echo::TOOL, whoami::TOOL];
 
 /// A tool: its description for `tools/list`, and the function `tools/call` runs.
+#[derive(Clone, Copy)]
 pub struct Tool {
     /// Unique name, as clients call it.
     pub name: &'static str,
@@ -22,11 +23,6 @@ pub struct Tool {
     /// Runs the tool. `Ok` is the text result; `Err` is a failure the caller sees as a
     /// result with `isError: true` (so a model can read it and try again).
     pub call: fn(&Map<String, Value>, &Caller) -> Result<String, String>,
-}
-
-/// The tool named `name`.
-pub fn find(name: &str) -> Option<&'static Tool> {
-    TOOLS.iter().find(|t| t.name == name)
 }
 
 /// Argument `name` as a string, or a message saying what is missing.
