@@ -161,6 +161,9 @@ impl App {
         // The session holds its own sender; drop our handle so only the registry keeps it.
         let id = session.id.clone();
         let subject = session.caller.subject().to_string();
+        if let Ok(socket) = conn.stream().try_clone() {
+            session.attach(socket);
+        }
         drop(session);
         conn.note_status(200);
         let end = sse::run(
@@ -233,6 +236,7 @@ impl App {
                         session.caller.subject()
                     );
                     self.sessions.close(&session.id);
+                    session.disconnect();
                 }
             }
         }

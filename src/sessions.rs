@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::net::{Shutdown, TcpStream};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -21,6 +22,8 @@ pub struct Session {
     pub caller: Caller,
     pub state: Mutex<SessionState>,
     outbox: SyncSender<String>,
+    /// A handle on the stream's socket, to cut a client that stopped reading.
+    socket: Mutex<Option<TcpStream>>,
 }
 
 /// Why a message could not be queued for a session's stream.
@@ -33,6 +36,19 @@ pub enum Undeliverable {
 }
 
 impl Session {
+    /// Remembers the stream's socket so `disconnect` can reach it.
+    pub fn attach(&self, socket: TcpStream) {
+        *self.socket.lock().unwrap_or_else(|p| p.into_inner()) = Some(socket);
+    }
+
+    /// Cuts the stream's connection: a write blocked on a client that stopped reading
+    /// fails at once, and the stream's thread ends, dropping what was queued for it.
+    pub fn disconnect(&self) {
+        if let Some(socket) = self.socket.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = socket.shutdown(Shutdown::Both);
+        }
+    }
+
     /// Queues one serialized JSON-RPC message for the stream, without blocking.
     pub fn deliver(&self, message: String) -> Result<(), Undeliverable> {
         self.outbox.try_send(message).map_err(|e| match e {
@@ -86,6 +102,7 @@ impl Sessions {
             caller,
             state: Mutex::new(SessionState::default()),
             outbox,
+            socket: Mutex::new(None),
         });
         let mut map = self.map();
         if map.len() >= self.max {

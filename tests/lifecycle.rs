@@ -32,6 +32,12 @@ static TEST_TOOLS: &[Tool] = &[
         call: |_, _| panic!("deliberate panic in a test tool"),
     },
     Tool {
+        name: "big",
+        description: "Answers with 64 KiB of text.",
+        input_schema: || json!({"type": "object"}),
+        call: |_, _| Ok("x".repeat(64 * 1024)),
+    },
+    Tool {
         name: "slow",
         description: "Answers after 400 ms.",
         input_schema: || json!({"type": "object"}),
@@ -493,4 +499,43 @@ fn max_connections_beyond_the_hard_limit_refuses_to_start_naming_both_numbers() 
     );
     assert!(stderr.contains("MAX_CONNECTIONS"), "{stderr}");
     assert!(!stderr.contains("listening on"), "{stderr}");
+}
+
+#[test]
+fn a_client_that_stops_reading_its_stream_is_disconnected_not_buffered() {
+    let server = spawn_with(Config {
+        max_body_bytes: 1 << 20,
+        ..test_config()
+    });
+    let addr = server.local_addr();
+    let mut stalled = SseClient::open(addr);
+    stalled.initialize("2025-06-18");
+    let mut other = SseClient::open(addr);
+    other.initialize("2025-06-18");
+    // Large replies fill the socket buffers, then the session's bounded outbox; the
+    // stalled client never reads. Within a bounded number of posts its session is closed.
+    let call = |id: i64| {
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": "big", "arguments": {}}})
+        .to_string()
+    };
+    let mut closed_after = None;
+    for id in 0..2000 {
+        let r = stalled.post_raw(call(id).as_bytes());
+        if r.status == 404 {
+            closed_after = Some(id);
+            break;
+        }
+        assert_eq!(r.status, 202);
+    }
+    let n = closed_after.expect("the stalled session was never closed");
+    assert!(
+        n > 256,
+        "closed after {n} posts, before its outbox could fill"
+    );
+    assert!(eventually(Duration::from_secs(5), || server
+        .session_count()
+        == 1));
+    // The other session never noticed.
+    assert_eq!(other.call(1, "ping", json!({}))["result"], json!({}));
 }
