@@ -193,7 +193,33 @@ fn connection(stream: TcpStream, handler: &dyn Handler, limits: Limits, shared: 
             _ => break,
         }
     }
-    let _ = conn.stream.shutdown(Shutdown::Both);
+    linger_close(conn.stream);
+}
+
+/// Closes after RFC 9112 §9.6: stop sending first, then read and discard what the client
+/// still sends (bounded in bytes and time) before closing. Closing with unread bytes makes
+/// the kernel send a reset, which can destroy a `413` or `400` before the client reads it.
+fn linger_close(mut stream: TcpStream) {
+    const LINGER: Duration = Duration::from_millis(500);
+    const MAX_DISCARD: usize = 256 * 1024;
+    if stream.shutdown(Shutdown::Write).is_err() {
+        return;
+    }
+    let end = Instant::now() + LINGER;
+    let mut discarded = 0;
+    let mut chunk = [0u8; 8192];
+    while discarded < MAX_DISCARD {
+        let Some(left) = end.checked_duration_since(Instant::now()) else {
+            break;
+        };
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            break;
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => discarded += n,
+        }
+    }
 }
 
 /// One line per request at info: method, path (never the query string: it carries session
@@ -511,6 +537,9 @@ impl Head {
     fn from_parsed(req: &httparse::Request<'_, '_>) -> Result<Head, HttpError> {
         let method = req.method.unwrap_or_default().to_string();
         let target = req.path.unwrap_or_default();
+        // RFC 9112 §3.2.2: absolute-form (`http://host/path`) must be accepted too; the
+        // authority is not used, only the path and query.
+        let target = absolute_form_path(target).unwrap_or(target);
         let (path, query) = target.split_once('?').unwrap_or((target, ""));
         if !path.starts_with('/') {
             return Err(HttpError::BadHead(format!(
@@ -529,6 +558,23 @@ impl Head {
                 .collect(),
         })
     }
+}
+
+/// The origin-form part of an absolute-form target, `/` when it has no path.
+fn absolute_form_path(target: &str) -> Option<&str> {
+    let bytes = target.as_bytes();
+    let scheme_len = if bytes.len() >= 8 && bytes[..8].eq_ignore_ascii_case(b"https://") {
+        8
+    } else if bytes.len() >= 7 && bytes[..7].eq_ignore_ascii_case(b"http://") {
+        7
+    } else {
+        return None;
+    };
+    let rest = &target[scheme_len..];
+    Some(match rest.find(['/', '?']) {
+        Some(i) if rest.as_bytes()[i] == b'/' => &rest[i..],
+        _ => "/",
+    })
 }
 
 /// How a request's body is delimited.

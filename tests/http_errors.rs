@@ -633,3 +633,26 @@ fn idle_keep_alive_connection_is_closed_after_the_deadline() {
     conn.assert_closed_by_server();
     assert_still_serves(addr);
 }
+
+#[test]
+fn absolute_form_targets_are_accepted_for_their_path() {
+    // RFC 9112 §3.2.2: a server must accept absolute-form; only path and query count.
+    let server = spawn(test_config());
+    let addr = server.local_addr();
+    let r = raw(
+        addr,
+        b"GET http://example.com:3000/healthz HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status, 200);
+    let r = raw(
+        addr,
+        b"GET HTTPS://example.com?x=1 HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status, 404, "the path of a bare authority is /");
+    let r = raw(
+        addr,
+        b"POST http://h/messages HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"], "missing_session_id");
+}
