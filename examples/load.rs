@@ -1,0 +1,1130 @@
+//! load: the load client behind `scripts/bench` (issue 4). Drives any server of MCP's
+//! HTTP+SSE transport (`GET /sse`, `POST /messages?sessionId=`) over plain loopback TCP and
+//! writes its figures as `key=value` lines; `report` turns two such files into the table.
+//!
+//! Figures only: nothing here asserts a speed. Every loop is bounded in count and in time.
+//!
+//! ```text
+//! load run --url http://127.0.0.1:PORT --pid PID --out FILE [--token-file FILE]
+//!          [--sessions 100,1000] [--inflight 1,16,64] [--secs 5] [--warmup 1]
+//!     RSS and threads of PID idle and holding N initialized sessions, then `tools/call echo`
+//!     round trips at each in-flight level (one session and one keep-alive POST
+//!     connection per in-flight slot, each slot calling sequentially).
+//! load startup --out FILE [--runs 20] -- CMD [ARGS...]
+//!     Spawns CMD with PORT=<free port> HOST=127.0.0.1, polls connect every 0.5 ms, and
+//!     records exec -> first accepted connection and exec -> first HTTP response.
+//! load report WARDEN_FILE PEER_FILE
+//!     The comparison table (Markdown) and the issue's targets, met or not.
+//! ```
+//!
+//! A round trip is: POST the request on the slot's connection, read its `202`, then read
+//! the slot's stream until the `message` event carrying the same JSON-RPC id. An answer
+//! with another id, or with the wrong text, counts as mismatched; none within
+//! `ANSWER_TIMEOUT` counts as lost (and ends that slot, whose stream is then out of step).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+/// Longest wait for any single read or write; a stuck server fails a step, never hangs it.
+const IO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest wait for the answer to one call before it counts as lost.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Calls per slot at most, whatever the duration (bounds the latency sample vectors too).
+const MAX_CALLS_PER_SLOT: u64 = 2_000_000;
+/// Threads opening held sessions (each with its own keep-alive POST connection).
+const OPEN_WORKERS: usize = 8;
+/// Pause after opening sessions before RSS is read, so the server settles.
+const SETTLE: Duration = Duration::from_millis(1000);
+/// The protocol version offered in `initialize`; both servers speak it.
+const PROTOCOL_VERSION: &str = "2025-06-18";
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let outcome = match args.first().map(String::as_str) {
+        Some("run") => run(&args[1..]),
+        Some("startup") => startup(&args[1..]),
+        Some("report") => report(&args[1..]),
+        _ => Err("usage: load run|startup|report ... (see the top of examples/load.rs)".into()),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("load: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Command lines and result files
+
+/// `--flag value` pairs, and whatever follows `--`.
+struct Flags {
+    values: BTreeMap<String, String>,
+    rest: Vec<String>,
+}
+
+impl Flags {
+    fn parse(args: &[String]) -> Result<Flags> {
+        let mut values = BTreeMap::new();
+        let mut it = args.iter();
+        while let Some(arg) = it.next() {
+            if arg == "--" {
+                return Ok(Flags {
+                    values,
+                    rest: it.cloned().collect(),
+                });
+            }
+            let name = arg
+                .strip_prefix("--")
+                .ok_or_else(|| format!("unexpected argument {arg:?}"))?;
+            let value = it.next().ok_or_else(|| format!("--{name} needs a value"))?;
+            values.insert(name.to_string(), value.clone());
+        }
+        Ok(Flags {
+            values,
+            rest: Vec::new(),
+        })
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.values.get(name).map(String::as_str)
+    }
+
+    fn required(&self, name: &str) -> Result<&str> {
+        self.get(name)
+            .ok_or_else(|| format!("--{name} is required").into())
+    }
+
+    fn number<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(v) => v
+                .parse()
+                .map_err(|_| format!("--{name}: not a number: {v:?}").into()),
+        }
+    }
+
+    fn list(&self, name: &str, default: &[usize]) -> Result<Vec<usize>> {
+        match self.get(name) {
+            None => Ok(default.to_vec()),
+            Some(v) => v
+                .split(',')
+                .map(|n| {
+                    n.trim()
+                        .parse()
+                        .map_err(|_| format!("--{name}: not a list of numbers: {v:?}").into())
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Appends `key=value` lines to the result file (and echoes them to stderr as progress).
+struct Out {
+    path: String,
+}
+
+impl Out {
+    fn put(&self, key: &str, value: impl std::fmt::Display) -> Result<()> {
+        let line = format!("{key}={value}\n");
+        eprint!("load:   {line}");
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
+        f.write_all(line.as_bytes())?;
+        Ok(())
+    }
+}
+
+fn read_results(path: &str) -> Result<BTreeMap<String, String>> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+    Ok(text
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect())
+}
+
+/// `VmRSS` in KiB and `Threads` of a process, from `/proc/<pid>/status`.
+fn proc_status(pid: u32) -> Result<(u64, u64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .map_err(|e| format!("/proc/{pid}/status: {e} (has the server exited?)"))?;
+    let field = |name: &str| -> Result<u64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| format!("/proc/{pid}/status has no {name}").into())
+    };
+    Ok((field("VmRSS:")?, field("Threads:")?))
+}
+
+// ---------------------------------------------------------------------------------------
+// HTTP/1.1 on plain TCP: just what the two servers send (Content-Length or chunked bodies)
+
+fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
+    let s = TcpStream::connect_timeout(&addr, IO_TIMEOUT)?;
+    s.set_nodelay(true)?;
+    s.set_read_timeout(Some(IO_TIMEOUT))?;
+    s.set_write_timeout(Some(IO_TIMEOUT))?;
+    Ok(s)
+}
+
+fn bad(msg: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg.into())
+}
+
+/// A response head: status, and how its body is framed.
+struct Head {
+    status: u16,
+    chunked: bool,
+    length: usize,
+    close: bool,
+}
+
+fn read_line(r: &mut impl BufRead, line: &mut String) -> io::Result<()> {
+    line.clear();
+    if r.read_line(line)? == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "connection closed",
+        ));
+    }
+    Ok(())
+}
+
+fn read_head(r: &mut impl BufRead) -> io::Result<Head> {
+    let mut line = String::new();
+    read_line(r, &mut line)?;
+    let status = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| bad(format!("not an HTTP status line: {line:?}")))?;
+    let mut head = Head {
+        status,
+        chunked: false,
+        length: 0,
+        close: false,
+    };
+    for _ in 0..200 {
+        read_line(r, &mut line)?;
+        let h = line.trim_end();
+        if h.is_empty() {
+            return Ok(head);
+        }
+        let Some((name, value)) = h.split_once(':') else {
+            continue;
+        };
+        let value = value.trim().to_ascii_lowercase();
+        match name.trim().to_ascii_lowercase().as_str() {
+            "content-length" => {
+                head.length = value
+                    .parse()
+                    .map_err(|_| bad(format!("bad Content-Length {value:?}")))?;
+            }
+            "transfer-encoding" => head.chunked = value.contains("chunked"),
+            "connection" => head.close = value.contains("close"),
+            _ => {}
+        }
+    }
+    Err(bad("more than 200 header lines"))
+}
+
+/// Reads (and returns) the body of a response whose head was just read.
+fn read_body(r: &mut impl BufRead, head: &Head) -> io::Result<Vec<u8>> {
+    if !head.chunked {
+        let mut body = vec![0; head.length.min(1 << 20)];
+        r.read_exact(&mut body)?;
+        return Ok(body);
+    }
+    let mut body = Vec::new();
+    let mut line = String::new();
+    loop {
+        read_line(r, &mut line)?;
+        let size = chunk_size(&line)?;
+        if size == 0 {
+            break;
+        }
+        if body.len() + size > 1 << 20 {
+            return Err(bad("body over 1 MiB"));
+        }
+        let start = body.len();
+        body.resize(start + size, 0);
+        r.read_exact(&mut body[start..])?;
+        read_line(r, &mut line)?; // the CRLF after the data
+    }
+    // Trailers, up to the empty line.
+    for _ in 0..100 {
+        read_line(r, &mut line)?;
+        if line.trim_end().is_empty() {
+            return Ok(body);
+        }
+    }
+    Err(bad("too many trailer lines"))
+}
+
+fn chunk_size(line: &str) -> io::Result<usize> {
+    let hex = line.trim_end().split(';').next().unwrap_or("");
+    usize::from_str_radix(hex.trim(), 16).map_err(|_| bad(format!("bad chunk size {line:?}")))
+}
+
+/// One keep-alive connection for POSTs, reopened if the server closes it.
+struct PostConn {
+    addr: SocketAddr,
+    host: String,
+    /// Header lines sent with every request (`Authorization`), each ending in CRLF.
+    extra: String,
+    conn: Option<BufReader<TcpStream>>,
+    /// Requests sent again on a fresh connection after the old one failed.
+    retries: u64,
+}
+
+impl PostConn {
+    fn new(target: &Target) -> PostConn {
+        PostConn {
+            addr: target.addr,
+            host: target.host.clone(),
+            extra: target.extra.clone(),
+            conn: None,
+            retries: 0,
+        }
+    }
+
+    /// POSTs `body` to `path`; returns the status. One retry on a fresh connection if the
+    /// kept-alive one fails (the server may have closed it while idle).
+    fn post(&mut self, path: &str, body: &str) -> io::Result<u16> {
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n{}Content-Length: {}\r\n\r\n{body}",
+            self.host,
+            self.extra,
+            body.len()
+        );
+        let reused = self.conn.is_some();
+        match self.send(&request) {
+            Ok(status) => Ok(status),
+            Err(_) if reused => {
+                self.retries += 1;
+                self.send(&request)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn send(&mut self, request: &str) -> io::Result<u16> {
+        let mut conn = match self.conn.take() {
+            Some(conn) => conn,
+            None => BufReader::new(connect(self.addr)?),
+        };
+        conn.get_mut().write_all(request.as_bytes())?;
+        let head = read_head(&mut conn)?;
+        read_body(&mut conn, &head)?;
+        if !head.close {
+            self.conn = Some(conn);
+        }
+        Ok(head.status)
+    }
+}
+
+/// The body of an SSE response: passes bytes through, or undoes chunked framing.
+struct Body {
+    inner: BufReader<TcpStream>,
+    chunked: bool,
+    /// Bytes left in the current chunk.
+    left: usize,
+    /// The CRLF after a chunk's data is still to be read.
+    crlf: bool,
+}
+
+impl Read for Body {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if !self.chunked {
+            return self.inner.read(buf);
+        }
+        let mut line = String::new();
+        if self.left == 0 {
+            if self.crlf {
+                read_line(&mut self.inner, &mut line)?;
+                self.crlf = false;
+            }
+            read_line(&mut self.inner, &mut line)?;
+            self.left = chunk_size(&line)?;
+            if self.left == 0 {
+                return Ok(0); // last chunk: the stream ended
+            }
+        }
+        let n = self.left.min(buf.len());
+        let n = self.inner.read(&mut buf[..n])?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "connection closed inside a chunk",
+            ));
+        }
+        self.left -= n;
+        self.crlf = self.left == 0;
+        Ok(n)
+    }
+}
+
+/// Where to connect, and what to send with every request.
+#[derive(Clone)]
+struct Target {
+    addr: SocketAddr,
+    host: String,
+    extra: String,
+}
+
+impl Target {
+    fn new(url: &str, token: Option<&str>) -> Result<Target> {
+        let hostport = url
+            .strip_prefix("http://")
+            .ok_or("--url must start with http://")?
+            .trim_end_matches('/');
+        let addr = hostport
+            .parse()
+            .map_err(|_| format!("--url must be http://IP:PORT, not {url:?}"))?;
+        let extra = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        Ok(Target {
+            addr,
+            host: hostport.to_string(),
+            extra,
+        })
+    }
+}
+
+/// An open SSE session: its stream and the POST path from its `endpoint` event.
+struct Session {
+    events: BufReader<Body>,
+    endpoint: String,
+    line: String,
+}
+
+impl Session {
+    /// `GET /sse`, and the `endpoint` event.
+    fn open(target: &Target) -> Result<Session> {
+        let mut stream = connect(target.addr)?;
+        write!(
+            stream,
+            "GET /sse HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n{}\r\n",
+            target.host, target.extra
+        )?;
+        let mut inner = BufReader::new(stream);
+        let head = read_head(&mut inner)?;
+        if head.status != 200 {
+            let body = read_body(&mut inner, &head).unwrap_or_default();
+            return Err(format!(
+                "GET /sse: status {}: {}",
+                head.status,
+                String::from_utf8_lossy(&body)
+            )
+            .into());
+        }
+        let body = Body {
+            inner,
+            chunked: head.chunked,
+            left: 0,
+            crlf: false,
+        };
+        let mut session = Session {
+            events: BufReader::new(body),
+            endpoint: String::new(),
+            line: String::new(),
+        };
+        let (name, data) = session.next_event()?;
+        if name != "endpoint" {
+            return Err(format!("first event is {name:?}, not endpoint").into());
+        }
+        session.endpoint = data;
+        Ok(session)
+    }
+
+    /// Sets how long `next_event` may wait.
+    fn set_timeout(&self, timeout: Duration) -> io::Result<()> {
+        self.events
+            .get_ref()
+            .inner
+            .get_ref()
+            .set_read_timeout(Some(timeout))
+    }
+
+    /// The next event's name and data (comments skipped; at most 1000 lines read).
+    fn next_event(&mut self) -> io::Result<(String, String)> {
+        let mut name = String::from("message");
+        let mut data = String::new();
+        for _ in 0..1000 {
+            read_line(&mut self.events, &mut self.line)?;
+            let line = self.line.trim_end_matches(['\r', '\n']);
+            if line.is_empty() {
+                if data.is_empty() {
+                    continue;
+                }
+                return Ok((name, data));
+            }
+            if let Some(v) = line.strip_prefix("event:") {
+                name = v.trim_start().to_string();
+            } else if let Some(v) = line.strip_prefix("data:") {
+                if !data.is_empty() {
+                    data.push('\n');
+                }
+                data.push_str(v.strip_prefix(' ').unwrap_or(v));
+            }
+        }
+        Err(bad("no event within 1000 lines"))
+    }
+
+    /// The next `message` event, parsed.
+    fn next_message(&mut self) -> Result<Value> {
+        for _ in 0..100 {
+            let (name, data) = self.next_event()?;
+            if name == "message" {
+                return Ok(serde_json::from_str(&data)?);
+            }
+        }
+        Err("no message event within 100 events".into())
+    }
+
+    /// `initialize` and `notifications/initialized`, POSTed on `post`.
+    fn initialize(&mut self, post: &mut PostConn) -> Result<()> {
+        let init = json!({
+            "jsonrpc": "2.0", "id": 0, "method": "initialize",
+            "params": {
+                "protocolVersion": PROTOCOL_VERSION,
+                "capabilities": {},
+                "clientInfo": {"name": "mcp-warden-load", "version": "0"}
+            }
+        });
+        expect_202(post.post(&self.endpoint, &init.to_string())?, "initialize")?;
+        let reply = self.next_message()?;
+        if reply["id"] != 0 || reply.get("result").is_none() {
+            return Err(format!("unexpected answer to initialize: {reply}").into());
+        }
+        let done = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+        expect_202(
+            post.post(&self.endpoint, &done.to_string())?,
+            "notifications/initialized",
+        )?;
+        Ok(())
+    }
+}
+
+fn expect_202(status: u16, what: &str) -> Result<()> {
+    if status == 202 {
+        Ok(())
+    } else {
+        Err(format!("POST {what}: status {status}, not 202").into())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// `run`: held sessions, then echo round trips
+
+fn run(args: &[String]) -> Result<()> {
+    let flags = Flags::parse(args)?;
+    let token = match flags.get("token-file") {
+        Some(path) => Some(std::fs::read_to_string(path)?.trim().to_string()),
+        None => None,
+    };
+    let target = Target::new(flags.required("url")?, token.as_deref())?;
+    let pid: u32 = flags
+        .required("pid")?
+        .parse()
+        .map_err(|_| "--pid must be a number")?;
+    let out = Out {
+        path: flags.required("out")?.to_string(),
+    };
+    let levels = flags.list("sessions", &[100, 1000])?;
+    let inflight = flags.list("inflight", &[1, 16, 64])?;
+    let secs: f64 = flags.number("secs", 5.0)?;
+    let warmup: f64 = flags.number("warmup", 1.0)?;
+    if !(0.1..=600.0).contains(&secs) || !(0.0..=60.0).contains(&warmup) {
+        return Err("--secs must be 0.1-600 and --warmup 0-60".into());
+    }
+    if levels
+        .iter()
+        .chain(&inflight)
+        .any(|&n| n == 0 || n > 10_000)
+    {
+        return Err("--sessions and --inflight take counts of 1-10000".into());
+    }
+
+    out.put("auth", if token.is_some() { "on" } else { "off" })?;
+    out.put(
+        "cpus",
+        thread::available_parallelism().map_or(0, |n| n.get()),
+    )?;
+    let (rss, threads) = proc_status(pid)?;
+    out.put("rss_kib.idle", rss)?;
+    out.put("threads.idle", threads)?;
+
+    // Held sessions: opened in steps up to each level, held until the last level is read.
+    let mut held: Vec<Session> = Vec::new();
+    for &level in &levels {
+        let want = level.saturating_sub(held.len());
+        eprintln!("load: opening {want} more sessions (to {level})");
+        let started = Instant::now();
+        held.extend(open_sessions(&target, want)?);
+        eprintln!(
+            "load: {level} sessions held ({:.2} s to open)",
+            started.elapsed().as_secs_f64()
+        );
+        thread::sleep(SETTLE);
+        let (rss, threads) = proc_status(pid)?;
+        out.put(&format!("rss_kib.{level}"), rss)?;
+        out.put(&format!("threads.{level}"), threads)?;
+    }
+    drop(held);
+
+    for &slots in &inflight {
+        eprintln!("load: echo, {slots} in flight, {warmup} s warm-up + {secs} s");
+        let r = echo(&target, slots, warmup, secs)?;
+        out.put(&format!("calls.{slots}"), r.calls)?;
+        out.put(&format!("calls_per_s.{slots}"), format!("{:.0}", r.per_sec))?;
+        out.put(&format!("p50_us.{slots}"), format!("{:.1}", r.p50_us))?;
+        out.put(&format!("p99_us.{slots}"), format!("{:.1}", r.p99_us))?;
+        out.put(&format!("p999_us.{slots}"), format!("{:.1}", r.p999_us))?;
+        out.put(&format!("max_us.{slots}"), format!("{:.1}", r.max_us))?;
+        out.put(&format!("lost.{slots}"), r.lost)?;
+        out.put(&format!("mismatched.{slots}"), r.mismatched)?;
+        out.put(&format!("errors.{slots}"), r.errors)?;
+        out.put(&format!("retries.{slots}"), r.retries)?;
+        if let Some(first) = &r.first_error {
+            out.put(&format!("first_error.{slots}"), first.replace('\n', " "))?;
+        }
+    }
+    Ok(())
+}
+
+/// Opens `count` initialized sessions with `OPEN_WORKERS` threads; their POST connections
+/// are closed before returning, so only the streams stay open.
+fn open_sessions(target: &Target, count: usize) -> Result<Vec<Session>> {
+    let workers = OPEN_WORKERS.min(count.max(1));
+    thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|w| {
+                let share = count / workers + usize::from(w < count % workers);
+                scope.spawn(move || -> Result<Vec<Session>> {
+                    let mut post = PostConn::new(target);
+                    let mut mine = Vec::with_capacity(share);
+                    for _ in 0..share {
+                        let mut session = Session::open(target)?;
+                        session.initialize(&mut post)?;
+                        mine.push(session);
+                    }
+                    Ok(mine)
+                })
+            })
+            .collect();
+        let mut all = Vec::with_capacity(count);
+        for h in handles {
+            all.extend(h.join().map_err(|_| "an opening thread panicked")??);
+        }
+        Ok(all)
+    })
+}
+
+#[derive(Default)]
+struct Slot {
+    samples_ns: Vec<u64>,
+    last_done: Option<Instant>,
+    lost: u64,
+    mismatched: u64,
+    errors: u64,
+    retries: u64,
+    first_error: Option<String>,
+}
+
+struct EchoResult {
+    calls: usize,
+    per_sec: f64,
+    p50_us: f64,
+    p99_us: f64,
+    p999_us: f64,
+    max_us: f64,
+    lost: u64,
+    mismatched: u64,
+    errors: u64,
+    retries: u64,
+    first_error: Option<String>,
+}
+
+/// `slots` threads, each with its own session and POST connection, calling `echo` one
+/// call at a time for `warmup + secs` seconds; calls begun after the warm-up are counted.
+fn echo(target: &Target, slots: usize, warmup: f64, secs: f64) -> Result<EchoResult> {
+    let ready = Arc::new(Barrier::new(slots + 1));
+    let go = Arc::new(Barrier::new(slots + 1));
+    let handles: Vec<_> = (0..slots)
+        .map(|n| {
+            let (target, ready, go) = (target.clone(), Arc::clone(&ready), Arc::clone(&go));
+            thread::Builder::new()
+                .name(format!("slot-{n}"))
+                .spawn(move || -> Result<Slot> {
+                    // Every slot reaches both barriers, even when its session failed to open.
+                    let opened = Session::open(&target).and_then(|mut s| {
+                        let mut post = PostConn::new(&target);
+                        s.initialize(&mut post)?;
+                        Ok((s, post))
+                    });
+                    ready.wait();
+                    go.wait();
+                    let (mut session, mut post) = opened?;
+                    let start = Instant::now();
+                    let measure_from = start + Duration::from_secs_f64(warmup);
+                    let end = measure_from + Duration::from_secs_f64(secs);
+                    Ok(slot_loop(n, &mut session, &mut post, measure_from, end))
+                })
+        })
+        .collect::<io::Result<_>>()?;
+    ready.wait();
+    let begun = Instant::now();
+    go.wait();
+    let measure_from = begun + Duration::from_secs_f64(warmup);
+
+    let mut all = Slot::default();
+    let mut first_failure = None;
+    for h in handles {
+        match h.join().map_err(|_| "a slot thread panicked")? {
+            Ok(slot) => {
+                all.samples_ns.extend(slot.samples_ns);
+                all.last_done = all.last_done.max(slot.last_done);
+                all.lost += slot.lost;
+                all.mismatched += slot.mismatched;
+                all.errors += slot.errors;
+                all.retries += slot.retries;
+                all.first_error = all.first_error.or(slot.first_error);
+            }
+            Err(e) => first_failure = first_failure.or(Some(e)),
+        }
+    }
+    if let Some(e) = first_failure {
+        return Err(format!("a slot could not open its session: {e}").into());
+    }
+    let window = all.last_done.map_or(0.0, |t| {
+        t.saturating_duration_since(measure_from).as_secs_f64()
+    });
+    all.samples_ns.sort_unstable();
+    let pct = |p: f64| -> f64 {
+        let n = all.samples_ns.len();
+        if n == 0 {
+            return f64::NAN;
+        }
+        let i = ((n as f64 * p).ceil() as usize).clamp(1, n) - 1;
+        all.samples_ns[i] as f64 / 1000.0
+    };
+    Ok(EchoResult {
+        calls: all.samples_ns.len(),
+        per_sec: if window > 0.0 {
+            all.samples_ns.len() as f64 / window
+        } else {
+            0.0
+        },
+        p50_us: pct(0.50),
+        p99_us: pct(0.99),
+        p999_us: pct(0.999),
+        max_us: pct(1.0),
+        lost: all.lost,
+        mismatched: all.mismatched,
+        errors: all.errors,
+        retries: all.retries,
+        first_error: all.first_error,
+    })
+}
+
+/// One slot's sequential calls. Ids are unique across slots (`slot * 10^9 + n`).
+fn slot_loop(
+    slot: usize,
+    session: &mut Session,
+    post: &mut PostConn,
+    measure_from: Instant,
+    end: Instant,
+) -> Slot {
+    let mut result = Slot::default();
+    let fail = |result: &mut Slot, what: String| {
+        if result.first_error.is_none() {
+            result.first_error = Some(format!("slot {slot}: {what}"));
+        }
+    };
+    if let Err(e) = session.set_timeout(ANSWER_TIMEOUT) {
+        result.errors += 1;
+        fail(&mut result, e.to_string());
+        return result;
+    }
+    for n in 1..=MAX_CALLS_PER_SLOT {
+        let began = Instant::now();
+        if began >= end {
+            break;
+        }
+        let id = slot as u64 * 1_000_000_000 + n;
+        let message = format!("bench {id}");
+        let body = json!({
+            "jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": "echo", "arguments": {"message": message}}
+        })
+        .to_string();
+        match post.post(&session.endpoint, &body) {
+            Ok(202) => {}
+            Ok(status) => {
+                result.errors += 1;
+                fail(&mut result, format!("POST tools/call: status {status}"));
+                continue;
+            }
+            Err(e) => {
+                result.errors += 1;
+                fail(&mut result, format!("POST tools/call: {e}"));
+                break;
+            }
+        }
+        // Read answers until ours; others are mismatched (at most 100 in a row).
+        let mut answered = false;
+        for _ in 0..100 {
+            let reply = match session.next_message() {
+                Ok(reply) => reply,
+                Err(e) => {
+                    result.lost += 1;
+                    fail(&mut result, format!("no answer to id {id}: {e}"));
+                    break;
+                }
+            };
+            if reply["id"] != id {
+                result.mismatched += 1;
+                fail(&mut result, format!("waiting for id {id}, got {reply}"));
+                continue;
+            }
+            let text = &reply["result"]["content"][0]["text"];
+            if text.as_str() != Some(&format!("Tool echo: {message}")) {
+                result.mismatched += 1;
+                fail(&mut result, format!("wrong answer to id {id}: {reply}"));
+            }
+            answered = true;
+            break;
+        }
+        if !answered {
+            break; // the stream is out of step with this slot's calls
+        }
+        let done = Instant::now();
+        if began >= measure_from {
+            result
+                .samples_ns
+                .push(done.duration_since(began).as_nanos() as u64);
+            result.last_done = Some(done);
+        }
+    }
+    result.retries = post.retries;
+    result
+}
+
+// ---------------------------------------------------------------------------------------
+// `startup`: exec -> first accepted connection
+
+fn startup(args: &[String]) -> Result<()> {
+    let flags = Flags::parse(args)?;
+    let out = Out {
+        path: flags.required("out")?.to_string(),
+    };
+    let runs: usize = flags.number("runs", 20)?;
+    if !(1..=1000).contains(&runs) {
+        return Err("--runs must be 1-1000".into());
+    }
+    let (program, cmd_args) = flags
+        .rest
+        .split_first()
+        .ok_or("startup needs -- CMD [ARGS...]")?;
+    let mut ready = Vec::with_capacity(runs);
+    let mut answered = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let began = Instant::now();
+        let mut child = Command::new(program)
+            .args(cmd_args)
+            .env("PORT", port.to_string())
+            .env("HOST", "127.0.0.1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start {program}: {e}"))?;
+        let outcome = first_contact(addr, began, &mut child);
+        let _ = child.kill();
+        let _ = child.wait();
+        let (connected, responded) = outcome?;
+        ready.push(connected);
+        answered.push(responded);
+    }
+    let ms = |d: Duration| format!("{:.2}", d.as_secs_f64() * 1000.0);
+    ready.sort_unstable();
+    answered.sort_unstable();
+    out.put("startup_runs", runs)?;
+    out.put("ready_ms.median", ms(ready[runs / 2]))?;
+    out.put("ready_ms.min", ms(ready[0]))?;
+    out.put("ready_ms.max", ms(ready[runs - 1]))?;
+    out.put("first_response_ms.median", ms(answered[runs / 2]))?;
+    Ok(())
+}
+
+/// Polls `addr` every 0.5 ms (for 10 s at most) until a connection is accepted, then asks
+/// for `/` and waits for any status line. Both times are measured from `began`.
+fn first_contact(
+    addr: SocketAddr,
+    began: Instant,
+    child: &mut std::process::Child,
+) -> Result<(Duration, Duration)> {
+    let give_up = began + Duration::from_secs(10);
+    let stream = loop {
+        if let Ok(stream) = TcpStream::connect(addr) {
+            break stream;
+        }
+        if Instant::now() > give_up {
+            return Err("the server did not accept a connection within 10 s".into());
+        }
+        if let Some(status) = child.try_wait()? {
+            return Err(format!("the server exited ({status}) before accepting").into());
+        }
+        thread::sleep(Duration::from_micros(500));
+    };
+    let connected = began.elapsed();
+    stream.set_nodelay(true)?;
+    stream.set_read_timeout(Some(IO_TIMEOUT))?;
+    let mut reader = BufReader::new(stream);
+    write!(
+        reader.get_mut(),
+        "GET / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    read_head(&mut reader)?;
+    Ok((connected, began.elapsed()))
+}
+
+// ---------------------------------------------------------------------------------------
+// `report`: the table
+
+fn report(args: &[String]) -> Result<()> {
+    let [warden, peer] = args else {
+        return Err("usage: load report WARDEN_FILE PEER_FILE".into());
+    };
+    let (w, p) = (read_results(warden)?, read_results(peer)?);
+    let num = |m: &BTreeMap<String, String>, k: &str| -> Option<f64> {
+        m.get(k).and_then(|v| v.parse().ok())
+    };
+    let levels: Vec<String> = keys_with_prefix(&w, "rss_kib.")
+        .into_iter()
+        .filter(|l| l != "idle")
+        .collect();
+    let inflight = keys_with_prefix(&w, "calls_per_s.");
+    let top = levels.last().cloned();
+
+    // Derived: KiB per held session, from idle to the largest level.
+    let per_session = |m: &BTreeMap<String, String>| -> Option<f64> {
+        let top = top.as_ref()?;
+        let n: f64 = top.parse().ok()?;
+        Some((num(m, &format!("rss_kib.{top}"))? - num(m, "rss_kib.idle")?) / n)
+    };
+
+    let mut t = String::new();
+    let auth = |m: &BTreeMap<String, String>| {
+        m.get("auth")
+            .map_or("?", |a| if a == "on" { "auth on" } else { "no auth" })
+    };
+    let _ = writeln!(
+        t,
+        "| measure | mcp-warden ({}) | TS SDK peer ({}) | warden/peer |",
+        auth(&w),
+        auth(&p)
+    );
+    let _ = writeln!(t, "|---|---:|---:|---:|");
+    let mib = |v: f64| format!("{:.1} MiB", v / 1024.0);
+    let kib = |v: f64| format!("{v:.1} KiB");
+    let int = |v: f64| format!("{v:.0}");
+    let us = |v: f64| format!("{v:.0} µs");
+    let ms = |v: f64| format!("{v:.1} ms");
+
+    row(
+        &mut t,
+        "RSS idle",
+        num(&w, "rss_kib.idle"),
+        num(&p, "rss_kib.idle"),
+        &mib,
+    );
+    for l in &levels {
+        let k = format!("rss_kib.{l}");
+        row(
+            &mut t,
+            &format!("RSS, {l} sessions held"),
+            num(&w, &k),
+            num(&p, &k),
+            &mib,
+        );
+    }
+    if let Some(top) = &top {
+        row(
+            &mut t,
+            &format!("RSS per held session (idle → {top})"),
+            per_session(&w),
+            per_session(&p),
+            &kib,
+        );
+    }
+    row(
+        &mut t,
+        "threads idle",
+        num(&w, "threads.idle"),
+        num(&p, "threads.idle"),
+        &int,
+    );
+    for l in &levels {
+        let k = format!("threads.{l}");
+        row(
+            &mut t,
+            &format!("threads, {l} sessions held"),
+            num(&w, &k),
+            num(&p, &k),
+            &int,
+        );
+    }
+    for f in &inflight {
+        row(
+            &mut t,
+            &format!("echo calls/s, {f} in flight"),
+            num(&w, &format!("calls_per_s.{f}")),
+            num(&p, &format!("calls_per_s.{f}")),
+            &int,
+        );
+        row(
+            &mut t,
+            &format!("echo p50, {f} in flight"),
+            num(&w, &format!("p50_us.{f}")),
+            num(&p, &format!("p50_us.{f}")),
+            &us,
+        );
+        row(
+            &mut t,
+            &format!("echo p99, {f} in flight"),
+            num(&w, &format!("p99_us.{f}")),
+            num(&p, &format!("p99_us.{f}")),
+            &us,
+        );
+    }
+    let sum = |m: &BTreeMap<String, String>, prefix: &str| -> Option<f64> {
+        let keys = keys_with_prefix(m, prefix);
+        (!keys.is_empty()).then(|| {
+            keys.iter()
+                .filter_map(|k| num(m, &format!("{prefix}{k}")))
+                .sum()
+        })
+    };
+    for (name, prefix) in [
+        ("lost answers (all levels)", "lost."),
+        ("mismatched answers (all levels)", "mismatched."),
+        ("failed POSTs (all levels)", "errors."),
+        ("POSTs resent on a new connection", "retries."),
+    ] {
+        let (a, b) = (sum(&w, prefix), sum(&p, prefix));
+        let cell = |v: Option<f64>| v.map_or("-".to_string(), int);
+        let _ = writeln!(t, "| {name} | {} | {} | |", cell(a), cell(b));
+    }
+    let runs = w.get("startup_runs").map_or("?", String::as_str);
+    row(
+        &mut t,
+        &format!("ready: exec → first accepted connection, median of {runs} (auth off)"),
+        num(&w, "ready_ms.median"),
+        num(&p, "ready_ms.median"),
+        &ms,
+    );
+    row(
+        &mut t,
+        "exec → first HTTP response, median",
+        num(&w, "first_response_ms.median"),
+        num(&p, "first_response_ms.median"),
+        &ms,
+    );
+    print!("{t}");
+
+    for (m, name) in [(&w, "mcp-warden"), (&p, "peer")] {
+        for f in &inflight {
+            if let Some(e) = m.get(&format!("first_error.{f}")) {
+                println!("{name}, {f} in flight, first problem: {e}");
+            }
+        }
+    }
+
+    // The issue's targets, for mcp-warden.
+    println!();
+    println!("Targets (mcp-warden):");
+    let verdict = |ok: Option<bool>| match ok {
+        Some(true) => "met",
+        Some(false) => "NOT met",
+        None => "not measured",
+    };
+    let idle = num(&w, "rss_kib.idle");
+    println!(
+        "- idle RSS ≤ 3 MiB: {} — {}",
+        idle.map_or("-".into(), mib),
+        verdict(idle.map(|v| v <= 3.0 * 1024.0))
+    );
+    let ps = per_session(&w);
+    println!(
+        "- ≤ 24 KiB RSS per held session: {} — {}",
+        ps.map_or("-".into(), kib),
+        verdict(ps.map(|v| v <= 24.0))
+    );
+    let (wc, pc) = (num(&w, "calls_per_s.16"), num(&p, "calls_per_s.16"));
+    let ratio = wc.zip(pc).filter(|(_, b)| *b > 0.0).map(|(a, b)| a / b);
+    println!(
+        "- calls/s ≥ 5× the TS peer at 16 in flight: {} — {}",
+        ratio.map_or("-".into(), |r| format!("{r:.2}×")),
+        verdict(ratio.map(|r| r >= 5.0))
+    );
+    let p99 = num(&w, "p99_us.16");
+    println!(
+        "- p99 ≤ 2 ms at 16 in flight: {} — {}",
+        p99.map_or("-".into(), us),
+        verdict(p99.map(|v| v <= 2000.0))
+    );
+    let ready = num(&w, "ready_ms.median");
+    println!(
+        "- ready in ≤ 20 ms (auth off): {} — {}",
+        ready.map_or("-".into(), ms),
+        verdict(ready.map(|v| v <= 20.0))
+    );
+    let lost = sum(&w, "lost.").unwrap_or(0.0) + sum(&w, "mismatched.").unwrap_or(0.0);
+    println!(
+        "- no lost or mismatched answers: {}",
+        verdict(Some(lost == 0.0))
+    );
+    Ok(())
+}
+
+/// One table row: both figures and their ratio.
+fn row(t: &mut String, name: &str, a: Option<f64>, b: Option<f64>, fmt: &dyn Fn(f64) -> String) {
+    let cell = |v: Option<f64>| v.map_or("-".to_string(), fmt);
+    let ratio = match (a, b) {
+        (Some(a), Some(b)) if b != 0.0 && a / b < 0.1 => format!("{:.4}", a / b),
+        (Some(a), Some(b)) if b != 0.0 => format!("{:.2}", a / b),
+        _ => "-".to_string(),
+    };
+    let _ = writeln!(t, "| {name} | {} | {} | {ratio} |", cell(a), cell(b));
+}
+
+/// The suffixes of keys `prefix<suffix>`, numeric suffixes in numeric order.
+fn keys_with_prefix(m: &BTreeMap<String, String>, prefix: &str) -> Vec<String> {
+    let mut keys: Vec<String> = m
+        .keys()
+        .filter_map(|k| k.strip_prefix(prefix))
+        .map(str::to_string)
+        .collect();
+    keys.sort_by_key(|k| (k.parse::<u64>().unwrap_or(0), k.clone()));
+    keys
+}
