@@ -19,6 +19,8 @@ use serde_json::json;
 pub const MAX_HEAD_BYTES: usize = 32 * 1024;
 /// The most header fields in one request; more gets `431`.
 pub const MAX_HEADERS: usize = 64;
+/// How much one read asks the socket for.
+const READ_CHUNK_BYTES: usize = 8192;
 /// The longest chunk-size line (size and extensions) in a chunked body.
 const MAX_CHUNK_LINE_BYTES: usize = 1024;
 /// Stack for each connection thread. Request handling is shallow (serde_json caps nesting
@@ -314,6 +316,12 @@ impl Conn {
         &mut self.stream
     }
 
+    /// Frees the read buffer, for a handler about to hold the connection for long (an SSE
+    /// stream reads nothing more).
+    pub fn release_buffers(&mut self) {
+        self.buf = Vec::new();
+    }
+
     /// Records the status of a response the handler writes itself (an SSE stream's head).
     pub fn note_status(&mut self, status: u16) {
         self.status = status;
@@ -356,12 +364,14 @@ impl Conn {
         self.stream
             .set_read_timeout(Some(left))
             .map_err(HttpError::Io)?;
-        let mut chunk = [0u8; 8192];
-        match self.stream.read(&mut chunk) {
-            Ok(n) => {
-                self.buf.extend_from_slice(&chunk[..n]);
-                Ok(n)
-            }
+        // Read straight into the heap buffer: an 8 KiB array on the stack would stay
+        // resident in every idle SSE thread's stack for the life of its stream.
+        let start = self.buf.len();
+        self.buf.resize(start + READ_CHUNK_BYTES, 0);
+        let read = self.stream.read(&mut self.buf[start..]);
+        self.buf.truncate(start + *read.as_ref().unwrap_or(&0));
+        match read {
+            Ok(n) => Ok(n),
             Err(e)
                 if matches!(
                     e.kind(),

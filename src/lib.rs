@@ -11,6 +11,7 @@ pub mod config;
 pub mod http;
 pub mod identity;
 pub mod mcp;
+pub mod outbox;
 pub mod prompts;
 pub mod resources;
 pub mod routes;

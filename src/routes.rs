@@ -166,6 +166,7 @@ impl App {
         }
         drop(session);
         conn.note_status(200);
+        conn.release_buffers();
         let end = sse::run(
             conn.stream(),
             &endpoint,

@@ -4,11 +4,11 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::{Shutdown, TcpStream};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::identity::Caller;
 use crate::mcp::SessionState;
+use crate::outbox::{self, Receiver, SendError};
 
 /// Messages that may wait for one session's stream. A client that lets this many pile up
 /// has stopped reading: its session is closed rather than allowed to grow.
@@ -21,7 +21,7 @@ pub struct Session {
     /// Who opened the session.
     pub caller: Caller,
     pub state: Mutex<SessionState>,
-    outbox: SyncSender<String>,
+    outbox: outbox::Sender,
     /// A handle on the stream's socket, to cut a client that stopped reading.
     socket: Mutex<Option<TcpStream>>,
 }
@@ -52,8 +52,8 @@ impl Session {
     /// Queues one serialized JSON-RPC message for the stream, without blocking.
     pub fn deliver(&self, message: String) -> Result<(), Undeliverable> {
         self.outbox.try_send(message).map_err(|e| match e {
-            TrySendError::Full(_) => Undeliverable::Full,
-            TrySendError::Disconnected(_) => Undeliverable::Closed,
+            SendError::Full => Undeliverable::Full,
+            SendError::Closed => Undeliverable::Closed,
         })
     }
 }
@@ -95,8 +95,8 @@ impl Sessions {
     }
 
     /// Opens a session for `caller`; the receiver is the stream's end of its outbox.
-    pub fn open(&self, caller: Caller) -> Result<(Arc<Session>, Receiver<String>), OpenError> {
-        let (outbox, rx) = sync_channel(OUTBOX_CAPACITY);
+    pub fn open(&self, caller: Caller) -> Result<(Arc<Session>, Receiver), OpenError> {
+        let (outbox, rx) = outbox::bounded(OUTBOX_CAPACITY);
         let session = Arc::new(Session {
             id: new_id().map_err(OpenError::Random)?,
             caller,

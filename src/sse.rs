@@ -2,9 +2,9 @@
 //! `message` events from the session's outbox, and keep-alive comments. Each event is
 //! written and flushed on its own: a client or proxy must see it before the next exists.
 
+use crate::outbox::{Receiver, RecvError};
 use std::io::{self, Write};
 use std::net::TcpStream;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 /// The response head of a stream. The body runs until the connection closes, so there is
@@ -37,7 +37,7 @@ pub enum End {
 pub fn run(
     stream: &mut TcpStream,
     endpoint: &str,
-    outbox: &Receiver<String>,
+    outbox: &Receiver,
     keepalive: Duration,
     deadline: Option<Instant>,
 ) -> End {
@@ -53,16 +53,16 @@ pub fn run(
         };
         let chunk = match outbox.recv_timeout(wait) {
             Ok(message) => event("message", &message),
-            Err(RecvTimeoutError::Timeout) if deadline.is_some_and(|d| Instant::now() >= d) => {
+            Err(RecvError::Timeout) if deadline.is_some_and(|d| Instant::now() >= d) => {
                 return End::TokenExpired;
             }
-            Err(RecvTimeoutError::Timeout) => {
+            Err(RecvError::Timeout) => {
                 if client_closed(stream) {
                     return End::ClientGone;
                 }
                 ": keep-alive\n\n".to_string()
             }
-            Err(RecvTimeoutError::Disconnected) => return End::Closed,
+            Err(RecvError::Closed) => return End::Closed,
         };
         if send(stream, chunk.as_bytes()).is_err() {
             return End::ClientGone;
