@@ -185,7 +185,10 @@ fn b64_member(jwk: &Map<String, Value>, name: &'static str) -> Result<Vec<u8>, &
 pub fn rsa_key(n: &[u8], e: &[u8]) -> Result<rsa::PublicKey, &'static str> {
     let n = strip_leading_zeros(n);
     let e = strip_leading_zeros(e);
-    let bits = n.len() * 8 - n.first().map_or(8, |b| b.leading_zeros() as usize);
+    // After stripping, a non-empty `n` starts with a non-zero byte; an empty one is 0 bits.
+    let bits = n
+        .first()
+        .map_or(0, |b| n.len() * 8 - b.leading_zeros() as usize);
     if bits < MIN_RSA_BITS {
         return Err("RSA modulus is shorter than 2048 bits");
     }
@@ -329,6 +332,27 @@ mod tests {
         let padded = [vec![0u8; 8], n.to_vec()].concat();
         assert!(rsa_key(&padded, &[1, 0, 1]).is_err());
         assert!(rsa_key(&[vec![0u8; 8], n2048()].concat(), &[1, 0, 1]).is_ok());
+    }
+
+    #[test]
+    fn skips_an_empty_or_all_zero_modulus_without_panicking() {
+        // Found by fuzz/fuzz_targets/jwks.rs (fuzz/regressions/jwks/): 0 - 8 overflowed.
+        for n in ["", "AA", "AAAA"] {
+            assert!(
+                parse_one(with(rsa_jwk(), "n", json!(n))).is_empty(),
+                "{n:?}"
+            );
+        }
+        assert_eq!(
+            rsa_key(&[], &[1, 0, 1]),
+            Err("RSA modulus is shorter than 2048 bits")
+        );
+        assert_eq!(
+            rsa_key(&[0, 0], &[1, 0, 1]),
+            Err("RSA modulus is shorter than 2048 bits")
+        );
+        let doc = br#"{"keys":[{"e":"AQ","kty":"RSA","n":""},null]}"#;
+        assert!(parse(doc).unwrap().is_empty());
     }
 
     #[test]
