@@ -4,6 +4,7 @@
 //! the JSON is turned into keys by `jwk.rs`.
 
 use std::fmt;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -173,7 +174,11 @@ pub fn spawn_refresh(store: Weak<KeyStore>, every: Duration) {
             loop {
                 thread::sleep(every);
                 let Some(store) = store.upgrade() else { return };
-                store.refresh();
+                // A bug in one refresh must not end refreshing for good.
+                let refreshed = panic::catch_unwind(AssertUnwindSafe(|| store.refresh()));
+                if refreshed.is_err() {
+                    log::error!("JWKS refresh panicked; keeping the last good keys");
+                }
             }
         });
     if let Err(e) = spawned {
