@@ -540,3 +540,75 @@ fn a_client_that_stops_reading_its_stream_is_disconnected_not_buffered() {
     // The other session never noticed.
     assert_eq!(other.call(1, "ping", json!({}))["result"], json!({}));
 }
+
+fn threads_of(pid: u32) -> usize {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("Threads:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn every_connection_thread_ends_when_its_client_goes() {
+    let mut cmd = warden_command();
+    cmd.env("SSE_KEEPALIVE_SECS", "1");
+    let child = Child2::start(cmd);
+    let pid = child.child.id();
+    let idle = threads_of(pid);
+    let clients: Vec<SseClient> = (0..20).map(|_| SseClient::open(child.addr)).collect();
+    for _ in 0..5 {
+        assert_eq!(request(child.addr, "GET", "/healthz", b"").status, 200);
+    }
+    assert!(threads_of(pid) >= idle + 20);
+    drop(clients);
+    assert!(
+        eventually(Duration::from_secs(10), || threads_of(pid) == idle),
+        "{} threads left, {idle} when idle",
+        threads_of(pid)
+    );
+}
+
+#[test]
+fn sigterm_works_when_the_server_is_pid_1() {
+    // In a container the server is PID 1, for which the kernel drops signals that have no
+    // handler: SIGTERM must still shut it down. `unshare --pid` makes it PID 1 here.
+    let usable = Command::new("unshare")
+        .args(["--pid", "--fork", "true"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !usable {
+        eprintln!("note: unshare --pid is not permitted here; PID 1 behaviour not checked");
+        return;
+    }
+    let cmd = warden_command();
+    let mut sh = Command::new("unshare");
+    sh.args(["--pid", "--fork", "--kill-child"])
+        .arg(cmd.get_program());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => sh.env(k, v),
+            None => sh.env_remove(k),
+        };
+    }
+    sh.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = Child2::start(sh);
+    let mut client = SseClient::open(child.addr);
+    client.initialize("2025-06-18");
+    // Find the server (the unshare child) and check it is PID 1 in its namespace.
+    let children =
+        std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", child.child.id())).unwrap();
+    let server: u32 = children.split_whitespace().next().unwrap().parse().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{server}/status")).unwrap();
+    let nspid = status.lines().find(|l| l.starts_with("NSpid:")).unwrap();
+    assert_eq!(nspid.split_whitespace().last(), Some("1"), "{nspid}");
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert_eq!(client.try_next_event(), None, "the stream ends cleanly");
+    assert_eq!(child.exit_code(), Some(0));
+    assert!(child.log().join("\n").contains("shut down cleanly"));
+}
