@@ -7,6 +7,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
@@ -35,7 +36,7 @@ const IDLE_POLL: Duration = Duration::from_millis(200);
 /// What the application does with a parsed request head. `handle` owns the connection for
 /// the length of the request (an SSE stream holds it until the stream ends).
 pub trait Handler: Send + Sync + 'static {
-    fn handle(&self, conn: &mut Conn, head: Head) -> Next;
+    fn handle(&self, conn: &mut Conn, head: &Head) -> Next;
 }
 
 /// Whether the connection may carry another request.
@@ -179,13 +180,12 @@ fn connection(stream: TcpStream, handler: &dyn Handler, limits: Limits, shared: 
             }
         };
         let keep_alive = head.keep_alive();
-        let (method, path) = (head.method.clone(), head.path.clone());
         conn.status = 0;
         conn.subject = None;
-        let next = handler.handle(&mut conn, head);
+        let next = handler.handle(&mut conn, &head);
         access_log(
-            &method,
-            &path,
+            &head.method,
+            &head.path,
             conn.status,
             started,
             conn.subject.as_deref(),
@@ -248,24 +248,29 @@ pub struct Head {
     pub query: String,
     /// 0 for HTTP/1.0, 1 for HTTP/1.1.
     pub version: u8,
-    /// Header fields in order; names in lower case.
-    pub headers: Vec<(String, Vec<u8>)>,
+    /// Header names (in lower case) and values, back to back, in one buffer…
+    fields: Vec<u8>,
+    /// …and where each field's name and value lie in it, in order.
+    spans: Vec<(Range<usize>, Range<usize>)>,
 }
 
 impl Head {
     /// The single value of header `name` (lower case), as text. `None` when absent or not
     /// UTF-8; see `all` for repeated headers.
     pub fn header(&self, name: &str) -> Option<&str> {
-        let (_, value) = self.headers.iter().find(|(n, _)| n == name)?;
+        let value = self.spans.iter().find_map(|(n, v)| {
+            (self.fields.get(n.clone()) == Some(name.as_bytes()))
+                .then(|| self.fields.get(v.clone()))
+        })??;
         std::str::from_utf8(value).ok()
     }
 
     /// Every value of header `name` (lower case).
     pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.headers
+        self.spans
             .iter()
-            .filter(move |(n, _)| n == name)
-            .map(|(_, v)| v.as_slice())
+            .filter(move |(n, _)| self.fields.get(n.clone()) == Some(name.as_bytes()))
+            .filter_map(|(_, v)| self.fields.get(v.clone()))
     }
 
     /// The value of query parameter `name`, percent-decoding not applied (ids are hex).
@@ -550,6 +555,21 @@ impl Head {
         // RFC 9112 §3.2.2: absolute-form (`http://host/path`) must be accepted too; the
         // authority is not used, only the path and query.
         let target = absolute_form_path(target).unwrap_or(target);
+        // Two allocations for all the fields, not two per field.
+        let size = req
+            .headers
+            .iter()
+            .map(|h| h.name.len() + h.value.len())
+            .sum();
+        let mut fields = Vec::with_capacity(size);
+        let mut spans = Vec::with_capacity(req.headers.len());
+        for h in req.headers.iter() {
+            let name = fields.len()..fields.len() + h.name.len();
+            fields.extend(h.name.bytes().map(|b| b.to_ascii_lowercase()));
+            let value = fields.len()..fields.len() + h.value.len();
+            fields.extend_from_slice(h.value);
+            spans.push((name, value));
+        }
         let (path, query) = target.split_once('?').unwrap_or((target, ""));
         if !path.starts_with('/') {
             return Err(HttpError::BadHead(format!(
@@ -561,11 +581,8 @@ impl Head {
             path: path.to_string(),
             query: query.to_string(),
             version: req.version.unwrap_or(1),
-            headers: req
-                .headers
-                .iter()
-                .map(|h| (h.name.to_ascii_lowercase(), h.value.to_vec()))
-                .collect(),
+            fields,
+            spans,
         })
     }
 }
@@ -765,14 +782,13 @@ impl Response {
     }
 
     fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(128 + self.body.len());
-        out.extend_from_slice(
-            format!("HTTP/1.1 {} {}\r\n", self.status, reason(self.status)).as_bytes(),
-        );
+        // One buffer, written in place: no intermediate strings per line.
+        let mut out = Vec::with_capacity(160 + self.body.len());
+        let _ = write!(out, "HTTP/1.1 {} {}\r\n", self.status, reason(self.status));
         for (name, value) in &self.headers {
-            out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+            let _ = write!(out, "{name}: {value}\r\n");
         }
-        out.extend_from_slice(format!("Content-Length: {}\r\n", self.body.len()).as_bytes());
+        let _ = write!(out, "Content-Length: {}\r\n", self.body.len());
         if self.close {
             out.extend_from_slice(b"Connection: close\r\n");
         }

@@ -23,13 +23,11 @@ pub struct Identity {
 }
 
 impl Caller {
-    /// Whether two callers are the same principal: the same issuer and subject (a
-    /// refreshed token with other groups is still the same person).
-    pub fn same_principal(&self, other: &Caller) -> bool {
-        match (self, other) {
-            (Caller::Anonymous, Caller::Anonymous) => true,
-            (Caller::User(a), Caller::User(b)) => a.issuer == b.issuer && a.subject == b.subject,
-            _ => false,
+    /// Whether this caller is the principal `issuer` + `subject`.
+    pub fn is(&self, issuer: Option<&str>, subject: &str) -> bool {
+        match self {
+            Caller::Anonymous => false,
+            Caller::User(id) => id.issuer.as_deref() == issuer && id.subject == subject,
         }
     }
 

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use crate::auth::Authenticator;
+use crate::auth::{Authenticator, Verified};
 use crate::config::Config;
 use crate::http::{Conn, Handler, Head, Next, Response};
 use crate::identity::Caller;
@@ -25,10 +25,10 @@ pub struct App {
 }
 
 impl Handler for App {
-    fn handle(&self, conn: &mut Conn, head: Head) -> Next {
+    fn handle(&self, conn: &mut Conn, head: &Head) -> Next {
         let (allowed, next) = match head.path.as_str() {
             "/healthz" | "/readyz" if head.method == "GET" || head.method == "HEAD" => {
-                return self.probe(conn, &head);
+                return self.probe(conn, head);
             }
             "/healthz" | "/readyz" => ("GET, HEAD", false),
             "/sse" => ("GET", head.method == "GET"),
@@ -38,22 +38,28 @@ impl Handler for App {
                     "no such endpoint: {}; MCP clients connect to GET /sse",
                     head.path
                 );
-                return respond(conn, &head, Response::error(404, "not_found", &message));
+                return respond(conn, head, Response::error(404, "not_found", &message));
             }
         };
         if !next {
             let message = format!("{} accepts only {allowed}", head.path);
             let response =
                 Response::error(405, "method_not_allowed", &message).header("Allow", allowed);
-            return respond(conn, &head, response);
+            return respond(conn, head, response);
         }
-        let (caller, deadline) = match self.authenticate(conn, &head) {
+        let verified = match self.authenticate(conn, head) {
             Ok(verified) => verified,
             Err(next) => return next,
         };
         match allowed {
-            "GET" => self.open_stream(conn, head, caller, deadline),
-            _ => self.post_message(conn, head, caller),
+            "GET" => {
+                let (caller, deadline) = match &verified {
+                    None => (Caller::Anonymous, None),
+                    Some(v) => (Caller::User(v.identity()), v.deadline()),
+                };
+                self.open_stream(conn, head, caller, deadline)
+            }
+            _ => self.post_message(conn, head, verified.as_ref()),
         }
     }
 }
@@ -86,21 +92,16 @@ impl App {
         respond(conn, head, response.header("Cache-Control", "no-store"))
     }
 
-    /// Who is calling, and until when their token holds. With auth off, `Anonymous`
-    /// forever; with it on, a verified token's identity, or the `401` already sent.
-    fn authenticate(
-        &self,
-        conn: &mut Conn,
-        head: &Head,
-    ) -> Result<(Caller, Option<Instant>), Next> {
+    /// The verified token of the request: `None` with auth off; with it on, the token's
+    /// claims, or the `401` already sent.
+    fn authenticate(&self, conn: &mut Conn, head: &Head) -> Result<Option<Verified>, Next> {
         let Some(auth) = &self.auth else {
-            return Ok((Caller::Anonymous, None));
+            return Ok(None);
         };
         match auth.authenticate(head.all("authorization")) {
             Ok(verified) => {
-                conn.note_subject(&verified.identity.subject);
-                let deadline = verified.deadline();
-                Ok((Caller::User(verified.identity), deadline))
+                conn.note_subject(&verified.claims.subject);
+                Ok(Some(verified))
             }
             Err(e) => {
                 if let Some(sub) = e.subject() {
@@ -123,7 +124,7 @@ impl App {
     fn open_stream(
         &self,
         conn: &mut Conn,
-        head: Head,
+        head: &Head,
         caller: Caller,
         deadline: Option<Instant>,
     ) -> Next {
@@ -136,7 +137,7 @@ impl App {
                     "too_many_sessions",
                     "the server holds as many sessions as it may (MAX_SESSIONS); retry later",
                 );
-                return respond(conn, &head, response.header("Retry-After", "5"));
+                return respond(conn, head, response.header("Retry-After", "5"));
             }
             Err(OpenError::Random(e)) => {
                 log::error!("cannot draw a session id from the OS random source: {e}");
@@ -145,7 +146,7 @@ impl App {
                     "unavailable",
                     "cannot create a session right now; retry",
                 );
-                return respond(conn, &head, response.header("Retry-After", "1"));
+                return respond(conn, head, response.header("Retry-After", "1"));
             }
         };
         if conn.shutting_down() {
@@ -184,27 +185,26 @@ impl App {
 
     /// `POST /messages?sessionId=…`: one JSON-RPC message (or batch) for a session. The
     /// reply goes out on the session's stream; the POST itself gets `202`.
-    fn post_message(&self, conn: &mut Conn, head: Head, caller: Caller) -> Next {
+    fn post_message(&self, conn: &mut Conn, head: &Head, verified: Option<&Verified>) -> Next {
         let Some(id) = head.query_param("sessionId").filter(|id| !id.is_empty()) else {
             let message =
                 "missing sessionId query parameter; POST to the endpoint URL the SSE stream sent";
             return respond(
                 conn,
-                &head,
+                head,
                 Response::error(400, "missing_session_id", message),
             );
         };
         // A session belongs to whoever opened it: to anyone else it does not exist.
-        let owned = |s: &Arc<crate::sessions::Session>| s.caller.same_principal(&caller);
+        let owned = |s: &Arc<crate::sessions::Session>| match verified {
+            None => s.caller == Caller::Anonymous,
+            Some(v) => s.caller.is(v.claims.issuer.as_deref(), &v.claims.subject),
+        };
         let Some(session) = self.sessions.get(id).filter(owned) else {
             let message = "unknown sessionId: the session has ended or never existed; open a new one with GET /sse";
-            return respond(
-                conn,
-                &head,
-                Response::error(404, "unknown_session", message),
-            );
+            return respond(conn, head, Response::error(404, "unknown_session", message));
         };
-        let body = match conn.read_body(&head) {
+        let body = match conn.read_body(head) {
             Ok(body) => body,
             Err(e) => {
                 let status = e.status().unwrap_or(400);

@@ -302,13 +302,26 @@ impl AuthError {
 /// A caller whose token verified and whose groups are admitted.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Verified {
-    pub identity: Identity,
+    /// The verified claims, shared with the token cache (a cached token costs no copies).
+    pub claims: Arc<Claims>,
     /// When the token stops being accepted (`exp` + leeway; it is good while the time is
     /// before this), as seconds since the epoch.
     pub valid_until: f64,
 }
 
 impl Verified {
+    /// Who this is, for a session to keep.
+    pub fn identity(&self) -> Identity {
+        let c = &self.claims;
+        Identity {
+            issuer: c.issuer.clone(),
+            subject: c.subject.clone(),
+            email: c.email.clone(),
+            name: c.name.clone(),
+            groups: c.groups.clone().unwrap_or_default(),
+        }
+    }
+
     /// `valid_until` as an `Instant`, or `None` if it is too far ahead to matter.
     pub fn deadline(&self) -> Option<Instant> {
         let now = SystemTime::now()
@@ -380,14 +393,8 @@ impl Authenticator {
         let claims = self.verified_claims(token, now)?;
         self.required.admits(&claims)?;
         Ok(Verified {
-            identity: Identity {
-                issuer: claims.issuer.clone(),
-                subject: claims.subject.clone(),
-                email: claims.email.clone(),
-                name: claims.name.clone(),
-                groups: claims.groups.clone().unwrap_or_default(),
-            },
             valid_until: claims.expires_at + self.policy.leeway_secs as f64,
+            claims,
         })
     }
 
