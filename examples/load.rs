@@ -567,9 +567,9 @@ fn run(args: &[String]) -> Result<()> {
         "cpus",
         thread::available_parallelism().map_or(0, |n| n.get()),
     )?;
-    let (rss, threads) = proc_status(pid)?;
+    let (rss, idle_threads) = proc_status(pid)?;
     out.put("rss_kib.idle", rss)?;
-    out.put("threads.idle", threads)?;
+    out.put("threads.idle", idle_threads)?;
 
     // Held sessions: opened in steps up to each level, held until the last level is read.
     let mut held: Vec<Session> = Vec::new();
@@ -588,6 +588,15 @@ fn run(args: &[String]) -> Result<()> {
         out.put(&format!("threads.{level}"), threads)?;
     }
     drop(held);
+    // Let the servers notice the closed streams (mcp-warden at its next keep-alive tick)
+    // before timing calls, so tearing 1000 sessions down does not land in the figures.
+    let settle_until = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < settle_until {
+        if proc_status(pid)?.1 <= idle_threads + 2 {
+            break;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
 
     for &slots in &inflight {
         eprintln!("load: echo, {slots} in flight, {warmup} s warm-up + {secs} s");

@@ -758,7 +758,7 @@ impl Response {
     pub fn json(status: u16, value: &serde_json::Value) -> Response {
         Response::new(status)
             .header("Content-Type", "application/json")
-            .body(value.to_string().into_bytes())
+            .body(serde_json::to_vec(value).unwrap_or_default())
     }
 
     pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Response {

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod config;
 pub mod http;
 pub mod identity;
+pub mod logsink;
 pub mod mcp;
 pub mod outbox;
 pub mod prompts;

@@ -8,6 +8,7 @@ use std::net::TcpListener;
 use std::process::ExitCode;
 
 use mcp_warden::config::{self, Config};
+use mcp_warden::logsink;
 use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
@@ -42,7 +43,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(config.log_json);
+    let log = init_logging(config.log_json);
+    // Whatever way main returns, pending log lines go out first.
+    let _written = SyncOnDrop(log);
 
     let open_files = match raise_open_files(config.max_connections as u64 + SPARE_FILES) {
         Ok(n) => n,
@@ -122,10 +125,22 @@ fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Writes the log lines still pending when dropped.
+struct SyncOnDrop(logsink::Sink);
+
+impl Drop for SyncOnDrop {
+    fn drop(&mut self) {
+        self.0.sync();
+    }
+}
+
 /// `RUST_LOG` filters (default `info`); `LOG_FORMAT=json` writes one JSON object per line.
-fn init_logging(json: bool) {
+/// Lines reach stderr through `logsink` (one writer thread, no stderr lock per request).
+fn init_logging(json: bool) -> logsink::Sink {
+    let sink = logsink::start();
     let mut builder =
         env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    builder.target(env_logger::Target::Pipe(Box::new(sink.clone())));
     if json {
         builder.format(|buf, record| {
             let line = serde_json::json!({
@@ -138,6 +153,7 @@ fn init_logging(json: bool) {
         });
     }
     builder.init();
+    sink
 }
 
 /// Raises the soft `RLIMIT_NOFILE` to `needed` when it is lower (up to the hard limit), or

@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::http::{Conn, Handler, Head, Next, Response};
 use crate::identity::Caller;
 use crate::mcp::{self, Context};
+use crate::rpc;
 use crate::sessions::{OpenError, Sessions, Undeliverable};
 use crate::sse;
 use crate::tools::Tool;
@@ -215,7 +216,7 @@ impl App {
         let value: Value = match serde_json::from_slice(&body) {
             Ok(value) => value,
             Err(e) => {
-                let _ = session.deliver(mcp::parse_error(&e).to_string());
+                let _ = session.deliver(rpc::to_line(&mcp::parse_error(&e)));
                 let message = format!("the body is not valid JSON: {e}");
                 return send(conn, Response::error(400, "parse_error", &message));
             }
@@ -229,7 +230,7 @@ impl App {
             tools: self.tools,
         };
         if let Some(reply) = mcp::handle(value, &cx) {
-            match session.deliver(reply.to_string()) {
+            match session.deliver(rpc::to_line(&reply)) {
                 Ok(()) | Err(Undeliverable::Closed) => {}
                 Err(Undeliverable::Full) => {
                     log::warn!(

@@ -128,6 +128,16 @@ pub fn error_reply(id: Value, error: RpcError) -> Value {
     json!({ "jsonrpc": "2.0", "id": id, "error": err })
 }
 
+/// A message as one line of JSON. (`Value::to_string` grows its string a few bytes at a
+/// time; this sizes the buffer once, which matters on the hot path.)
+pub fn to_line(message: &Value) -> String {
+    match serde_json::to_string(message) {
+        Ok(line) => line,
+        // Serializing a `Value` cannot fail; keep the stream well-formed regardless.
+        Err(_) => "null".to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

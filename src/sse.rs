@@ -18,7 +18,11 @@ Connection: close\r\n\r\n";
 /// One event. `data` must be a single line (serialized JSON always is).
 pub fn event(name: &str, data: &str) -> String {
     debug_assert!(!data.contains(['\n', '\r']));
-    format!("event: {name}\ndata: {data}\n\n")
+    let mut event = String::with_capacity(name.len() + data.len() + 16);
+    for part in ["event: ", name, "\ndata: ", data, "\n\n"] {
+        event.push_str(part);
+    }
+    event
 }
 
 /// Why a stream ended.
