@@ -18,8 +18,9 @@ struct Shared {
     pending: Mutex<Vec<u8>>,
     wake: Condvar,
     /// Held while writing to stderr, and while taking `pending` for it, so lines stay in
-    /// order whoever writes them.
-    out: Mutex<()>,
+    /// order whoever writes them. Holds the spare buffer swapped with `pending`, so
+    /// neither is reallocated batch after batch.
+    out: Mutex<Vec<u8>>,
     /// Whether the writer thread runs; if it could not start, each flush writes.
     threaded: AtomicBool,
 }
@@ -31,10 +32,14 @@ impl Shared {
 
     /// Writes everything pending to stderr, on this thread.
     fn write_pending(&self) {
-        let _out = self.out.lock().unwrap_or_else(|p| p.into_inner());
-        let lines = std::mem::take(&mut *self.pending());
-        if !lines.is_empty() {
-            let _ = io::stderr().lock().write_all(&lines);
+        let mut spare = self.out.lock().unwrap_or_else(|p| p.into_inner());
+        std::mem::swap(&mut *spare, &mut *self.pending());
+        if !spare.is_empty() {
+            let _ = io::stderr().lock().write_all(&spare);
+        }
+        spare.clear();
+        if spare.capacity() > MAX_PENDING_BYTES {
+            *spare = Vec::new(); // after a burst, give the memory back
         }
     }
 }
@@ -48,7 +53,7 @@ pub fn start() -> Sink {
     let shared = Arc::new(Shared {
         pending: Mutex::new(Vec::new()),
         wake: Condvar::new(),
-        out: Mutex::new(()),
+        out: Mutex::new(Vec::new()),
         threaded: AtomicBool::new(true),
     });
     let writer = Arc::clone(&shared);
