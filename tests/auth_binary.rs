@@ -5,15 +5,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::io::Read;
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use common::issuer::{self, Issuer, plural_claims};
 use common::jwks_server::{self, JwksServer};
-use common::{SseClient, request_with};
+use common::{ServerProcess, SseClient, request_with};
 
 fn command(env: &[(&str, &str)]) -> Command {
     let mut cmd = common::warden_command();
@@ -41,70 +40,6 @@ fn run_to_exit(env: &[(&str, &str)]) -> (i32, String) {
     };
     let status = child.wait().unwrap();
     (status.code().unwrap_or(-1), text)
-}
-
-/// A running server child: killed by PID on drop; stderr lines arrive on `lines`.
-struct Running {
-    child: Child,
-    addr: SocketAddr,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Running {
-    fn start(env: &[(&str, &str)]) -> Running {
-        let mut child = command(env).spawn().unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { return };
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        let mut running = Running {
-            child,
-            addr: "127.0.0.1:1".parse().unwrap(),
-            lines,
-            seen: Vec::new(),
-        };
-        let line = running.wait_for("listening on http://");
-        let addr = line.split("listening on http://").nth(1).unwrap().trim();
-        running.addr = addr.parse().unwrap();
-        running
-    }
-
-    /// Reads stderr until a line contains `needle` (10 s at most).
-    fn wait_for(&mut self, needle: &str) -> String {
-        loop {
-            match self.lines.recv_timeout(Duration::from_secs(10)) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if line.contains(needle) {
-                        return line;
-                    }
-                }
-                Err(_) => panic!("no {needle:?} in stderr: {:#?}", self.seen),
-            }
-        }
-    }
-
-    /// Everything logged so far.
-    fn log(&mut self) -> String {
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(300)) {
-            self.seen.push(line);
-        }
-        self.seen.join("\n")
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn auth_env<'a>(uri: &'a str, groups: &'a str) -> Vec<(&'a str, &'a str)> {
@@ -179,8 +114,8 @@ fn starts_with_a_summary_and_never_logs_a_token() {
     let url = jwks.url();
     let mut env = auth_env(&url, "sre, devops");
     env.push(("RUST_LOG", "trace"));
-    let mut server = Running::start(&env);
-    let log = server.log();
+    let mut server = ServerProcess::start(command(&env));
+    let log = server.log().join("\n");
     assert!(log.contains("1 key(s)"), "{log}");
     assert!(log.contains("main-key"), "{log}");
     assert!(log.contains("required groups: sre,devops"), "{log}");
@@ -207,7 +142,7 @@ fn starts_with_a_summary_and_never_logs_a_token() {
         assert_eq!(r.status, 401);
     }
     server.wait_for("sub=bob");
-    let log = server.log();
+    let log = server.log().join("\n");
     assert!(log.contains("sub=alice"), "{log}");
     assert!(
         log.contains("user does not belong to any required group"),

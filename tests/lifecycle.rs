@@ -6,16 +6,18 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::io::{BufReader, Read, Write};
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::issuer::{self, Issuer};
 use common::jwks_server::JwksServer;
-use common::{SseClient, connect, eventually, read_response, request, test_config, warden_command};
+use common::{
+    ServerProcess, SseClient, connect, eventually, read_response, request, test_config,
+    warden_command,
+};
 use mcp_warden::auth::jwt::Policy;
 use mcp_warden::auth::{AuthConfig, RequiredGroups};
 use mcp_warden::config::Config;
@@ -281,100 +283,12 @@ fn shutdown_closes_idle_keep_alive_connections_at_once() {
 
 // ---- the binary -------------------------------------------------------------------
 
-/// The binary as a child: stderr lines on a channel, killed by PID on drop.
-struct Child2 {
-    child: Child,
-    addr: SocketAddr,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Child2 {
-    fn start(mut cmd: Command) -> Child2 {
-        let mut child = cmd.spawn().unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        let mut c = Child2 {
-            child,
-            addr: "127.0.0.1:1".parse().unwrap(),
-            lines,
-            seen: Vec::new(),
-        };
-        let line = c.wait_for("listening on http://");
-        let at = line.find("listening on http://").unwrap() + "listening on http://".len();
-        let addr: String = line[at..]
-            .chars()
-            .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
-            .collect();
-        c.addr = addr.parse().unwrap();
-        c
-    }
-
-    fn wait_for(&mut self, needle: &str) -> String {
-        let end = Instant::now() + Duration::from_secs(10);
-        while let Some(left) = end.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if line.contains(needle) {
-                        return line;
-                    }
-                }
-                Err(_) => break,
-            }
-        }
-        panic!("no {needle:?} in stderr: {:#?}", self.seen)
-    }
-
-    fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{name}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// Waits for the exit (10 s at most); returns the exit code.
-    fn exit_code(&mut self) -> Option<i32> {
-        let end = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < end {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        None
-    }
-
-    fn log(&mut self) -> Vec<String> {
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(300)) {
-            self.seen.push(line);
-        }
-        self.seen.clone()
-    }
-}
-
-impl Drop for Child2 {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn sigterm_and_sigint_end_streams_and_exit_0_within_the_grace_period() {
     for signal in ["TERM", "INT"] {
         let mut cmd = warden_command();
         cmd.env("SHUTDOWN_GRACE_SECS", "3");
-        let mut child = Child2::start(cmd);
+        let mut child = ServerProcess::start(cmd);
         let mut client = SseClient::open(child.addr);
         client.initialize("2025-06-18");
         let started = Instant::now();
@@ -392,7 +306,7 @@ fn sigterm_and_sigint_end_streams_and_exit_0_within_the_grace_period() {
 fn every_request_gets_one_access_line_without_its_query_string() {
     let mut cmd = warden_command();
     cmd.env("SSE_KEEPALIVE_SECS", "1");
-    let mut child = Child2::start(cmd);
+    let mut child = ServerProcess::start(cmd);
     let addr = child.addr;
     assert_eq!(request(addr, "GET", "/healthz", b"").status, 200);
     let r = request(addr, "POST", "/messages?sessionId=deadbeef", b"{}");
@@ -435,7 +349,7 @@ fn every_request_gets_one_access_line_without_its_query_string() {
 fn log_format_json_writes_one_object_per_line() {
     let mut cmd = warden_command();
     cmd.env("LOG_FORMAT", "json");
-    let mut child = Child2::start(cmd);
+    let mut child = ServerProcess::start(cmd);
     assert_eq!(request(child.addr, "GET", "/readyz", b"").status, 200);
     child.wait_for("GET /readyz 200");
     let log = child.log();
@@ -477,7 +391,7 @@ fn with_limits(soft: u64, hard: u64, env: &[(&str, &str)]) -> Command {
 
 #[test]
 fn the_open_file_limit_is_raised_for_max_connections() {
-    let mut child = Child2::start(with_limits(256, 8192, &[("MAX_CONNECTIONS", "3000")]));
+    let mut child = ServerProcess::start(with_limits(256, 8192, &[("MAX_CONNECTIONS", "3000")]));
     let log = child.log().join("\n");
     assert!(log.contains("open files=3064"), "{log}");
     let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.child.id())).unwrap();
@@ -551,7 +465,7 @@ fn threads_of(pid: u32) -> usize {
 fn every_connection_thread_ends_when_its_client_goes() {
     let mut cmd = warden_command();
     cmd.env("SSE_KEEPALIVE_SECS", "1");
-    let child = Child2::start(cmd);
+    let child = ServerProcess::start(cmd);
     let pid = child.child.id();
     let idle = threads_of(pid);
     let clients: Vec<SseClient> = (0..20).map(|_| SseClient::open(child.addr)).collect();
@@ -593,7 +507,7 @@ fn sigterm_works_when_the_server_is_pid_1() {
     sh.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    let mut child = Child2::start(sh);
+    let mut child = ServerProcess::start(sh);
     let mut client = SseClient::open(child.addr);
     client.initialize("2025-06-18");
     // Find the server (the unshare child) and check it is PID 1 in its namespace.
