@@ -35,7 +35,83 @@ struct Tally {
     mismatches: Vec<String>,
 }
 
+/// The vectors of a group (RSA and ECDSA tests are different types with the same fields).
+macro_rules! vectors {
+    ($tests:expr) => {
+        $tests
+            .iter()
+            .map(|t| Vector {
+                tc_id: t.tc_id,
+                result: t.result,
+                comment: &t.comment,
+                flags: format!("{:?}", t.flags),
+                msg: &t.msg,
+                sig: &t.sig,
+            })
+            .collect::<Vec<Vector<'_>>>()
+    };
+}
+
+/// One vector, whatever its set: enough to check it and to report it.
+struct Vector<'a> {
+    tc_id: usize,
+    result: TestResult,
+    comment: &'a str,
+    flags: String,
+    msg: &'a [u8],
+    sig: &'a [u8],
+}
+
 impl Tally {
+    /// Checks one group: with the key our constructor built, every vector's `verify` must
+    /// match its expectation (`acceptable` decided by `acceptable`); if the constructor
+    /// refused the key, every vector must be `invalid`.
+    fn group<K>(
+        &mut self,
+        key: Result<K, &str>,
+        vectors: &[Vector<'_>],
+        verify: impl Fn(&K, &[u8], &[u8]) -> bool,
+        acceptable: impl Fn(&Vector<'_>) -> Option<bool>,
+        names: (&str, &str),
+    ) {
+        let (verify_name, key_name) = names;
+        self.groups += 1;
+        if key.is_err() {
+            self.refused_keys += 1;
+        }
+        for v in vectors {
+            self.count(v.result);
+            let mismatch = match &key {
+                Ok(key) => {
+                    let expected = match v.result {
+                        TestResult::Valid => Some(true),
+                        TestResult::Invalid => Some(false),
+                        TestResult::Acceptable => acceptable(v),
+                    };
+                    let got = verify(key, v.msg, v.sig);
+                    (expected != Some(got)).then(|| {
+                        format!(
+                            "{verify_name} returned {got}, expected {}",
+                            expected.map_or("<undecided>".to_string(), |e| e.to_string())
+                        )
+                    })
+                }
+                Err(reason) => (v.result != TestResult::Invalid).then(|| {
+                    format!(
+                        "{key_name} refused the group key ({reason}) but Wycheproof does not \
+                         call this vector invalid"
+                    )
+                }),
+            };
+            if let Some(what) = mismatch {
+                self.mismatches.push(format!(
+                    "  tcId {} ({:?}, {:?}, {}): {what}",
+                    v.tc_id, v.result, v.comment, v.flags
+                ));
+            }
+        }
+    }
+
     fn checked(&self) -> usize {
         self.valid + self.invalid + self.acceptable
     }
@@ -103,45 +179,20 @@ fn check_rsa_set(name: wycheproof::rsa_pkcs1_verify::TestName, bits: usize) {
     let set = wycheproof::rsa_pkcs1_verify::TestSet::load(name).expect("Wycheproof set loads");
     let mut tally = Tally::default();
     for group in &set.test_groups {
-        tally.groups += 1;
         assert_eq!(group.hash, HashFunction::Sha2_256, "{set_name}: hash");
         assert_eq!(group.key_size, bits, "{set_name}: key size");
-        match jwk::rsa_key(&group.key.n, &group.key.e) {
-            Ok(key) => {
-                for test in &group.tests {
-                    tally.count(test.result);
-                    let expected = match test.result {
-                        TestResult::Valid => Some(true),
-                        TestResult::Invalid => Some(false),
-                        TestResult::Acceptable => rsa_acceptable_expectation(&test.flags),
-                    };
-                    let got = jwt::verify_rs256(&key, &test.msg, &test.sig);
-                    if expected != Some(got) {
-                        tally.mismatches.push(format!(
-                            "  tcId {} ({:?}, {:?}, {:?}): verify_rs256 returned {got}, expected {}",
-                            test.tc_id,
-                            test.result,
-                            test.comment,
-                            test.flags,
-                            expected.map_or("<undecided>".to_string(), |e| e.to_string()),
-                        ));
-                    }
-                }
-            }
-            Err(reason) => {
-                tally.refused_keys += 1;
-                for test in &group.tests {
-                    tally.count(test.result);
-                    if test.result != TestResult::Invalid {
-                        tally.mismatches.push(format!(
-                            "  tcId {} ({:?}, {:?}): rsa_key refused the group key ({reason}) \
-                             but Wycheproof does not call this vector invalid",
-                            test.tc_id, test.result, test.comment,
-                        ));
-                    }
-                }
-            }
-        }
+        let vectors = vectors!(group.tests);
+        let flags_of = |v: &Vector<'_>| {
+            let t = group.tests.iter().find(|t| t.tc_id == v.tc_id);
+            t.and_then(|t| rsa_acceptable_expectation(&t.flags))
+        };
+        tally.group(
+            jwk::rsa_key(&group.key.n, &group.key.e),
+            &vectors,
+            jwt::verify_rs256,
+            flags_of,
+            ("verify_rs256", "rsa_key"),
+        );
     }
     tally.assert_complete(&set_name, set.number_of_tests);
 }
@@ -174,7 +225,6 @@ fn es256_verify_agrees_with_every_wycheproof_p256_sha256_p1363_vector() {
     let set = TestSet::load(TestName::EcdsaSecp256r1Sha256P1363).expect("Wycheproof set loads");
     let mut tally = Tally::default();
     for group in &set.test_groups {
-        tally.groups += 1;
         assert_eq!(group.test_type, TestGroupTypeId::EcdsaP1363, "{set_name}");
         assert_eq!(group.hash, HashFunction::Sha2_256, "{set_name}: hash");
         assert_eq!(
@@ -187,42 +237,14 @@ fn es256_verify_agrees_with_every_wycheproof_p256_sha256_p1363_vector() {
             point.len() == 65 && point[0] == 0x04,
             "{set_name}: the group key is not an uncompressed P-256 point"
         );
-        match jwk::p256_key(&point[1..33], &point[33..]) {
-            Ok(key) => {
-                for test in &group.tests {
-                    tally.count(test.result);
-                    let expected = match test.result {
-                        TestResult::Valid => Some(true),
-                        TestResult::Invalid => Some(false),
-                        TestResult::Acceptable => None,
-                    };
-                    let got = jwt::verify_es256(&key, &test.msg, &test.sig);
-                    if expected != Some(got) {
-                        tally.mismatches.push(format!(
-                            "  tcId {} ({:?}, {:?}, {:?}): verify_es256 returned {got}, expected {}",
-                            test.tc_id,
-                            test.result,
-                            test.comment,
-                            test.flags,
-                            expected.map_or("<undecided>".to_string(), |e| e.to_string()),
-                        ));
-                    }
-                }
-            }
-            Err(reason) => {
-                tally.refused_keys += 1;
-                for test in &group.tests {
-                    tally.count(test.result);
-                    if test.result != TestResult::Invalid {
-                        tally.mismatches.push(format!(
-                            "  tcId {} ({:?}, {:?}): p256_key refused the group key ({reason}) \
-                             but Wycheproof does not call this vector invalid",
-                            test.tc_id, test.result, test.comment,
-                        ));
-                    }
-                }
-            }
-        }
+        let vectors = vectors!(group.tests);
+        tally.group(
+            jwk::p256_key(&point[1..33], &point[33..]),
+            &vectors,
+            jwt::verify_es256,
+            |_| None,
+            ("verify_es256", "p256_key"),
+        );
     }
     tally.assert_complete(set_name, set.number_of_tests);
 }
