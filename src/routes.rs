@@ -129,7 +129,8 @@ impl App {
         caller: Caller,
         deadline: Option<Instant>,
     ) -> Next {
-        let (session, outbox) = match self.sessions.open(caller) {
+        let socket = conn.stream().try_clone().ok();
+        let (session, outbox) = match self.sessions.open(caller, socket) {
             Ok(opened) => opened,
             Err(OpenError::Full { max }) => {
                 log::warn!("refusing a session: {max} are open (MAX_SESSIONS)");
@@ -139,6 +140,14 @@ impl App {
                     "the server holds as many sessions as it may (MAX_SESSIONS); retry later",
                 );
                 return respond(conn, head, response.header("Retry-After", "5"));
+            }
+            Err(OpenError::ShuttingDown) => {
+                let response = Response::error(
+                    503,
+                    "shutting_down",
+                    "the server is shutting down; connect again (to another replica)",
+                );
+                return respond(conn, head, response.header("Retry-After", "1"));
             }
             Err(OpenError::Random(e)) => {
                 log::error!("cannot draw a session id from the OS random source: {e}");
@@ -150,10 +159,6 @@ impl App {
                 return respond(conn, head, response.header("Retry-After", "1"));
             }
         };
-        if conn.shutting_down() {
-            // Opened after shutdown closed every session: close this one too.
-            self.sessions.close(&session.id);
-        }
         log::info!(
             "session opened peer={} sub={}",
             conn.peer(),
@@ -163,9 +168,6 @@ impl App {
         // The session holds its own sender; drop our handle so only the registry keeps it.
         let id = session.id.clone();
         let subject = session.caller.subject().to_string();
-        if let Ok(socket) = conn.stream().try_clone() {
-            session.attach(socket);
-        }
         drop(session);
         conn.note_status(200);
         conn.release_buffers();

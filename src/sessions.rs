@@ -23,7 +23,7 @@ pub struct Session {
     pub state: Mutex<SessionState>,
     outbox: outbox::Sender,
     /// A handle on the stream's socket, to cut a client that stopped reading.
-    socket: Mutex<Option<TcpStream>>,
+    socket: Option<TcpStream>,
 }
 
 /// Why a message could not be queued for a session's stream.
@@ -36,15 +36,10 @@ pub enum Undeliverable {
 }
 
 impl Session {
-    /// Remembers the stream's socket so `disconnect` can reach it.
-    pub fn attach(&self, socket: TcpStream) {
-        *self.socket.lock().unwrap_or_else(|p| p.into_inner()) = Some(socket);
-    }
-
     /// Cuts the stream's connection: a write blocked on a client that stopped reading
     /// fails at once, and the stream's thread ends, dropping what was queued for it.
     pub fn disconnect(&self) {
-        if let Some(socket) = self.socket.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some(socket) = &self.socket {
             let _ = socket.shutdown(Shutdown::Both);
         }
     }
@@ -63,14 +58,22 @@ impl Session {
 pub enum OpenError {
     /// `MAX_SESSIONS` sessions are open.
     Full { max: usize },
+    /// The server is shutting down (`close_all` has run).
+    ShuttingDown,
     /// The OS random source failed.
     Random(getrandom::Error),
 }
 
 /// Every open session, at most `max`.
 pub struct Sessions {
-    map: Mutex<HashMap<String, Arc<Session>>>,
+    map: Mutex<Registry>,
     max: usize,
+}
+
+struct Registry {
+    open: HashMap<String, Arc<Session>>,
+    /// Set by `close_all`: from then on no session opens.
+    closed: bool,
 }
 
 impl Default for Sessions {
@@ -82,12 +85,15 @@ impl Default for Sessions {
 impl Sessions {
     pub fn new(max: usize) -> Sessions {
         Sessions {
-            map: Mutex::new(HashMap::new()),
+            map: Mutex::new(Registry {
+                open: HashMap::new(),
+                closed: false,
+            }),
             max,
         }
     }
 
-    fn map(&self) -> MutexGuard<'_, HashMap<String, Arc<Session>>> {
+    fn map(&self) -> MutexGuard<'_, Registry> {
         // Only insert/remove/get run under this lock; none can leave the map half-changed.
         self.map
             .lock()
@@ -95,42 +101,52 @@ impl Sessions {
     }
 
     /// Opens a session for `caller`; the receiver is the stream's end of its outbox.
-    pub fn open(&self, caller: Caller) -> Result<(Arc<Session>, Receiver), OpenError> {
+    /// `socket` (the stream's connection) is what `Session::disconnect` cuts.
+    pub fn open(
+        &self,
+        caller: Caller,
+        socket: Option<TcpStream>,
+    ) -> Result<(Arc<Session>, Receiver), OpenError> {
         let (outbox, rx) = outbox::bounded(OUTBOX_CAPACITY);
         let session = Arc::new(Session {
             id: new_id().map_err(OpenError::Random)?,
             caller,
             state: Mutex::new(SessionState::default()),
             outbox,
-            socket: Mutex::new(None),
+            socket,
         });
         let mut map = self.map();
-        if map.len() >= self.max {
+        if map.closed {
+            return Err(OpenError::ShuttingDown);
+        }
+        if map.open.len() >= self.max {
             return Err(OpenError::Full { max: self.max });
         }
-        map.insert(session.id.clone(), Arc::clone(&session));
+        map.open.insert(session.id.clone(), Arc::clone(&session));
         Ok((session, rx))
     }
 
-    /// Closes every session: each stream ends once in-flight replies are delivered.
+    /// Closes every session, and refuses new ones from now on: each stream ends once
+    /// in-flight replies are delivered.
     pub fn close_all(&self) -> usize {
         let mut map = self.map();
-        let n = map.len();
-        map.clear();
+        map.closed = true;
+        let n = map.open.len();
+        map.open.clear();
         n
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<Session>> {
-        self.map().get(id).cloned()
+        self.map().open.get(id).cloned()
     }
 
     /// Removes the session; its stream ends once the last message sender is gone.
     pub fn close(&self, id: &str) -> bool {
-        self.map().remove(id).is_some()
+        self.map().open.remove(id).is_some()
     }
 
     pub fn len(&self) -> usize {
-        self.map().len()
+        self.map().open.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -155,8 +171,8 @@ mod tests {
     #[test]
     fn ids_are_128_bit_hex_and_distinct() {
         let sessions = Sessions::default();
-        let (a, _rx_a) = sessions.open(Caller::Anonymous).unwrap();
-        let (b, _rx_b) = sessions.open(Caller::Anonymous).unwrap();
+        let (a, _rx_a) = sessions.open(Caller::Anonymous, None).unwrap();
+        let (b, _rx_b) = sessions.open(Caller::Anonymous, None).unwrap();
         assert_eq!(a.id.len(), 32);
         assert!(
             a.id.bytes()
@@ -173,22 +189,34 @@ mod tests {
     #[test]
     fn refuses_more_than_max_sessions() {
         let sessions = Sessions::new(2);
-        let (a, _ra) = sessions.open(Caller::Anonymous).unwrap();
-        let _b = sessions.open(Caller::Anonymous).unwrap();
+        let (a, _ra) = sessions.open(Caller::Anonymous, None).unwrap();
+        let _b = sessions.open(Caller::Anonymous, None).unwrap();
         assert!(matches!(
-            sessions.open(Caller::Anonymous),
+            sessions.open(Caller::Anonymous, None),
             Err(OpenError::Full { max: 2 })
         ));
         sessions.close(&a.id);
-        assert!(sessions.open(Caller::Anonymous).is_ok());
+        assert!(sessions.open(Caller::Anonymous, None).is_ok());
         assert_eq!(sessions.close_all(), 2);
+        assert!(sessions.is_empty());
+    }
+
+    #[test]
+    fn no_session_opens_after_close_all() {
+        let sessions = Sessions::new(10);
+        let _a = sessions.open(Caller::Anonymous, None).unwrap();
+        assert_eq!(sessions.close_all(), 1);
+        assert!(matches!(
+            sessions.open(Caller::Anonymous, None),
+            Err(OpenError::ShuttingDown)
+        ));
         assert!(sessions.is_empty());
     }
 
     #[test]
     fn a_full_outbox_says_so_and_a_dropped_stream_is_closed() {
         let sessions = Sessions::default();
-        let (s, rx) = sessions.open(Caller::Anonymous).unwrap();
+        let (s, rx) = sessions.open(Caller::Anonymous, None).unwrap();
         for _ in 0..OUTBOX_CAPACITY {
             s.deliver("{}".into()).unwrap();
         }
