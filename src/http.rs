@@ -85,6 +85,14 @@ impl Shared {
 /// Counts a connection as open for as long as it lives.
 struct OpenGuard(Arc<Shared>);
 
+impl OpenGuard {
+    /// Counts one more connection; also returns how many were open before it.
+    fn new(shared: &Arc<Shared>) -> (OpenGuard, usize) {
+        let before = shared.open.fetch_add(1, Ordering::AcqRel);
+        (OpenGuard(Arc::clone(shared)), before)
+    }
+}
+
 impl Drop for OpenGuard {
     fn drop(&mut self) {
         self.0.open.fetch_sub(1, Ordering::AcqRel);
@@ -111,13 +119,11 @@ pub fn serve(
                 continue;
             }
         };
-        if shared.open.fetch_add(1, Ordering::AcqRel) >= limits.max_connections {
-            let guard = OpenGuard(Arc::clone(&shared));
+        let (guard, open) = OpenGuard::new(&shared);
+        if open >= limits.max_connections {
             refuse_over_capacity(stream, limits.max_connections);
-            drop(guard);
-            continue;
+            continue; // `guard` drops here: the refused connection no longer counts
         }
-        let guard = OpenGuard(Arc::clone(&shared));
         let handler = Arc::clone(&handler);
         let spawned = thread::Builder::new()
             .name("conn".into())
@@ -258,15 +264,11 @@ impl Head {
     /// The single value of header `name` (lower case), as text. `None` when absent or not
     /// UTF-8; see `all` for repeated headers.
     pub fn header(&self, name: &str) -> Option<&str> {
-        let value = self.spans.iter().find_map(|(n, v)| {
-            (self.fields.get(n.clone()) == Some(name.as_bytes()))
-                .then(|| self.fields.get(v.clone()))
-        })??;
-        std::str::from_utf8(value).ok()
+        std::str::from_utf8(self.all(name).next()?).ok()
     }
 
     /// Every value of header `name` (lower case).
-    pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+    pub fn all<'h, 'n>(&'h self, name: &'n str) -> impl Iterator<Item = &'h [u8]> + use<'h, 'n> {
         self.spans
             .iter()
             .filter(move |(n, _)| self.fields.get(n.clone()) == Some(name.as_bytes()))
@@ -572,9 +574,11 @@ impl Head {
         }
         let (path, query) = target.split_once('?').unwrap_or((target, ""));
         if !path.starts_with('/') {
-            return Err(HttpError::BadHead(format!(
-                "request target {path:?} is not an origin-form path"
-            )));
+            // The target is not repeated back: it may carry a session id in its query.
+            return Err(HttpError::BadHead(
+                "the request target must be a path starting with / (or an absolute http URL)"
+                    .into(),
+            ));
         }
         Ok(Head {
             method,

@@ -656,3 +656,19 @@ fn absolute_form_targets_are_accepted_for_their_path() {
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["error"], "missing_session_id");
 }
+
+#[test]
+fn a_target_that_is_not_a_path_is_400_without_echoing_it() {
+    let server = spawn(test_config());
+    let r = raw(
+        server.local_addr(),
+        b"POST messages?sessionId=0123456789abcdef HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status, 400);
+    let body = String::from_utf8_lossy(&r.body);
+    assert!(body.contains("starting with /"), "{body}");
+    assert!(
+        !body.contains("0123456789abcdef"),
+        "the target is echoed: {body}"
+    );
+}
