@@ -528,4 +528,67 @@ mod tests {
             assert_eq!(from(&pairs).unwrap_err().var, var);
         }
     }
+
+    #[test]
+    fn reads_the_limits_and_log_format() {
+        let c = from(&[
+            ("MAX_SESSIONS", "10"),
+            ("MAX_CONNECTIONS", "11"),
+            ("SHUTDOWN_GRACE_SECS", "0"),
+            ("LOG_FORMAT", " JSON "),
+        ])
+        .unwrap();
+        assert_eq!((c.max_sessions, c.max_connections), (10, 11));
+        assert_eq!(c.shutdown_grace, Duration::ZERO);
+        assert!(c.log_json);
+        let d = from(&[]).unwrap();
+        assert_eq!((d.max_sessions, d.max_connections), (1000, 2000));
+        assert_eq!(d.shutdown_grace, Duration::from_secs(5));
+        assert!(!d.log_json && !from(&[("LOG_FORMAT", "text")]).unwrap().log_json);
+    }
+
+    #[test]
+    fn refuses_bad_limits_and_log_format() {
+        for (var, value) in [
+            ("MAX_SESSIONS", "0"),
+            ("MAX_CONNECTIONS", "1"),
+            ("SHUTDOWN_GRACE_SECS", "601"),
+            ("LOG_FORMAT", "yaml"),
+        ] {
+            let err = from(&[(var, value)]).unwrap_err();
+            assert_eq!((err.var, err.value.as_str()), (var, value));
+        }
+    }
+
+    #[test]
+    fn max_connections_must_exceed_max_sessions() {
+        let err = from(&[("MAX_SESSIONS", "3000")]).unwrap_err();
+        assert_eq!(err.var, "MAX_CONNECTIONS");
+        assert!(
+            err.to_string().contains("more than MAX_SESSIONS (3000)"),
+            "{err}"
+        );
+        assert!(from(&[("MAX_SESSIONS", "5"), ("MAX_CONNECTIONS", "5")]).is_err());
+        assert!(from(&[("MAX_SESSIONS", "3000"), ("MAX_CONNECTIONS", "3001")]).is_ok());
+    }
+
+    #[test]
+    fn jwks_max_age_must_cover_the_refresh_interval() {
+        let mut pairs = AUTH_ON.to_vec();
+        pairs.extend([("JWKS_REFRESH_SECS", "900"), ("JWKS_MAX_AGE_SECS", "600")]);
+        let err = from(&pairs).unwrap_err();
+        assert_eq!(err.var, "JWKS_MAX_AGE_SECS");
+        assert!(
+            err.to_string().contains("at least JWKS_REFRESH_SECS (900)"),
+            "{err}"
+        );
+        pairs.pop();
+        pairs.push(("JWKS_MAX_AGE_SECS", "900"));
+        let auth = from(&pairs).unwrap().auth.unwrap();
+        assert_eq!(auth.max_age, Duration::from_secs(900));
+        assert_eq!(
+            from(&AUTH_ON).unwrap().auth.unwrap().max_age,
+            Duration::from_secs(3600)
+        );
+    }
 }
