@@ -168,33 +168,34 @@ fn connection(stream: TcpStream, handler: &dyn Handler, limits: Limits, shared: 
         head_only: false,
         shared: Arc::clone(shared),
         status: 0,
-        subject: None,
+        subject: String::new(),
     };
+    let mut head = Head::default();
     loop {
         conn.deadline = Instant::now() + limits.request_timeout;
         let started = Instant::now();
-        let head = match conn.read_head() {
-            Ok(Some(head)) => head,
-            Ok(None) => break,
+        match conn.read_head(&mut head) {
+            Ok(true) => {}
+            Ok(false) => break,
             Err(e) => {
                 if let Some(status) = e.status() {
                     log::debug!("{peer}: bad request head: {e}");
                     let _ = conn.send(&Response::error(status, e.code(), &e.to_string()).closing());
-                    access_log("-", "-", status, started, None);
+                    access_log("-", "-", status, started, "");
                 }
                 break;
             }
         };
         let keep_alive = head.keep_alive();
         conn.status = 0;
-        conn.subject = None;
+        conn.subject.clear();
         let next = handler.handle(&mut conn, &head);
         access_log(
-            &head.method,
-            &head.path,
+            head.method(),
+            head.path(),
             conn.status,
             started,
-            conn.subject.as_deref(),
+            &conn.subject,
         );
         match next {
             Next::KeepAlive if keep_alive && !shared.is_stopping() => continue,
@@ -231,8 +232,9 @@ fn linger_close(mut stream: TcpStream) {
 }
 
 /// One line per request at info: method, path (never the query string: it carries session
-/// ids), status, duration, subject. An SSE stream's line comes when the stream ends.
-fn access_log(method: &str, path: &str, status: u16, started: Instant, subject: Option<&str>) {
+/// ids), status, duration, subject (`-` when not known, given as ""). An SSE stream's line
+/// comes when the stream ends.
+fn access_log(method: &str, path: &str, status: u16, started: Instant, subject: &str) {
     log::info!(
         target: "mcp_warden::access",
         "{} {} {} {}ms sub={}",
@@ -240,27 +242,42 @@ fn access_log(method: &str, path: &str, status: u16, started: Instant, subject: 
         path.escape_debug(),
         status,
         started.elapsed().as_millis(),
-        subject.unwrap_or("-")
+        if subject.is_empty() { "-" } else { subject }
     );
 }
 
-/// A parsed request head.
-#[derive(Debug)]
+/// A parsed request head. One per connection, refilled by each request: its buffers are
+/// reused, so a keep-alive connection parses heads without allocating.
+#[derive(Debug, Default)]
 pub struct Head {
-    pub method: String,
-    /// The path without the query string.
-    pub path: String,
-    /// The raw query string, without `?`; empty when there is none.
-    pub query: String,
     /// 0 for HTTP/1.0, 1 for HTTP/1.1.
     pub version: u8,
-    /// Header names (in lower case) and values, back to back, in one buffer…
+    /// The method, the path and the query string, back to back…
+    line: String,
+    method: Range<usize>,
+    path: Range<usize>,
+    query: Range<usize>,
+    /// …header names (in lower case) and values, back to back in another buffer…
     fields: Vec<u8>,
     /// …and where each field's name and value lie in it, in order.
     spans: Vec<(Range<usize>, Range<usize>)>,
 }
 
 impl Head {
+    pub fn method(&self) -> &str {
+        self.line.get(self.method.clone()).unwrap_or_default()
+    }
+
+    /// The path without the query string.
+    pub fn path(&self) -> &str {
+        self.line.get(self.path.clone()).unwrap_or_default()
+    }
+
+    /// The raw query string, without `?`; empty when there is none.
+    pub fn query(&self) -> &str {
+        self.line.get(self.query.clone()).unwrap_or_default()
+    }
+
     /// The single value of header `name` (lower case), as text. `None` when absent or not
     /// UTF-8; see `all` for repeated headers.
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -277,7 +294,7 @@ impl Head {
 
     /// The value of query parameter `name`, percent-decoding not applied (ids are hex).
     pub fn query_param(&self, name: &str) -> Option<&str> {
-        self.query
+        self.query()
             .split('&')
             .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
             .find(|(k, _)| *k == name)
@@ -285,8 +302,12 @@ impl Head {
     }
 
     fn keep_alive(&self) -> bool {
-        let connection = self.header("connection").unwrap_or("").to_ascii_lowercase();
-        let has = |token: &str| connection.split(',').any(|t| t.trim() == token);
+        let connection = self.header("connection").unwrap_or("");
+        let has = |token: &str| {
+            connection
+                .split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case(token))
+        };
         if self.version == 0 {
             has("keep-alive")
         } else {
@@ -310,7 +331,8 @@ pub struct Conn {
     /// The status sent for the current request (for the access log).
     status: u16,
     /// Who made the current request, when the handler knows (for the access log).
-    subject: Option<String>,
+    /// Empty when not known; the buffer is reused from request to request.
+    subject: String,
 }
 
 impl Conn {
@@ -336,7 +358,8 @@ impl Conn {
 
     /// Records who made the current request, for the access log.
     pub fn note_subject(&mut self, subject: &str) {
-        self.subject = Some(subject.to_string());
+        self.subject.clear();
+        self.subject.push_str(subject);
     }
 
     /// Whether the server is shutting down (streams should end).
@@ -394,7 +417,7 @@ impl Conn {
 
     /// Reads and parses the next request head. `Ok(None)`: the client closed (or went idle
     /// past the deadline) between requests, which is not an error.
-    pub fn read_head(&mut self) -> Result<Option<Head>, HttpError> {
+    pub fn read_head(&mut self, head: &mut Head) -> Result<bool, HttpError> {
         self.head_only = false;
         loop {
             if !self.buf.is_empty() {
@@ -402,10 +425,10 @@ impl Conn {
                 let mut req = httparse::Request::new(&mut fields);
                 match req.parse(&self.buf) {
                     Ok(httparse::Status::Complete(len)) => {
-                        let head = Head::from_parsed(&req)?;
+                        head.fill_from(&req)?;
                         self.buf.drain(..len);
-                        self.head_only = head.method == "HEAD";
-                        return Ok(Some(head));
+                        self.head_only = head.method() == "HEAD";
+                        return Ok(true);
                     }
                     Ok(httparse::Status::Partial) if self.buf.len() >= MAX_HEAD_BYTES => {
                         return Err(HttpError::HeadTooLarge);
@@ -418,10 +441,10 @@ impl Conn {
             let idle = self.buf.is_empty();
             let filled = if idle { self.fill_idle() } else { self.fill() };
             match filled {
-                Ok(0) if idle => return Ok(None),
+                Ok(0) if idle => return Ok(false),
                 Ok(0) => return Err(HttpError::Io(io::ErrorKind::UnexpectedEof.into())),
                 Ok(_) => {}
-                Err(HttpError::Timeout) if idle => return Ok(None),
+                Err(HttpError::Timeout) if idle => return Ok(false),
                 Err(e) => return Err(e),
             }
             // A head that is all blank lines is not worth waiting for.
@@ -551,27 +574,13 @@ impl Conn {
 }
 
 impl Head {
-    fn from_parsed(req: &httparse::Request<'_, '_>) -> Result<Head, HttpError> {
-        let method = req.method.unwrap_or_default().to_string();
+    /// Refills this head from a parsed request, reusing its buffers.
+    fn fill_from(&mut self, req: &httparse::Request<'_, '_>) -> Result<(), HttpError> {
+        let method = req.method.unwrap_or_default();
         let target = req.path.unwrap_or_default();
         // RFC 9112 §3.2.2: absolute-form (`http://host/path`) must be accepted too; the
         // authority is not used, only the path and query.
         let target = absolute_form_path(target).unwrap_or(target);
-        // Two allocations for all the fields, not two per field.
-        let size = req
-            .headers
-            .iter()
-            .map(|h| h.name.len() + h.value.len())
-            .sum();
-        let mut fields = Vec::with_capacity(size);
-        let mut spans = Vec::with_capacity(req.headers.len());
-        for h in req.headers.iter() {
-            let name = fields.len()..fields.len() + h.name.len();
-            fields.extend(h.name.bytes().map(|b| b.to_ascii_lowercase()));
-            let value = fields.len()..fields.len() + h.value.len();
-            fields.extend_from_slice(h.value);
-            spans.push((name, value));
-        }
         let (path, query) = target.split_once('?').unwrap_or((target, ""));
         if !path.starts_with('/') {
             // The target is not repeated back: it may carry a session id in its query.
@@ -580,14 +589,27 @@ impl Head {
                     .into(),
             ));
         }
-        Ok(Head {
-            method,
-            path: path.to_string(),
-            query: query.to_string(),
-            version: req.version.unwrap_or(1),
-            fields,
-            spans,
-        })
+        self.version = req.version.unwrap_or(1);
+        self.line.clear();
+        for (part, range) in [
+            (method, &mut self.method),
+            (path, &mut self.path),
+            (query, &mut self.query),
+        ] {
+            *range = self.line.len()..self.line.len() + part.len();
+            self.line.push_str(part);
+        }
+        self.fields.clear();
+        self.spans.clear();
+        for h in req.headers.iter() {
+            let name = self.fields.len()..self.fields.len() + h.name.len();
+            self.fields
+                .extend(h.name.bytes().map(|b| b.to_ascii_lowercase()));
+            let value = self.fields.len()..self.fields.len() + h.value.len();
+            self.fields.extend_from_slice(h.value);
+            self.spans.push((name, value));
+        }
+        Ok(())
     }
 }
 
@@ -619,14 +641,17 @@ impl Framing {
     /// RFC 9112 §6.3, strictly: both headers at once, repeated or non-numeric lengths, and
     /// codings other than `chunked` are refused rather than guessed at (request smuggling).
     fn of(head: &Head) -> Result<Framing, HttpError> {
-        let lengths: Vec<&[u8]> = head.all("content-length").collect();
-        let codings: Vec<&[u8]> = head.all("transfer-encoding").collect();
-        match (lengths.as_slice(), codings.as_slice()) {
-            ([], []) => Ok(Framing::Length(0)),
-            ([_, ..], [_, ..]) => Err(HttpError::BadFraming(
+        // The first two values of each are enough to tell one from many.
+        let two = |name| {
+            let mut values = head.all(name);
+            [values.next(), values.next()]
+        };
+        match (two("content-length"), two("transfer-encoding")) {
+            ([None, _], [None, _]) => Ok(Framing::Length(0)),
+            ([Some(_), _], [Some(_), _]) => Err(HttpError::BadFraming(
                 "Content-Length and Transfer-Encoding together",
             )),
-            ([len], []) => {
+            ([Some(len), None], [None, _]) => {
                 let text = std::str::from_utf8(len).unwrap_or("");
                 if text.is_empty() || text.len() > 19 || !text.bytes().all(|b| b.is_ascii_digit()) {
                     return Err(HttpError::BadFraming("Content-Length is not a number"));
@@ -635,8 +660,10 @@ impl Framing {
                     .map(Framing::Length)
                     .map_err(|_| HttpError::BadFraming("Content-Length is not a number"))
             }
-            (_, []) => Err(HttpError::BadFraming("more than one Content-Length")),
-            ([], [coding]) if head.version == 1 => {
+            ([Some(_), Some(_)], [None, _]) => {
+                Err(HttpError::BadFraming("more than one Content-Length"))
+            }
+            ([None, _], [Some(coding), None]) if head.version == 1 => {
                 if std::str::from_utf8(coding)
                     .is_ok_and(|c| c.trim().eq_ignore_ascii_case("chunked"))
                 {
@@ -645,8 +672,10 @@ impl Framing {
                     Err(HttpError::UnsupportedCoding)
                 }
             }
-            ([], _) if head.version == 1 => Err(HttpError::UnsupportedCoding),
-            ([], _) => Err(HttpError::BadFraming(
+            ([None, _], [Some(_), Some(_)]) if head.version == 1 => {
+                Err(HttpError::UnsupportedCoding)
+            }
+            ([None, _], [Some(_), _]) => Err(HttpError::BadFraming(
                 "Transfer-Encoding in an HTTP/1.0 request",
             )),
         }

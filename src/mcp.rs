@@ -6,10 +6,12 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Mutex, MutexGuard};
 
+use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use crate::identity::Caller;
-use crate::rpc::{self, Message, RpcError};
+use crate::rpc::{self, Body, Message, RpcError};
 use crate::tools::Tool;
 use crate::{prompts, resources};
 
@@ -61,10 +63,10 @@ impl Context<'_> {
     }
 }
 
-/// The reply to a body that is not JSON.
-pub fn parse_error(err: &serde_json::Error) -> Value {
+/// The reply to a body that is not JSON, as one line.
+pub fn parse_error(err: &serde_json::Error) -> String {
     rpc::error_reply(
-        Value::Null,
+        None,
         RpcError::new(
             rpc::PARSE_ERROR,
             format!("the body is not valid JSON: {err}"),
@@ -72,14 +74,16 @@ pub fn parse_error(err: &serde_json::Error) -> Value {
     )
 }
 
-/// Handles one parsed body: a message or a batch. Returns the reply to send, if any.
-pub fn handle(value: Value, cx: &Context<'_>) -> Option<Value> {
-    let Value::Array(items) = value else {
-        return handle_one(value, cx);
+/// Handles one parsed body: a message or a batch. Returns the reply to send (one line of
+/// JSON), if any.
+pub fn handle(body: Body<'_>, cx: &Context<'_>) -> Option<String> {
+    let items = match body {
+        Body::One(message) => return handle_one(message, cx),
+        Body::Batch(items) => items,
     };
     if cx.state().version != Some(BATCH_VERSION) {
         return Some(rpc::error_reply(
-            Value::Null,
+            None,
             RpcError::new(
                 rpc::INVALID_REQUEST,
                 format!(
@@ -90,22 +94,46 @@ pub fn handle(value: Value, cx: &Context<'_>) -> Option<Value> {
     }
     if items.is_empty() {
         return Some(rpc::error_reply(
-            Value::Null,
+            None,
             RpcError::new(
                 rpc::INVALID_REQUEST,
                 "an empty batch is not a valid request",
             ),
         ));
     }
-    let replies: Vec<Value> = items
+    let replies: Vec<String> = items
         .into_iter()
         .filter_map(|item| handle_one(item, cx))
         .collect();
-    (!replies.is_empty()).then_some(Value::Array(replies))
+    (!replies.is_empty()).then(|| rpc::batch_line(&replies))
 }
 
-fn handle_one(value: Value, cx: &Context<'_>) -> Option<Value> {
-    match rpc::classify(value) {
+/// What a method answers with: any JSON value, or a tool's result, which is written
+/// straight from its fields (the hot path: no `Value` is built for it).
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Answer {
+    Json(Value),
+    Tool(ToolResult),
+}
+
+/// `tools/call`'s result: one text block.
+#[derive(Serialize)]
+struct ToolResult {
+    content: [TextContent; 1],
+    #[serde(rename = "isError")]
+    is_error: bool,
+}
+
+#[derive(Serialize)]
+struct TextContent {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    text: String,
+}
+
+fn handle_one(message: &RawValue, cx: &Context<'_>) -> Option<String> {
+    match rpc::classify(message) {
         Err((id, error)) => Some(rpc::error_reply(id, error)),
         Ok(Message::Response) => None,
         Ok(Message::Notification { method, params }) => {
@@ -124,7 +152,7 @@ fn handle_one(value: Value, cx: &Context<'_>) -> Option<Value> {
                         format!("internal error while handling {method}"),
                     ))
                 });
-            Some(rpc::reply(id, outcome))
+            Some(rpc::reply(Some(id), outcome))
         }
     }
 }
@@ -139,10 +167,14 @@ fn notify(method: &str, _params: &Map<String, Value>, cx: &Context<'_>) {
     }
 }
 
-fn request(method: &str, params: &Map<String, Value>, cx: &Context<'_>) -> Result<Value, RpcError> {
+fn request(
+    method: &str,
+    params: &Map<String, Value>,
+    cx: &Context<'_>,
+) -> Result<Answer, RpcError> {
     match method {
-        "initialize" => return initialize(params, cx),
-        "ping" => return Ok(json!({})),
+        "initialize" => return initialize(params, cx).map(Answer::Json),
+        "ping" => return Ok(Answer::Json(json!({}))),
         _ => {}
     }
     if cx.state().version.is_none() {
@@ -151,13 +183,13 @@ fn request(method: &str, params: &Map<String, Value>, cx: &Context<'_>) -> Resul
             format!("session is not initialized: send \"initialize\" before \"{method}\""),
         ));
     }
-    match method {
+    let result = match method {
         "tools/list" => Ok(json!({ "tools": cx.tools.iter().map(|t| json!({
             "name": t.name,
             "description": t.description,
             "inputSchema": (t.input_schema)(),
         })).collect::<Vec<_>>() })),
-        "tools/call" => call_tool(params, cx),
+        "tools/call" => return call_tool(params, cx).map(Answer::Tool),
         "resources/list" => Ok(json!({ "resources": [] })),
         "resources/templates/list" => Ok(json!({
             "resourceTemplates": resources::TEMPLATES.iter().map(|t| t.listing()).collect::<Vec<_>>()
@@ -200,7 +232,8 @@ fn request(method: &str, params: &Map<String, Value>, cx: &Context<'_>) -> Resul
             rpc::METHOD_NOT_FOUND,
             format!("method not found: {other}"),
         )),
-    }
+    };
+    result.map(Answer::Json)
 }
 
 fn initialize(params: &Map<String, Value>, cx: &Context<'_>) -> Result<Value, RpcError> {
@@ -232,7 +265,7 @@ fn initialize(params: &Map<String, Value>, cx: &Context<'_>) -> Result<Value, Rp
     }))
 }
 
-fn call_tool(params: &Map<String, Value>, cx: &Context<'_>) -> Result<Value, RpcError> {
+fn call_tool(params: &Map<String, Value>, cx: &Context<'_>) -> Result<ToolResult, RpcError> {
     let name = str_param(params, "name")?;
     let tool = cx
         .tools
@@ -243,7 +276,10 @@ fn call_tool(params: &Map<String, Value>, cx: &Context<'_>) -> Result<Value, Rpc
         Ok(text) => (text, false),
         Err(text) => (text, true),
     };
-    Ok(json!({ "content": [{ "type": "text", "text": text }], "isError": is_error }))
+    Ok(ToolResult {
+        content: [TextContent { kind: "text", text }],
+        is_error,
+    })
 }
 
 fn str_param<'a>(params: &'a Map<String, Value>, name: &str) -> Result<&'a str, RpcError> {

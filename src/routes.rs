@@ -5,8 +5,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde_json::Value;
-
 use crate::auth::{Authenticator, Verified};
 use crate::config::Config;
 use crate::http::{Conn, Handler, Head, Next, Response};
@@ -27,23 +25,23 @@ pub struct App {
 
 impl Handler for App {
     fn handle(&self, conn: &mut Conn, head: &Head) -> Next {
-        let (allowed, next) = match head.path.as_str() {
-            "/healthz" | "/readyz" if head.method == "GET" || head.method == "HEAD" => {
+        let (allowed, next) = match head.path() {
+            "/healthz" | "/readyz" if head.method() == "GET" || head.method() == "HEAD" => {
                 return self.probe(conn, head);
             }
             "/healthz" | "/readyz" => ("GET, HEAD", false),
-            "/sse" => ("GET", head.method == "GET"),
-            "/messages" => ("POST", head.method == "POST"),
+            "/sse" => ("GET", head.method() == "GET"),
+            "/messages" => ("POST", head.method() == "POST"),
             _ => {
                 let message = format!(
                     "no such endpoint: {}; MCP clients connect to GET /sse",
-                    head.path
+                    head.path()
                 );
                 return respond(conn, head, Response::error(404, "not_found", &message));
             }
         };
         if !next {
-            let message = format!("{} accepts only {allowed}", head.path);
+            let message = format!("{} accepts only {allowed}", head.path());
             let response =
                 Response::error(405, "method_not_allowed", &message).header("Allow", allowed);
             return respond(conn, head, response);
@@ -84,7 +82,7 @@ impl App {
     /// `GET /healthz` (the process serves) and `GET /readyz` (it should get traffic). No
     /// token needed, and nothing about the configuration in the answer.
     fn probe(&self, conn: &mut Conn, head: &Head) -> Next {
-        let ready = head.path == "/healthz" || self.ready(conn.shutting_down());
+        let ready = head.path() == "/healthz" || self.ready(conn.shutting_down());
         let response = if ready {
             Response::json(200, &serde_json::json!({ "status": "ok" }))
         } else {
@@ -111,8 +109,8 @@ impl App {
                 log::info!(
                     "refused peer={} {} {} sub={}: {e}",
                     conn.peer(),
-                    head.method,
-                    head.path,
+                    head.method(),
+                    head.path(),
                     e.subject().unwrap_or("-")
                 );
                 Err(respond(conn, head, e.response()))
@@ -215,10 +213,10 @@ impl App {
                 return Next::Close;
             }
         };
-        let value: Value = match serde_json::from_slice(&body) {
-            Ok(value) => value,
+        let message = match rpc::parse(&body) {
+            Ok(message) => message,
             Err(e) => {
-                let _ = session.deliver(rpc::to_line(&mcp::parse_error(&e)));
+                let _ = session.deliver(mcp::parse_error(&e));
                 let message = format!("the body is not valid JSON: {e}");
                 return send(conn, Response::error(400, "parse_error", &message));
             }
@@ -231,8 +229,8 @@ impl App {
             caller: &session.caller,
             tools: self.tools,
         };
-        if let Some(reply) = mcp::handle(value, &cx) {
-            match session.deliver(rpc::to_line(&reply)) {
+        if let Some(reply) = mcp::handle(message, &cx) {
+            match session.deliver(reply) {
                 Ok(()) | Err(Undeliverable::Closed) => {}
                 Err(Undeliverable::Full) => {
                     log::warn!(

@@ -538,6 +538,21 @@ fn keep_alive_connection_answers_two_requests_in_turn_and_pipelined() {
     assert_eq!(conn.response().status, 202);
     assert_error(&conn.response(), 404, "not_found");
     assert_eq!(c.next_message()["id"], 7);
+    // Each request is read afresh, nothing kept from the one before: a long path then a
+    // short one, and a `Connection: close` that only the last request carries.
+    for path in ["/a-rather-long-path-that-comes-first", "/b"] {
+        conn.send(format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").as_bytes());
+        let r = conn.response();
+        assert_error(&r, 404, "not_found");
+        let message = r.json()["message"].as_str().unwrap().to_string();
+        assert!(
+            message.starts_with(&format!("no such endpoint: {path};")),
+            "{message}"
+        );
+    }
+    conn.send(b"GET /c HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    assert_error(&conn.response(), 404, "not_found");
+    conn.assert_closed_by_server();
 }
 
 #[test]

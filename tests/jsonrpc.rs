@@ -206,18 +206,57 @@ fn batches_are_refused_in_other_sessions() {
 }
 
 #[test]
+fn a_member_named_twice_is_refused_not_guessed_at() {
+    let (_server, mut c) = session();
+    c.initialize("2025-06-18");
+    // Parsers disagree on which copy wins; the server trusts neither (null id: which id
+    // would it be?).
+    for body in [
+        r#"{"jsonrpc":"2.0","id":3,"method":"ping","method":"tools/list"}"#,
+        r#"{"jsonrpc":"2.0","id":3,"id":4,"method":"ping"}"#,
+    ] {
+        assert_eq!(c.post_raw(body.as_bytes()).status, 202);
+        let reply = c.next_message();
+        assert_eq!(reply["id"], Value::Null, "{reply}");
+        assert_eq!(error_code(&reply), -32600, "{reply}");
+        let message = reply["error"]["message"].as_str().unwrap();
+        assert!(message.contains("duplicate field"), "{message}");
+    }
+    // Inside params, JSON's usual rule (the last one) applies: params are the method's.
+    let body = r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"echo","arguments":{"message":"a","message":"b"}}}"#;
+    assert_eq!(c.post_raw(body.as_bytes()).status, 202);
+    let reply = c.next_message();
+    assert_eq!(
+        reply["result"]["content"][0]["text"], "Tool echo: b",
+        "{reply}"
+    );
+}
+
+#[test]
 fn deeply_nested_json_is_refused_without_harm() {
     let (server, mut c) = session();
     c.initialize("2025-06-18");
-    // Past serde_json's recursion limit: a parse error, not a stack overflow.
-    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
-    let r = c.post_raw(deep.as_bytes());
+    let (open, close) = ("[".repeat(100_000), "]".repeat(100_000));
+    // Nesting far past serde_json's recursion limit (128) is skipped over, never built:
+    // here a batch (refused in a 2025-06-18 session), not a stack overflow.
+    assert_eq!(c.post_raw(format!("{open}{close}").as_bytes()).status, 202);
+    assert_eq!(error_code(&c.next_message()), -32600);
+    // The same inside params: the envelope is read, the params cannot be: invalid params,
+    // answered with the request's id.
+    let deep_params = format!(
+        r#"{{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{{"name":"echo","arguments":{{"message":{open}{close}}}}}}}"#
+    );
+    assert_eq!(c.post_raw(deep_params.as_bytes()).status, 202);
+    let reply = c.next_message();
+    assert_eq!(
+        (reply["id"].clone(), error_code(&reply)),
+        (json!(4), -32602),
+        "{reply}"
+    );
+    // Unbalanced: not JSON at all.
+    let r = c.post_raw(format!("{open}{}", &close[1..]).as_bytes());
     assert_eq!(r.status, 400);
     assert_eq!(error_code(&c.next_message()), -32700);
-    // Just under the limit: parsed, then refused as a batch in a 2025-06-18 session.
-    let nested = format!("{}{}", "[".repeat(120), "]".repeat(120));
-    assert_eq!(c.post_raw(nested.as_bytes()).status, 202);
-    assert_eq!(error_code(&c.next_message()), -32600);
     assert_eq!(c.call(5, "ping", json!({}))["result"], json!({}));
     assert_eq!(server.session_count(), 1);
 }
