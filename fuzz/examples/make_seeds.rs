@@ -48,10 +48,26 @@ fn main() {
         .as_bytes(),
     );
     write("token", "raw-rs256", &with(0x00, rs.as_bytes()));
-    write("token", "raw-es256-no-kid", &with(0x00, es_plural.as_bytes()));
-    write("token", "raw-rs256-strict-policy", &with(0x30, rs.as_bytes()));
-    write("token", "raw-alg-none", &with(0x00, b"eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.AAAA"));
-    write("token", "bearer-es256", &with(0x01, format!("Bearer {es_plural}").as_bytes()));
+    write(
+        "token",
+        "raw-es256-no-kid",
+        &with(0x00, es_plural.as_bytes()),
+    );
+    write(
+        "token",
+        "raw-rs256-strict-policy",
+        &with(0x30, rs.as_bytes()),
+    );
+    write(
+        "token",
+        "raw-alg-none",
+        &with(0x00, b"eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.AAAA"),
+    );
+    write(
+        "token",
+        "bearer-es256",
+        &with(0x01, format!("Bearer {es_plural}").as_bytes()),
+    );
     write("token", "bearer-basic", &with(0x01, b"Basic dXNlcjpwYXNz"));
     let claims = good_claims().to_string();
     let mut parts = br#"{"alg":"ES256","typ":"JWT","kid":"e1"}"#.to_vec();
@@ -71,7 +87,11 @@ fn main() {
         b64(br#"{"alg":"ES256"}"#),
         b64(br#"{"sub":"a","exp":1800000001,"nbf":1e3,"iat":-1}"#)
     );
-    write("token", "signing-input-es256", &with(0x03, input.as_bytes()));
+    write(
+        "token",
+        "signing-input-es256",
+        &with(0x03, input.as_bytes()),
+    );
 
     // jwks
     write("jwks", "fixed", jwks_json().as_bytes());
@@ -128,7 +148,9 @@ fn main() {
         "whoami-user",
         &with(
             0x19,
-            &lines(&[json!({"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"whoami","arguments":null}})]),
+            &lines(&[
+                json!({"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"whoami","arguments":null}}),
+            ]),
         ),
     );
     write(
@@ -175,7 +197,10 @@ fn main() {
     write(
         "http",
         "open-post-initialize",
-        &with(0x00, post("/messages?sessionId=@S", "", &init_body).as_bytes()),
+        &with(
+            0x00,
+            post("/messages?sessionId=@S", "", &init_body).as_bytes(),
+        ),
     );
     let list = r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#;
     let chunked = format!(
@@ -195,11 +220,18 @@ fn main() {
         "POST /messages?sessionId=@S HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n{list}",
         list.len()
     );
-    write("http", "open-expect-continue", &with(0x00, expect.as_bytes()));
+    write(
+        "http",
+        "open-expect-continue",
+        &with(0x00, expect.as_bytes()),
+    );
     write(
         "http",
         "open-http10",
-        &with(0x00, b"GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /sse HTTP/1.0\r\n\r\n"),
+        &with(
+            0x00,
+            b"GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /sse HTTP/1.0\r\n\r\n",
+        ),
     );
     let deep = format!("{}{}", "[".repeat(120), "]".repeat(120));
     write(
@@ -218,7 +250,10 @@ fn main() {
     write(
         "http",
         "guarded-sse",
-        &with(0x01, b"GET /sse HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer @T\r\n\r\n"),
+        &with(
+            0x01,
+            b"GET /sse HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer @T\r\n\r\n",
+        ),
     );
     let whoami = r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"whoami"}}"#;
     write(
@@ -226,7 +261,12 @@ fn main() {
         "guarded-post-es256",
         &with(
             0x01,
-            post("/messages?sessionId=@S", "Authorization: bearer @E\r\n", whoami).as_bytes(),
+            post(
+                "/messages?sessionId=@S",
+                "Authorization: bearer @E\r\n",
+                whoami,
+            )
+            .as_bytes(),
         ),
     );
     write(

@@ -190,8 +190,9 @@ fn hold_session(
                         let _ = ready.send(());
                     }
                     Some("message") => {
-                        let value: Value = serde_json::from_str(data)
-                            .unwrap_or_else(|e| panic!("message event is not JSON ({e}): {data:?}"));
+                        let value: Value = serde_json::from_str(data).unwrap_or_else(|e| {
+                            panic!("message event is not JSON ({e}): {data:?}")
+                        });
                         let code = |v: &Value| v["error"]["code"].as_i64();
                         let items = match &value {
                             Value::Array(items) => items.clone(),
@@ -237,7 +238,11 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let h = harness();
-    let target = if control & 1 == 0 { &h.open } else { &h.guarded };
+    let target = if control & 1 == 0 {
+        &h.open
+    } else {
+        &h.guarded
+    };
     let session = target.session.lock().unwrap().clone();
     let mut bytes = replace_all(rest, b"@S", session.as_bytes());
     for (placeholder, token) in &h.tokens {

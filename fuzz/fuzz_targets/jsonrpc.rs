@@ -87,7 +87,9 @@ fuzz_target!(|data: &[u8]| {
         let body = rpc::parse(raw.get().as_bytes()).expect("a JSON value parses as a body");
         let reply = mcp::handle(body, &cx).map(|line| line_value(&line));
         if let Some(id) = &expected_id {
-            let reply = reply.as_ref().expect("a request with a usable id gets a reply");
+            let reply = reply
+                .as_ref()
+                .expect("a request with a usable id gets a reply");
             assert_eq!(&reply["id"], id, "{reply}");
         }
         if let Some(reply) = reply {

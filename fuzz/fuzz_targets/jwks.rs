@@ -18,7 +18,12 @@ use warden_fuzz::{Alg, NOW, abort_on_panic, good_claims, token};
 
 fn tokens() -> &'static [String; 2] {
     static TOKENS: OnceLock<[String; 2]> = OnceLock::new();
-    TOKENS.get_or_init(|| [token(Alg::Rs256, &good_claims()), token(Alg::Es256, &good_claims())])
+    TOKENS.get_or_init(|| {
+        [
+            token(Alg::Rs256, &good_claims()),
+            token(Alg::Es256, &good_claims()),
+        ]
+    })
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -39,7 +44,11 @@ fuzz_target!(|data: &[u8]| {
             PublicKey::P256(_) => 64,
         };
         let signature: Vec<u8> = data.iter().copied().cycle().take(len).collect();
-        let signature = if signature.len() == len { signature } else { vec![0; len] };
+        let signature = if signature.len() == len {
+            signature
+        } else {
+            vec![0; len]
+        };
         let _ = match &key.key {
             PublicKey::Rsa(k) => jwt::verify_rs256(k, b"e30.e30", &signature),
             PublicKey::P256(k) => jwt::verify_es256(k, b"e30.e30", &signature),

@@ -49,7 +49,11 @@ fuzz_target!(|data: &[u8]| {
         2 => u64::MAX,
         _ => 4_100_000_000,
     };
-    let alg = if control & 4 == 0 { Alg::Es256 } else { Alg::Rs256 };
+    let alg = if control & 4 == 0 {
+        Alg::Es256
+    } else {
+        Alg::Rs256
+    };
     match control & 3 {
         0 => {
             let token = String::from_utf8_lossy(rest);

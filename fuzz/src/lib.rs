@@ -161,7 +161,11 @@ pub fn token(alg: Alg, claims: &Value) -> String {
         Alg::Es256 => EC_KID,
     };
     let header = json!({ "alg": alg.name(), "typ": "JWT", "kid": kid });
-    sign_parts(alg, header.to_string().as_bytes(), claims.to_string().as_bytes())
+    sign_parts(
+        alg,
+        header.to_string().as_bytes(),
+        claims.to_string().as_bytes(),
+    )
 }
 
 /// Claims that pass every check at `NOW` (and until 2096 for the live server), with the
