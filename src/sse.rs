@@ -3,7 +3,7 @@
 //! written and flushed on its own: a client or proxy must see it before the next exists.
 
 use crate::outbox::{Receiver, RecvError};
-use std::io::{self, Write};
+use std::io::{self, IoSlice, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
@@ -15,14 +15,18 @@ Cache-Control: no-cache\r\n\
 X-Accel-Buffering: no\r\n\
 Connection: close\r\n\r\n";
 
-/// One event. `data` must be a single line (serialized JSON always is).
-pub fn event(name: &str, data: &str) -> String {
+/// One event's bytes, in the order they go on the wire: no copy into one buffer, but one
+/// `writev`, so an event still leaves in one segment. `data` must be a single line
+/// (serialized JSON always is).
+fn event<'a>(name: &'a str, data: &'a str) -> [IoSlice<'a>; 5] {
     debug_assert!(!data.contains(['\n', '\r']));
-    let mut event = String::with_capacity(name.len() + data.len() + 16);
-    for part in ["event: ", name, "\ndata: ", data, "\n\n"] {
-        event.push_str(part);
-    }
-    event
+    [
+        IoSlice::new(b"event: "),
+        IoSlice::new(name.as_bytes()),
+        IoSlice::new(b"\ndata: "),
+        IoSlice::new(data.as_bytes()),
+        IoSlice::new(b"\n\n"),
+    ]
 }
 
 /// Why a stream ended.
@@ -45,8 +49,9 @@ pub fn run(
     keepalive: Duration,
     deadline: Option<Instant>,
 ) -> End {
-    let first = format!("{HEAD}{}", event("endpoint", endpoint));
-    if send(stream, first.as_bytes()).is_err() {
+    let [a, b, c, d, e] = event("endpoint", endpoint);
+    let mut first = [IoSlice::new(HEAD.as_bytes()), a, b, c, d, e];
+    if send(stream, &mut first).is_err() {
         return End::ClientGone;
     }
     loop {
@@ -55,8 +60,8 @@ pub fn run(
             Some(None) => return End::TokenExpired,
             Some(Some(left)) => left.min(keepalive),
         };
-        let chunk = match outbox.recv_timeout(wait) {
-            Ok(message) => event("message", &message),
+        let sent = match outbox.recv_timeout(wait) {
+            Ok(message) => send(stream, &mut event("message", &message)),
             Err(RecvError::Timeout) if deadline.is_some_and(|d| Instant::now() >= d) => {
                 return End::TokenExpired;
             }
@@ -64,18 +69,28 @@ pub fn run(
                 if client_closed(stream) {
                     return End::ClientGone;
                 }
-                ": keep-alive\n\n".to_string()
+                send(stream, &mut [IoSlice::new(b": keep-alive\n\n")])
             }
             Err(RecvError::Closed) => return End::Closed,
         };
-        if send(stream, chunk.as_bytes()).is_err() {
+        if sent.is_err() {
             return End::ClientGone;
         }
     }
 }
 
-fn send(stream: &mut TcpStream, bytes: &[u8]) -> io::Result<()> {
-    stream.write_all(bytes)?;
+/// Writes all of `parts` with as few `writev` calls as the socket allows (one, unless its
+/// send buffer is full), then flushes.
+fn send(stream: &mut TcpStream, mut parts: &mut [IoSlice<'_>]) -> io::Result<()> {
+    while !parts.is_empty() {
+        match stream.write_vectored(parts) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            // `n` never exceeds what was offered, as `advance_slices` requires.
+            Ok(n) => IoSlice::advance_slices(&mut parts, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
     stream.flush()
 }
 
@@ -94,4 +109,36 @@ fn client_closed(stream: &TcpStream) -> bool {
         Err(e) => e.kind() != io::ErrorKind::WouldBlock,
     };
     closed || stream.set_nonblocking(false).is_err()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::net::TcpListener;
+    use std::thread;
+
+    /// An event far larger than the socket buffers goes out in several partial `writev`s;
+    /// the bytes that arrive are exactly the event, in order.
+    #[test]
+    fn a_large_event_survives_partial_writes_intact() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut writer = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut reader, _) = listener.accept().unwrap();
+        let data: String = (0..4 << 20)
+            .map(|i| char::from(b'a' + (i % 26) as u8))
+            .collect();
+        let received = thread::spawn(move || {
+            let mut bytes = Vec::new();
+            reader.read_to_end(&mut bytes).unwrap();
+            bytes
+        });
+        send(&mut writer, &mut event("message", &data)).unwrap();
+        drop(writer);
+        let bytes = received.join().unwrap();
+        assert_eq!(bytes.len(), data.len() + "event: message\ndata: \n\n".len());
+        assert!(bytes.starts_with(b"event: message\ndata: abc"));
+        assert!(bytes.ends_with(b"\n\n"));
+        assert!(bytes[21..bytes.len() - 2] == *data.as_bytes());
+    }
 }
