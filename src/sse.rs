@@ -3,7 +3,7 @@
 //! written and flushed on its own: a client or proxy must see it before the next exists.
 
 use crate::outbox::{Receiver, RecvError};
-use std::io::{self, IoSlice, Write};
+use std::io::{self, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
@@ -15,18 +15,17 @@ Cache-Control: no-cache\r\n\
 X-Accel-Buffering: no\r\n\
 Connection: close\r\n\r\n";
 
-/// One event's bytes, in the order they go on the wire: no copy into one buffer, but one
-/// `writev`, so an event still leaves in one segment. `data` must be a single line
-/// (serialized JSON always is).
-fn event<'a>(name: &'a str, data: &'a str) -> [IoSlice<'a>; 5] {
+/// Bytes kept in a stream's event buffer between events; a larger one (after a big reply)
+/// is given back, so an idle session stays cheap.
+const KEEP_BUFFER: usize = 4096;
+
+/// Appends one event to `out`. `data` must be a single line (serialized JSON always is).
+fn event(out: &mut Vec<u8>, name: &str, data: &str) {
     debug_assert!(!data.contains(['\n', '\r']));
-    [
-        IoSlice::new(b"event: "),
-        IoSlice::new(name.as_bytes()),
-        IoSlice::new(b"\ndata: "),
-        IoSlice::new(data.as_bytes()),
-        IoSlice::new(b"\n\n"),
-    ]
+    out.reserve(name.len() + data.len() + 16);
+    for part in ["event: ", name, "\ndata: ", data, "\n\n"] {
+        out.extend_from_slice(part.as_bytes());
+    }
 }
 
 /// Why a stream ended.
@@ -49,9 +48,14 @@ pub fn run(
     keepalive: Duration,
     deadline: Option<Instant>,
 ) -> End {
-    let [a, b, c, d, e] = event("endpoint", endpoint);
-    let mut first = [IoSlice::new(HEAD.as_bytes()), a, b, c, d, e];
-    if send(stream, &mut first).is_err() {
+    // Each event is built whole in this buffer and written with one `write_all` (one
+    // segment on a `TCP_NODELAY` socket). Not `writev` of the parts: std sends with
+    // `MSG_NOSIGNAL`, but `writev` to a closed peer raises SIGPIPE wherever the process
+    // has not ignored it (a host embedding the library, a fuzzer).
+    let mut out = Vec::with_capacity(HEAD.len() + endpoint.len() + 32);
+    out.extend_from_slice(HEAD.as_bytes());
+    event(&mut out, "endpoint", endpoint);
+    if send(stream, &mut out).is_err() {
         return End::ClientGone;
     }
     loop {
@@ -60,8 +64,8 @@ pub fn run(
             Some(None) => return End::TokenExpired,
             Some(Some(left)) => left.min(keepalive),
         };
-        let sent = match outbox.recv_timeout(wait) {
-            Ok(message) => send(stream, &mut event("message", &message)),
+        match outbox.recv_timeout(wait) {
+            Ok(message) => event(&mut out, "message", &message),
             Err(RecvError::Timeout) if deadline.is_some_and(|d| Instant::now() >= d) => {
                 return End::TokenExpired;
             }
@@ -69,29 +73,22 @@ pub fn run(
                 if client_closed(stream) {
                     return End::ClientGone;
                 }
-                send(stream, &mut [IoSlice::new(b": keep-alive\n\n")])
+                out.extend_from_slice(b": keep-alive\n\n");
             }
             Err(RecvError::Closed) => return End::Closed,
         };
-        if sent.is_err() {
+        if send(stream, &mut out).is_err() {
             return End::ClientGone;
         }
     }
 }
 
-/// Writes all of `parts` with as few `writev` calls as the socket allows (one, unless its
-/// send buffer is full), then flushes.
-fn send(stream: &mut TcpStream, mut parts: &mut [IoSlice<'_>]) -> io::Result<()> {
-    while !parts.is_empty() {
-        match stream.write_vectored(parts) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            // `n` never exceeds what was offered, as `advance_slices` requires.
-            Ok(n) => IoSlice::advance_slices(&mut parts, n),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    stream.flush()
+/// Writes and flushes `out`, then empties it (keeping up to `KEEP_BUFFER` of capacity).
+fn send(stream: &mut TcpStream, out: &mut Vec<u8>) -> io::Result<()> {
+    let sent = stream.write_all(out).and_then(|()| stream.flush());
+    out.clear();
+    out.shrink_to(KEEP_BUFFER);
+    sent
 }
 
 /// Whether the client has closed its side. A client sends nothing on an SSE stream after
@@ -118,10 +115,10 @@ mod tests {
     use std::net::TcpListener;
     use std::thread;
 
-    /// An event far larger than the socket buffers goes out in several partial `writev`s;
-    /// the bytes that arrive are exactly the event, in order.
+    /// An event far larger than the socket buffers arrives exactly, in order, and the
+    /// buffer that carried it is given back down to `KEEP_BUFFER`.
     #[test]
-    fn a_large_event_survives_partial_writes_intact() {
+    fn a_large_event_arrives_intact_and_its_buffer_is_given_back() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let mut writer = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (mut reader, _) = listener.accept().unwrap();
@@ -133,7 +130,10 @@ mod tests {
             reader.read_to_end(&mut bytes).unwrap();
             bytes
         });
-        send(&mut writer, &mut event("message", &data)).unwrap();
+        let mut out = Vec::new();
+        event(&mut out, "message", &data);
+        send(&mut writer, &mut out).unwrap();
+        assert!(out.is_empty() && out.capacity() <= KEEP_BUFFER);
         drop(writer);
         let bytes = received.join().unwrap();
         assert_eq!(bytes.len(), data.len() + "event: message\ndata: \n\n".len());
