@@ -1,7 +1,7 @@
 //! MCP methods over JSON-RPC: the initialize handshake and version negotiation, and the
-//! tools, resources, prompts and logging methods. Transport-free: a JSON value in, the
-//! reply (if any) out. Envelopes and error codes are in `rpc.rs`; the catalog in `tools/`,
-//! `prompts.rs` and `resources.rs`.
+//! tools, resources, prompts and logging methods. Transport-free: a parsed body in, the
+//! reply line (if any) out. Envelopes, parsing and error codes are in `rpc.rs`; the catalog
+//! in `tools/`, `prompts.rs` and `resources.rs`.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Mutex, MutexGuard};
