@@ -147,7 +147,7 @@ fn refuse_over_capacity(mut stream: TcpStream, max: usize) {
         .header("Retry-After", "1")
         .closing();
     let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
-    let _ = stream.write_all(&response.to_bytes());
+    let _ = stream.write_all(&response.to_bytes(Some("close")));
     let _ = stream.shutdown(Shutdown::Write);
 }
 
@@ -166,6 +166,8 @@ fn connection(stream: TcpStream, handler: &dyn Handler, limits: Limits, shared: 
         limits,
         deadline: Instant::now(),
         head_only: false,
+        keep_alive: false,
+        http10: false,
         shared: Arc::clone(shared),
         status: 0,
         subject: String::new(),
@@ -186,7 +188,8 @@ fn connection(stream: TcpStream, handler: &dyn Handler, limits: Limits, shared: 
                 break;
             }
         };
-        let keep_alive = head.keep_alive();
+        conn.keep_alive = head.keep_alive();
+        conn.http10 = head.version == 0;
         conn.status = 0;
         conn.subject.clear();
         let next = handler.handle(&mut conn, &head);
@@ -198,11 +201,26 @@ fn connection(stream: TcpStream, handler: &dyn Handler, limits: Limits, shared: 
             &conn.subject,
         );
         match next {
-            Next::KeepAlive if keep_alive && !shared.is_stopping() => continue,
+            Next::KeepAlive if conn.keep_alive && !shared.is_stopping() => continue,
             _ => break,
         }
     }
     linger_close(conn.stream);
+}
+
+/// What a non-blocking look at `stream` sees: `Some(n)` with `n` > 0 when bytes are
+/// waiting, `Some(0)` at EOF (the client closed its side), `None` when nothing has arrived.
+/// Nothing is consumed.
+pub fn peek_now(stream: &TcpStream) -> io::Result<Option<usize>> {
+    stream.set_nonblocking(true)?;
+    let mut byte = [0u8; 1];
+    let seen = match stream.peek(&mut byte) {
+        Ok(n) => Ok(Some(n)),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+        Err(e) => Err(e),
+    };
+    stream.set_nonblocking(false)?;
+    seen
 }
 
 /// Closes after RFC 9112 §9.6: stop sending first, then read and discard what the client
@@ -327,6 +345,10 @@ pub struct Conn {
     deadline: Instant,
     /// The current request is `HEAD`: responses to it carry no body (RFC 9110 §9.3.2).
     head_only: bool,
+    /// The current request's client wants the connection kept open…
+    keep_alive: bool,
+    /// …and speaks HTTP/1.0, so a kept connection must be announced.
+    http10: bool,
     shared: Arc<Shared>,
     /// The status sent for the current request (for the access log).
     status: u16,
@@ -368,12 +390,18 @@ impl Conn {
     }
 
     /// Waits for the first byte of the next request like `fill`, but looks up every
-    /// `IDLE_POLL` and reports EOF (`Ok(0)`) once the server is shutting down.
+    /// `IDLE_POLL` and reports EOF (`Ok(0)`) once the server is shutting down, unless a
+    /// request has already arrived.
     fn fill_idle(&mut self) -> Result<usize, HttpError> {
         let deadline = self.deadline;
         loop {
             if self.shared.is_stopping() {
-                return Ok(0);
+                // Bytes the client has already sent are a request in flight: serve it (its
+                // response says `close`). Otherwise the connection is idle: end it.
+                return match peek_now(&self.stream) {
+                    Ok(Some(1..)) => self.fill(),
+                    _ => Ok(0),
+                };
             }
             self.deadline = deadline.min(Instant::now() + IDLE_POLL);
             let result = self.fill();
@@ -561,7 +589,19 @@ impl Conn {
 
     /// Writes a whole response in one write; only its head if the request was `HEAD`.
     pub fn send(&mut self, response: &Response) -> io::Result<()> {
-        let bytes = response.to_bytes();
+        // Say what happens to the connection when it is not the version's default (RFC 9112
+        // §9.3, §9.6): `close` whenever it will close after this response (the response
+        // closes it, the client asked, or the server is shutting down), `keep-alive` to an
+        // HTTP/1.0 client whose connection stays open.
+        let closing = response.close || !self.keep_alive || self.shared.is_stopping();
+        let connection = if closing {
+            Some("close")
+        } else if self.http10 {
+            Some("keep-alive")
+        } else {
+            None
+        };
+        let bytes = response.to_bytes(connection);
         let end = if self.head_only {
             bytes.len() - response.body.len()
         } else {
@@ -814,7 +854,8 @@ impl Response {
         self.close
     }
 
-    fn to_bytes(&self) -> Vec<u8> {
+    /// The response on the wire, with a `Connection` header when `connection` is given.
+    fn to_bytes(&self, connection: Option<&str>) -> Vec<u8> {
         // One buffer, written in place: no intermediate strings per line.
         let mut out = Vec::with_capacity(160 + self.body.len());
         let _ = write!(out, "HTTP/1.1 {} {}\r\n", self.status, reason(self.status));
@@ -822,8 +863,8 @@ impl Response {
             let _ = write!(out, "{name}: {value}\r\n");
         }
         let _ = write!(out, "Content-Length: {}\r\n", self.body.len());
-        if self.close {
-            out.extend_from_slice(b"Connection: close\r\n");
+        if let Some(connection) = connection {
+            let _ = write!(out, "Connection: {connection}\r\n");
         }
         out.extend_from_slice(b"\r\n");
         out.extend_from_slice(&self.body);

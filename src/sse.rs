@@ -2,6 +2,7 @@
 //! `message` events from the session's outbox, and keep-alive comments. Each event is
 //! written and flushed on its own: a client or proxy must see it before the next exists.
 
+use crate::http::peek_now;
 use crate::outbox::{Receiver, RecvError};
 use std::io::{self, Write};
 use std::net::TcpStream;
@@ -96,16 +97,7 @@ fn send(stream: &mut TcpStream, out: &mut Vec<u8>) -> io::Result<()> {
 /// into a half-closed socket can still succeed once, and the session would outlive its
 /// client by a second keep-alive interval.
 fn client_closed(stream: &TcpStream) -> bool {
-    if stream.set_nonblocking(true).is_err() {
-        return true;
-    }
-    let mut byte = [0u8; 1];
-    let closed = match stream.peek(&mut byte) {
-        Ok(0) => true,
-        Ok(_) => false,
-        Err(e) => e.kind() != io::ErrorKind::WouldBlock,
-    };
-    closed || stream.set_nonblocking(false).is_err()
+    !matches!(peek_now(stream), Ok(Some(1..) | None))
 }
 
 #[cfg(test)]

@@ -567,11 +567,38 @@ fn http_1_0_request_gets_its_response_then_the_connection_closes() {
 }
 
 #[test]
-fn connection_close_is_honoured_after_the_response() {
+fn http_1_0_keep_alive_is_announced_and_honoured() {
+    let server = spawn(test_config());
+    let addr = server.local_addr();
+    let mut conn = Raw::open(addr);
+    // RFC 9112 §9.3: an HTTP/1.0 client keeps the connection only if the response says so.
+    for _ in 0..2 {
+        conn.send(b"GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+        let r = conn.response();
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("connection"), Some("keep-alive"));
+    }
+    // Without it, HTTP/1.0's default (close) needs no header.
+    conn.send(b"GET /healthz HTTP/1.0\r\n\r\n");
+    let r = conn.response();
+    assert_eq!(r.status, 200);
+    assert_ne!(r.header("connection"), Some("keep-alive"));
+    conn.assert_closed_by_server();
+    assert_still_serves(addr);
+}
+
+#[test]
+fn connection_close_is_honoured_and_announced_after_the_response() {
     let server = spawn(test_config());
     let mut conn = Raw::open(server.local_addr());
+    // HTTP/1.1's default (keep the connection) needs no header.
+    conn.send(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n");
+    assert_eq!(conn.response().header("connection"), None);
+    // RFC 9112 §9.6: the server closes after the response to `close`, and should say so.
     conn.send(b"GET /unknown HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
-    assert_error(&conn.response(), 404, "not_found");
+    let r = conn.response();
+    assert_error(&r, 404, "not_found");
+    assert_eq!(r.header("connection"), Some("close"));
     conn.assert_closed_by_server();
 }
 
