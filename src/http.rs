@@ -168,6 +168,7 @@ fn connection(stream: TcpStream, handler: &dyn Handler, limits: Limits, shared: 
         head_only: false,
         keep_alive: false,
         http10: false,
+        keep_open: false,
         shared: Arc::clone(shared),
         status: 0,
         subject: String::new(),
@@ -190,6 +191,7 @@ fn connection(stream: TcpStream, handler: &dyn Handler, limits: Limits, shared: 
         };
         conn.keep_alive = head.keep_alive();
         conn.http10 = head.version == 0;
+        conn.keep_open = false;
         conn.status = 0;
         conn.subject.clear();
         let next = handler.handle(&mut conn, &head);
@@ -201,7 +203,9 @@ fn connection(stream: TcpStream, handler: &dyn Handler, limits: Limits, shared: 
             &conn.subject,
         );
         match next {
-            Next::KeepAlive if conn.keep_alive && !shared.is_stopping() => continue,
+            // Only what the response announced: a connection `send` did not promise to keep
+            // (or where nothing was sent) closes.
+            Next::KeepAlive if conn.keep_open => continue,
             _ => break,
         }
     }
@@ -349,6 +353,9 @@ pub struct Conn {
     keep_alive: bool,
     /// …and speaks HTTP/1.0, so a kept connection must be announced.
     http10: bool,
+    /// Whether the response just sent left the connection open (decided and announced by
+    /// `send`; the connection loop follows it).
+    keep_open: bool,
     shared: Arc<Shared>,
     /// The status sent for the current request (for the access log).
     status: u16,
@@ -601,6 +608,7 @@ impl Conn {
         } else {
             None
         };
+        self.keep_open = !closing;
         let bytes = response.to_bytes(connection);
         let end = if self.head_only {
             bytes.len() - response.body.len()
