@@ -282,25 +282,27 @@ fn shutdown_closes_idle_keep_alive_connections_at_once() {
 }
 
 #[test]
-fn a_request_answered_during_shutdown_says_connection_close() {
+fn a_request_in_flight_at_shutdown_is_answered_and_says_connection_close() {
     let mut server = spawn_with(test_config());
     let addr = server.local_addr();
     let mut watcher = SseClient::open(addr);
     // A keep-alive connection, served once (so it is surely accepted), then a request whose
-    // head is only partly sent: in flight when shutdown begins.
+    // head is only partly sent: in flight when shutdown begins. It asks for a new stream,
+    // which a server shutting down refuses, saying so.
     let mut conn = connect(addr);
     let mut reader = BufReader::new(conn.try_clone().unwrap());
     conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
     assert_eq!(read_response(&mut reader).header("connection"), None);
-    conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
-        .unwrap();
+    conn.write_all(b"GET /sse HTTP/1.1\r\nHost: x\r\n").unwrap();
     let stopper = thread::spawn(move || server.shutdown(Duration::from_secs(5)));
     // Streams end once shutdown has begun: from then on the server is stopping.
     assert_eq!(watcher.try_next_event(), None);
     conn.write_all(b"\r\n").unwrap();
     let r = read_response(&mut reader);
-    assert_eq!(r.status, 200);
+    assert_eq!(r.status, 503);
+    assert_eq!(r.json()["error"], "shutting_down");
+    assert_eq!(r.header("retry-after"), Some("1"));
     assert_eq!(r.header("connection"), Some("close"));
     let mut rest = Vec::new();
     assert_eq!(reader.read_to_end(&mut rest).unwrap_or(0), 0);
