@@ -10,6 +10,14 @@
 //!     RSS and threads of PID idle and holding N initialized sessions, then `tools/call echo`
 //!     round trips at each in-flight level (one session and one keep-alive POST
 //!     connection per in-flight slot, each slot calling sequentially).
+//! load churn --url http://127.0.0.1:PORT --pid PID --out FILE [--token-file FILE]
+//!            [--clients 4,16] [--burst 1000] [--secs 5] [--warmup 1]
+//!     RSS and threads of PID idle, holding a burst of N initialized sessions, and 1 s
+//!     after they have all closed; then, at each level of concurrent clients, whole
+//!     sessions one after another per client: `GET /sse` on a new connection, `initialize`,
+//!     `notifications/initialized`, one `tools/call echo`, close (sessions/s, p50/p99 of
+//!     the whole sequence, errors by step and kind, CPU of PID and of the client per
+//!     session, from utime + stime).
 //! load startup --out FILE [--runs 20] -- CMD [ARGS...]
 //!     Spawns CMD with PORT=<free port> HOST=127.0.0.1, polls connect every 0.5 ms, and
 //!     records exec -> first accepted connection and exec -> first HTTP response.
@@ -21,6 +29,9 @@
 //! the slot's stream until the `message` event carrying the same JSON-RPC id. An answer
 //! with another id, or with the wrong text, counts as mismatched; none within
 //! `ANSWER_TIMEOUT` counts as lost (and ends that slot, whose stream is then out of step).
+//! In `churn`, any failure of a session (a status other than 200 or 202, such as `503`, an
+//! I/O error or timeout, a wrong answer) counts as one error, is tallied by step and kind
+//! in the results, and the client begins its next session.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -52,9 +63,12 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let outcome = match args.first().map(String::as_str) {
         Some("run") => run(&args[1..]),
+        Some("churn") => churn(&args[1..]),
         Some("startup") => startup(&args[1..]),
         Some("report") => report(&args[1..]),
-        _ => Err("usage: load run|startup|report ... (see the top of examples/load.rs)".into()),
+        _ => {
+            Err("usage: load run|churn|startup|report ... (see the top of examples/load.rs)".into())
+        }
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -427,12 +441,7 @@ impl Session {
         let head = read_head(&mut inner)?;
         if head.status != 200 {
             let body = read_body(&mut inner, &head).unwrap_or_default();
-            return Err(format!(
-                "GET /sse: status {}: {}",
-                head.status,
-                String::from_utf8_lossy(&body)
-            )
-            .into());
+            return Err(StatusError::new("GET /sse", head.status, &body).into());
         }
         let body = Body {
             inner,
@@ -508,7 +517,10 @@ impl Session {
                 "clientInfo": {"name": "mcp-warden-load", "version": "0"}
             }
         });
-        expect_202(post.post(&self.endpoint, &init.to_string())?, "initialize")?;
+        expect_202(
+            post.post(&self.endpoint, &init.to_string())?,
+            "POST initialize",
+        )?;
         let reply = self.next_message()?;
         if reply["id"] != 0 || reply.get("result").is_none() {
             return Err(format!("unexpected answer to initialize: {reply}").into());
@@ -516,19 +528,64 @@ impl Session {
         let done = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
         expect_202(
             post.post(&self.endpoint, &done.to_string())?,
-            "notifications/initialized",
+            "POST notifications/initialized",
         )?;
         Ok(())
     }
 }
 
-fn expect_202(status: u16, what: &str) -> Result<()> {
+fn expect_202(status: u16, what: &'static str) -> Result<()> {
     if status == 202 {
         Ok(())
     } else {
-        Err(format!("POST {what}: status {status}, not 202").into())
+        Err(StatusError::new(what, status, b"").into())
     }
 }
+
+/// A request answered with a status other than the one expected (200 for `GET /sse`, 202
+/// for a POST): what was sent, the status, and the `error` code of a JSON body if any.
+#[derive(Debug)]
+struct StatusError {
+    what: &'static str,
+    status: u16,
+    code: Option<String>,
+    body: String,
+}
+
+impl StatusError {
+    fn new(what: &'static str, status: u16, body: &[u8]) -> StatusError {
+        let code = serde_json::from_slice::<Value>(body)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_string));
+        let body = String::from_utf8_lossy(body).chars().take(300).collect();
+        StatusError {
+            what,
+            status,
+            code,
+            body,
+        }
+    }
+
+    /// `status 503 too_many_sessions`: what the error counts are grouped by.
+    fn kind(&self) -> String {
+        match &self.code {
+            Some(code) => format!("status {} {code}", self.status),
+            None => format!("status {}", self.status),
+        }
+    }
+}
+
+impl std::fmt::Display for StatusError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: status {}", self.what, self.status)?;
+        if !self.body.is_empty() {
+            write!(f, ": {}", self.body)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for StatusError {}
 
 // ---------------------------------------------------------------------------------------
 // `run`: held sessions, then echo round trips
@@ -837,6 +894,327 @@ fn slot_loop(
 }
 
 // ---------------------------------------------------------------------------------------
+// `churn`: sessions that open, call one tool and leave
+
+/// Sessions per client at most, whatever the duration (bounds the latency samples too).
+const MAX_SESSIONS_PER_CLIENT: u64 = 1_000_000;
+/// How long `churn` waits, after the burst has closed, for the threads to be back at idle.
+const BURST_DRAIN: Duration = Duration::from_secs(20);
+/// Linux reports utime and stime in clock ticks of `USER_HZ`, which is 100 on every
+/// architecture this runs on (`getconf CLK_TCK`).
+const TICKS_PER_SEC: f64 = 100.0;
+
+fn churn(args: &[String]) -> Result<()> {
+    let flags = Flags::parse(args)?;
+    let token = match flags.get("token-file") {
+        Some(path) => Some(std::fs::read_to_string(path)?.trim().to_string()),
+        None => None,
+    };
+    let target = Target::new(flags.required("url")?, token.as_deref())?;
+    let pid: u32 = flags
+        .required("pid")?
+        .parse()
+        .map_err(|_| "--pid must be a number")?;
+    let out = Out {
+        path: flags.required("out")?.to_string(),
+    };
+    let clients = flags.list("clients", &[4, 16])?;
+    let burst: usize = flags.number("burst", 1000)?;
+    let secs: f64 = flags.number("secs", 5.0)?;
+    let warmup: f64 = flags.number("warmup", 1.0)?;
+    if !(0.1..=600.0).contains(&secs) || !(0.0..=60.0).contains(&warmup) {
+        return Err("--secs must be 0.1-600 and --warmup 0-60".into());
+    }
+    if burst > 10_000 || clients.iter().any(|&n| n == 0 || n > 1000) {
+        return Err("--burst takes 0-10000 and --clients counts of 1-1000".into());
+    }
+
+    out.put("churn.auth", if token.is_some() { "on" } else { "off" })?;
+    let (rss, idle_threads) = proc_status(pid)?;
+    out.put("churn.rss_kib.idle", rss)?;
+    out.put("churn.threads.idle", idle_threads)?;
+
+    if burst > 0 {
+        out.put("churn.burst", burst)?;
+        eprintln!("load: burst: opening {burst} sessions, then closing them all");
+        match open_sessions(&target, burst) {
+            Ok(held) => {
+                let (rss, threads) = proc_status(pid)?;
+                out.put("churn.rss_kib.burst_held", rss)?;
+                out.put("churn.threads.burst_held", threads)?;
+                drop(held);
+                // Polled every 50 ms from the close: how long the server takes to let go
+                // of the closed streams' threads (none to let go of for a fixed pool).
+                let closed = Instant::now();
+                let one_second = closed + Duration::from_secs(1);
+                let mut back = None;
+                let mut reading = None;
+                while closed.elapsed() < BURST_DRAIN && (back.is_none() || reading.is_none()) {
+                    if reading.is_none() && Instant::now() >= one_second {
+                        reading = Some(proc_status(pid)?);
+                    }
+                    if back.is_none() && proc_status(pid)?.1 <= idle_threads {
+                        back = Some(closed.elapsed());
+                    }
+                    let next = Instant::now() + Duration::from_millis(50);
+                    let wake = if reading.is_none() {
+                        next.min(one_second)
+                    } else {
+                        next
+                    };
+                    thread::sleep(wake.saturating_duration_since(Instant::now()));
+                }
+                if let Some((rss, threads)) = reading {
+                    out.put("churn.rss_kib.burst_after_1s", rss)?;
+                    out.put("churn.threads.burst_after_1s", threads)?;
+                }
+                match back {
+                    Some(d) => out.put("churn.burst_threads_back_ms", d.as_millis())?,
+                    None => out.put("churn.burst_threads_back_ms", "never")?,
+                }
+            }
+            Err(e) => out.put("churn.burst_error", one_line(&e.to_string()))?,
+        }
+    }
+
+    for &n in &clients {
+        eprintln!("load: churn, {n} clients, {warmup} s warm-up + {secs} s");
+        let server_before = proc_cpu_ticks(&pid.to_string())?;
+        let client_before = proc_cpu_ticks("self")?;
+        let r = churn_level(&target, n, warmup, secs)?;
+        let server_ticks = proc_cpu_ticks(&pid.to_string())? - server_before;
+        let client_ticks = proc_cpu_ticks("self")? - client_before;
+        out.put(&format!("churn.sessions.{n}"), r.sessions)?;
+        out.put(
+            &format!("churn.sessions_per_s.{n}"),
+            format!("{:.0}", r.per_sec),
+        )?;
+        out.put(&format!("churn.p50_us.{n}"), format!("{:.1}", r.p50_us))?;
+        out.put(&format!("churn.p99_us.{n}"), format!("{:.1}", r.p99_us))?;
+        out.put(&format!("churn.max_us.{n}"), format!("{:.1}", r.max_us))?;
+        out.put(&format!("churn.errors.{n}"), r.errors)?;
+        out.put(&format!("churn.retries.{n}"), r.retries)?;
+        // CPU per completed session over the whole level (warm-up included); failed
+        // attempts cost CPU too and are not in the divisor.
+        if r.completed > 0 {
+            let per = |ticks: u64| ticks as f64 / TICKS_PER_SEC * 1e6 / r.completed as f64;
+            out.put(
+                &format!("churn.server_cpu_us.{n}"),
+                format!("{:.1}", per(server_ticks)),
+            )?;
+            out.put(
+                &format!("churn.client_cpu_us.{n}"),
+                format!("{:.1}", per(client_ticks)),
+            )?;
+        }
+        if !r.kinds.is_empty() {
+            let kinds: Vec<String> = r.kinds.iter().map(|(k, c)| format!("{c} × {k}")).collect();
+            out.put(&format!("churn.error_kinds.{n}"), kinds.join("; "))?;
+        }
+        if let Some(first) = &r.first_error {
+            out.put(&format!("churn.first_error.{n}"), one_line(first))?;
+        }
+    }
+    Ok(())
+}
+
+fn one_line(s: &str) -> String {
+    s.replace(['\r', '\n'], " ")
+}
+
+/// utime + stime of `/proc/<which>/stat`, in clock ticks (`which` is a pid or `self`).
+fn proc_cpu_ticks(which: &str) -> Result<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{which}/stat"))
+        .map_err(|e| format!("/proc/{which}/stat: {e} (has the server exited?)"))?;
+    // The command name (field 2) is in parentheses and may hold spaces: count from the
+    // last ')'. After it come field 3 (state) onwards; utime and stime are fields 14, 15.
+    let rest = text
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .ok_or_else(|| format!("/proc/{which}/stat: no ')'"))?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| -> Result<u64> {
+        fields
+            .get(i)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| format!("/proc/{which}/stat: field {} missing", i + 3).into())
+    };
+    Ok(tick(11)? + tick(12)?)
+}
+
+#[derive(Default)]
+struct ChurnClient {
+    samples_ns: Vec<u64>,
+    /// When the last attempt begun after the warm-up ended, completed or failed.
+    last_done: Option<Instant>,
+    completed: u64,
+    errors: u64,
+    kinds: BTreeMap<String, u64>,
+    retries: u64,
+    first_error: Option<String>,
+}
+
+struct ChurnResult {
+    /// Sessions begun after the warm-up and completed.
+    sessions: usize,
+    /// Sessions completed, warm-up included.
+    completed: u64,
+    per_sec: f64,
+    p50_us: f64,
+    p99_us: f64,
+    max_us: f64,
+    errors: u64,
+    kinds: BTreeMap<String, u64>,
+    retries: u64,
+    first_error: Option<String>,
+}
+
+/// `clients` threads, each running sessions one after another for `warmup + secs`
+/// seconds, with one keep-alive POST connection per client (as an agent host's HTTP pool
+/// would) and a new stream connection per session; sessions begun after the warm-up count.
+fn churn_level(target: &Target, clients: usize, warmup: f64, secs: f64) -> Result<ChurnResult> {
+    let go = Arc::new(Barrier::new(clients + 1));
+    let handles: Vec<_> = (0..clients)
+        .map(|n| {
+            let (target, go) = (target.clone(), Arc::clone(&go));
+            thread::Builder::new()
+                .name(format!("churn-{n}"))
+                .spawn(move || {
+                    go.wait();
+                    let start = Instant::now();
+                    let measure_from = start + Duration::from_secs_f64(warmup);
+                    let end = measure_from + Duration::from_secs_f64(secs);
+                    churn_client(n, &target, measure_from, end)
+                })
+        })
+        .collect::<io::Result<_>>()?;
+    let begun = Instant::now();
+    go.wait();
+    let measure_from = begun + Duration::from_secs_f64(warmup);
+
+    let mut all = ChurnClient::default();
+    for h in handles {
+        let c = h.join().map_err(|_| "a churn client thread panicked")?;
+        all.samples_ns.extend(c.samples_ns);
+        all.last_done = all.last_done.max(c.last_done);
+        all.completed += c.completed;
+        all.errors += c.errors;
+        for (k, v) in c.kinds {
+            *all.kinds.entry(k).or_default() += v;
+        }
+        all.retries += c.retries;
+        all.first_error = all.first_error.or(c.first_error);
+    }
+    let window = all.last_done.map_or(0.0, |t| {
+        t.saturating_duration_since(measure_from).as_secs_f64()
+    });
+    all.samples_ns.sort_unstable();
+    let n = all.samples_ns.len();
+    let pct = |p: f64| -> f64 {
+        if n == 0 {
+            return f64::NAN;
+        }
+        let i = ((n as f64 * p).ceil() as usize).clamp(1, n) - 1;
+        all.samples_ns[i] as f64 / 1000.0
+    };
+    Ok(ChurnResult {
+        sessions: n,
+        completed: all.completed,
+        per_sec: if window > 0.0 { n as f64 / window } else { 0.0 },
+        p50_us: pct(0.50),
+        p99_us: pct(0.99),
+        max_us: pct(1.0),
+        errors: all.errors,
+        kinds: all.kinds,
+        retries: all.retries,
+        first_error: all.first_error,
+    })
+}
+
+/// One client's sessions, one after another until `end`. A failed session is counted by
+/// step and kind (`GET /sse: status 503 too_many_sessions`) and the next one begins.
+fn churn_client(
+    client: usize,
+    target: &Target,
+    measure_from: Instant,
+    end: Instant,
+) -> ChurnClient {
+    let mut result = ChurnClient::default();
+    let mut post = PostConn::new(target);
+    for n in 1..=MAX_SESSIONS_PER_CLIENT {
+        let began = Instant::now();
+        if began >= end {
+            break;
+        }
+        let message = format!("churn {client}.{n}");
+        let outcome = churn_session(target, &mut post, &message);
+        let done = Instant::now();
+        if began >= measure_from {
+            // Failed attempts end the window too: sessions/s is over the time spent.
+            result.last_done = Some(done);
+        }
+        match outcome {
+            Ok(()) => {
+                result.completed += 1;
+                if began >= measure_from {
+                    result
+                        .samples_ns
+                        .push(done.duration_since(began).as_nanos() as u64);
+                }
+            }
+            Err((step, e)) => {
+                result.errors += 1;
+                let kind = if let Some(s) = e.downcast_ref::<StatusError>() {
+                    s.kind()
+                } else if let Some(io) = e.downcast_ref::<io::Error>() {
+                    format!("I/O error ({})", io.kind())
+                } else {
+                    "wrong reply".to_string()
+                };
+                *result.kinds.entry(format!("{step}: {kind}")).or_default() += 1;
+                if result.first_error.is_none() {
+                    result.first_error = Some(format!("client {client}, {step}: {e}"));
+                }
+            }
+        }
+    }
+    result.retries = post.retries;
+    result
+}
+
+/// One whole session: `GET /sse` (new connection) and its `endpoint` event, `initialize`
+/// and its answer, `notifications/initialized`, `tools/call echo` and its answer, then the
+/// stream is closed. On failure, the step that failed and why.
+fn churn_session(
+    target: &Target,
+    post: &mut PostConn,
+    message: &str,
+) -> std::result::Result<(), (&'static str, Box<dyn std::error::Error + Send + Sync>)> {
+    let mut session = Session::open(target).map_err(|e| ("open", e))?;
+    session
+        .set_timeout(ANSWER_TIMEOUT)
+        .map_err(|e| ("open", e.into()))?;
+    session.initialize(post).map_err(|e| ("initialize", e))?;
+    let body = json!({
+        "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "echo", "arguments": {"message": message}}
+    })
+    .to_string();
+    let call = (|| -> Result<()> {
+        expect_202(post.post(&session.endpoint, &body)?, "POST tools/call")?;
+        let reply = session.next_message()?;
+        let text = &reply["result"]["content"][0]["text"];
+        if reply["id"] != 1 || text.as_str() != Some(&format!("Tool echo: {message}")) {
+            return Err(format!("wrong answer to tools/call: {reply}").into());
+        }
+        Ok(())
+    })();
+    call.map_err(|e| ("tools/call", e))?;
+    drop(session); // close the stream: the client leaves
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
 // `startup`: exec -> first accepted connection
 
 fn startup(args: &[String]) -> Result<()> {
@@ -945,6 +1323,7 @@ fn report(args: &[String]) -> Result<()> {
     let mut t = String::new();
     let auth = |m: &BTreeMap<String, String>| {
         m.get("auth")
+            .or(m.get("churn.auth"))
             .map_or("?", |a| if a == "on" { "auth on" } else { "no auth" })
     };
     let _ = writeln!(
@@ -1041,6 +1420,9 @@ fn report(args: &[String]) -> Result<()> {
         ("POSTs resent on a new connection", "retries."),
     ] {
         let (a, b) = (sum(&w, prefix), sum(&p, prefix));
+        if a.is_none() && b.is_none() {
+            continue;
+        }
         let cell = |v: Option<f64>| v.map_or("-".to_string(), int);
         let _ = writeln!(t, "| {name} | {} | {} | |", cell(a), cell(b));
     }
@@ -1059,6 +1441,8 @@ fn report(args: &[String]) -> Result<()> {
         num(&p, "first_response_ms.median"),
         &ms,
     );
+    let churn_levels = keys_with_prefix(&w, "churn.sessions_per_s.");
+    churn_rows(&mut t, &w, &p, &churn_levels);
     print!("{t}");
 
     for (m, name) in [(&w, "mcp-warden"), (&p, "peer")] {
@@ -1066,6 +1450,17 @@ fn report(args: &[String]) -> Result<()> {
             if let Some(e) = m.get(&format!("first_error.{f}")) {
                 println!("{name}, {f} in flight, first problem: {e}");
             }
+        }
+        for c in &churn_levels {
+            if let Some(kinds) = m.get(&format!("churn.error_kinds.{c}")) {
+                println!("{name}, churn with {c} clients, errors: {kinds}");
+            }
+            if let Some(e) = m.get(&format!("churn.first_error.{c}")) {
+                println!("{name}, churn with {c} clients, first error: {e}");
+            }
+        }
+        if let Some(e) = m.get("churn.burst_error") {
+            println!("{name}, burst: {e}");
         }
     }
 
@@ -1108,16 +1503,185 @@ fn report(args: &[String]) -> Result<()> {
         ready.map_or("-".into(), ms),
         verdict(ready.map(|v| v <= 20.0))
     );
-    let lost = sum(&w, "lost.").unwrap_or(0.0) + sum(&w, "mismatched.").unwrap_or(0.0);
+    let lost = sum(&w, "lost.").map(|l| l + sum(&w, "mismatched.").unwrap_or(0.0));
     println!(
         "- no lost or mismatched answers: {}",
-        verdict(Some(lost == 0.0))
+        verdict(lost.map(|l| l == 0.0))
+    );
+    let (wc, pc) = (
+        num(&w, "churn.sessions_per_s.16"),
+        num(&p, "churn.sessions_per_s.16"),
+    );
+    let ratio = wc.zip(pc).filter(|(_, b)| *b > 0.0).map(|(a, b)| a / b);
+    println!(
+        "- churn sessions/s ≥ 10× the TS peer with 16 clients: {} — {}",
+        ratio.map_or("-".into(), |r| format!("{r:.2}×")),
+        verdict(ratio.map(|r| r >= 10.0))
+    );
+    let errors = sum(&w, "churn.errors.");
+    println!(
+        "- churn with zero errors (all levels): {} — {}",
+        errors.map_or("-".into(), int),
+        verdict(errors.map(|e| e == 0.0))
+    );
+    let back = burst_back(&w);
+    println!(
+        "- RSS and threads within 10 % of idle 1 s after a {}-session burst has closed: {} — {}",
+        w.get("churn.burst").map_or("?", String::as_str),
+        back.map_or("-".into(), |(rss, threads, _)| format!(
+            "RSS {}, threads {}",
+            signed_pct(rss),
+            signed_pct(threads)
+        )),
+        verdict(back.map(|(_, _, ok)| ok))
     );
     Ok(())
 }
 
+/// RSS and threads 1 s after the burst closed, as changes from idle, and whether both
+/// are within 10 % of idle (at most 1.1 × idle).
+fn burst_back(m: &BTreeMap<String, String>) -> Option<(f64, f64, bool)> {
+    let num = |k: &str| -> Option<f64> { m.get(k).and_then(|v| v.parse().ok()) };
+    let change = |after: f64, idle: f64| (after - idle) / idle;
+    let rss = change(
+        num("churn.rss_kib.burst_after_1s")?,
+        num("churn.rss_kib.idle")?,
+    );
+    let threads = change(
+        num("churn.threads.burst_after_1s")?,
+        num("churn.threads.idle")?,
+    );
+    Some((rss, threads, rss <= 0.1 && threads <= 0.1))
+}
+
+fn signed_pct(change: f64) -> String {
+    format!("{:+.1} %", change * 100.0)
+}
+
+/// The churn part of the table: the burst, then each level of concurrent clients.
+fn churn_rows(
+    t: &mut String,
+    w: &BTreeMap<String, String>,
+    p: &BTreeMap<String, String>,
+    levels: &[String],
+) {
+    let num = |m: &BTreeMap<String, String>, k: &str| -> Option<f64> {
+        m.get(k).and_then(|v| v.parse().ok())
+    };
+    let mib = |v: f64| format!("{:.1} MiB", v / 1024.0);
+    let int = |v: f64| format!("{v:.0}");
+    let us = |v: f64| format!("{v:.0} µs");
+    let text = |t: &mut String, name: &str, a: String, b: String| {
+        let _ = writeln!(t, "| {name} | {a} | {b} | |");
+    };
+    if w.contains_key("churn.rss_kib.idle") || p.contains_key("churn.rss_kib.idle") {
+        let burst = w
+            .get("churn.burst")
+            .or(p.get("churn.burst"))
+            .map_or("?", String::as_str);
+        for (name, key, fmt) in [
+            (
+                "churn server: RSS idle",
+                "churn.rss_kib.idle",
+                &mib as &dyn Fn(f64) -> String,
+            ),
+            ("RSS, burst held", "churn.rss_kib.burst_held", &mib),
+            (
+                "RSS 1 s after the burst closed",
+                "churn.rss_kib.burst_after_1s",
+                &mib,
+            ),
+            ("churn server: threads idle", "churn.threads.idle", &int),
+            ("threads, burst held", "churn.threads.burst_held", &int),
+            (
+                "threads 1 s after the burst closed",
+                "churn.threads.burst_after_1s",
+                &int,
+            ),
+        ] {
+            let name = name.replace("burst", &format!("{burst}-session burst"));
+            row(t, &name, num(w, key), num(p, key), fmt);
+        }
+        let back = |m: &BTreeMap<String, String>| {
+            burst_back(m).map_or("-".to_string(), |(rss, threads, ok)| {
+                format!(
+                    "{} (RSS {}, threads {})",
+                    if ok { "yes" } else { "no" },
+                    signed_pct(rss),
+                    signed_pct(threads)
+                )
+            })
+        };
+        text(
+            t,
+            "within 10 % of idle 1 s after the burst closed",
+            back(w),
+            back(p),
+        );
+        let ms = |m: &BTreeMap<String, String>| match m.get("churn.burst_threads_back_ms") {
+            Some(v) if v == "never" => format!("not within {} s", BURST_DRAIN.as_secs()),
+            Some(v) => format!("{v} ms"),
+            None => "-".to_string(),
+        };
+        text(
+            t,
+            "threads back at idle after the burst closed",
+            ms(w),
+            ms(p),
+        );
+    }
+    for c in levels {
+        row(
+            t,
+            &format!("churn sessions/s, {c} clients"),
+            num(w, &format!("churn.sessions_per_s.{c}")),
+            num(p, &format!("churn.sessions_per_s.{c}")),
+            &int,
+        );
+        row(
+            t,
+            &format!("churn p50 of the whole session, {c} clients"),
+            num(w, &format!("churn.p50_us.{c}")),
+            num(p, &format!("churn.p50_us.{c}")),
+            &us,
+        );
+        row(
+            t,
+            &format!("churn p99 of the whole session, {c} clients"),
+            num(w, &format!("churn.p99_us.{c}")),
+            num(p, &format!("churn.p99_us.{c}")),
+            &us,
+        );
+        let cell = |m: &BTreeMap<String, String>| {
+            m.get(&format!("churn.errors.{c}"))
+                .cloned()
+                .unwrap_or_else(|| "-".to_string())
+        };
+        text(t, &format!("churn errors, {c} clients"), cell(w), cell(p));
+        row(
+            t,
+            &format!("server CPU per session, {c} clients"),
+            num(w, &format!("churn.server_cpu_us.{c}")),
+            num(p, &format!("churn.server_cpu_us.{c}")),
+            &us,
+        );
+        row(
+            t,
+            &format!("load client CPU per session, {c} clients"),
+            num(w, &format!("churn.client_cpu_us.{c}")),
+            num(p, &format!("churn.client_cpu_us.{c}")),
+            &us,
+        );
+    }
+}
+
 /// One table row: both figures and their ratio.
 fn row(t: &mut String, name: &str, a: Option<f64>, b: Option<f64>, fmt: &dyn Fn(f64) -> String) {
+    // NaN: a percentile of no samples at all.
+    let (a, b) = (a.filter(|v| !v.is_nan()), b.filter(|v| !v.is_nan()));
+    if a.is_none() && b.is_none() {
+        return; // not measured in this run (BENCH_PHASES)
+    }
     let cell = |v: Option<f64>| v.map_or("-".to_string(), fmt);
     let ratio = match (a, b) {
         (Some(a), Some(b)) if b != 0.0 && a / b < 0.1 => format!("{:.4}", a / b),
