@@ -228,6 +228,7 @@ impl App {
             state: &session.state,
             caller: &session.caller,
             tools: self.tools,
+            adopt_uninitialized: true,
         };
         if let Some(reply) = mcp::handle(message, &cx) {
             match session.deliver(reply) {
