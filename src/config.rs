@@ -19,7 +19,8 @@ pub struct Config {
     /// `PORT`: the TCP port; `0` asks the OS for a free one. Defaults to `3000`.
     pub port: u16,
     /// `SSE_KEEPALIVE_SECS`: how often an idle SSE stream gets a `: keep-alive` comment,
-    /// and so the longest a vanished client's session outlives it. Defaults to 15 s.
+    /// and so the longest the session of a client cut off without a close (a dead network
+    /// path) outlives it; a client that closes ends its session at once. Defaults to 15 s.
     pub sse_keepalive: Duration,
     /// `MAX_BODY_BYTES`: the largest request body accepted; larger ones get `413`.
     /// Defaults to 1 MiB.

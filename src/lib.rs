@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod hangup;
 pub mod http;
 pub mod identity;
 pub mod logsink;
@@ -83,6 +84,7 @@ pub fn start_with_tools(
         Some(auth) => Some(Authenticator::start(auth).map_err(StartError::Jwks)?),
     };
     let app = App::new(config, auth, tools);
+    hangup::start();
     let shared = Arc::new(http::Shared::default());
     let limits = http::Limits {
         request_timeout: app.config.request_timeout,

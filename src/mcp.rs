@@ -18,6 +18,10 @@ use crate::{prompts, resources};
 /// Protocol revisions this server speaks, newest first.
 pub const SUPPORTED_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
 
+/// The revision a session is served at when its client sends a request before any
+/// `initialize` (see `Context::adopt_uninitialized`).
+pub const ADOPTED_VERSION: &str = "2024-11-05";
+
 /// The only revision whose clients may send JSON-RPC batches (it added them; 2025-06-18
 /// removed them again).
 const BATCH_VERSION: &str = "2025-03-26";
@@ -51,6 +55,11 @@ pub struct Context<'a> {
     pub caller: &'a Caller,
     /// The tool catalog (`tools::TOOLS` unless the server was started with another).
     pub tools: &'a [Tool],
+    /// Whether a request before `initialize` is served, as a `ADOPTED_VERSION` session
+    /// with empty client capabilities, instead of refused. The legacy HTTP+SSE transport
+    /// sets it: the official SDK's `SSEClientTransport` reopens its stream after a server
+    /// restart and gets a new session, but never initializes it again.
+    pub adopt_uninitialized: bool,
 }
 
 impl Context<'_> {
@@ -177,7 +186,7 @@ fn request(
         "ping" => return Ok(Answer::Json(json!({}))),
         _ => {}
     }
-    if cx.state().version.is_none() {
+    if cx.state().version.is_none() && !adopt(cx) {
         return Err(RpcError::new(
             rpc::INVALID_REQUEST,
             format!("session is not initialized: send \"initialize\" before \"{method}\""),
@@ -234,6 +243,25 @@ fn request(
         )),
     };
     result.map(Answer::Json)
+}
+
+/// Serves an uninitialized session as an `ADOPTED_VERSION` one, when the transport allows
+/// it. Returns whether the session is now initialized.
+fn adopt(cx: &Context<'_>) -> bool {
+    if !cx.adopt_uninitialized {
+        return false;
+    }
+    let mut state = cx.state();
+    if state.version.is_none() {
+        state.version = Some(ADOPTED_VERSION);
+        state.initialized = true;
+        drop(state);
+        log::info!(
+            "session used without initialize: served as {ADOPTED_VERSION} sub={}",
+            cx.caller.subject()
+        );
+    }
+    true
 }
 
 fn initialize(params: &Map<String, Value>, cx: &Context<'_>) -> Result<Value, RpcError> {

@@ -6,7 +6,7 @@
 //! only for messages actually waiting, so a thousand idle sessions cost next to nothing.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 /// Why a message was not queued.
@@ -25,12 +25,15 @@ pub enum RecvError {
     Timeout,
     /// The sending end is gone and nothing is left.
     Closed,
+    /// The reader's client has gone (`Hangup::hang_up`): what waits is not worth sending.
+    PeerGone,
 }
 
 struct State {
     queue: VecDeque<String>,
     sender_gone: bool,
     receiver_gone: bool,
+    peer_gone: bool,
 }
 
 struct Shared {
@@ -52,6 +55,19 @@ pub struct Sender(Arc<Shared>);
 /// The receiving end, held by the stream's thread.
 pub struct Receiver(Arc<Shared>);
 
+/// Tells the receiving end that its client has gone, without keeping the outbox alive.
+pub struct Hangup(Weak<Shared>);
+
+impl Hangup {
+    /// Wakes the receiver, whose waits answer `PeerGone` from now on.
+    pub fn hang_up(&self) {
+        if let Some(shared) = self.0.upgrade() {
+            shared.state().peer_gone = true;
+            shared.arrived.notify_all();
+        }
+    }
+}
+
 /// A new outbox holding at most `capacity` waiting messages.
 pub fn bounded(capacity: usize) -> (Sender, Receiver) {
     let shared = Arc::new(Shared {
@@ -59,6 +75,7 @@ pub fn bounded(capacity: usize) -> (Sender, Receiver) {
             queue: VecDeque::new(),
             sender_gone: false,
             receiver_gone: false,
+            peer_gone: false,
         }),
         arrived: Condvar::new(),
         capacity,
@@ -91,12 +108,20 @@ impl Drop for Sender {
 }
 
 impl Receiver {
+    /// A handle that ends this receiver's waits when its client goes (see `hangup.rs`).
+    pub fn hangup(&self) -> Hangup {
+        Hangup(Arc::downgrade(&self.0))
+    }
+
     /// The next message, waiting up to `timeout`. Messages queued before the sender went
     /// are still delivered; only then does this say `Closed`.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<String, RecvError> {
         let mut state = self.0.state();
         let mut waited = false;
         loop {
+            if state.peer_gone {
+                return Err(RecvError::PeerGone);
+            }
             if let Some(message) = state.queue.pop_front() {
                 if state.queue.is_empty() && state.queue.capacity() > 16 {
                     // A burst is over: give its memory back.
@@ -165,6 +190,24 @@ mod tests {
         let (tx, rx) = bounded(4);
         drop(rx);
         assert_eq!(tx.try_send("x".into()), Err(SendError::Closed));
+    }
+
+    #[test]
+    fn a_hang_up_wakes_the_receiver_and_outranks_what_waits() {
+        let (tx, rx) = bounded(4);
+        let hangup = rx.hangup();
+        let waiter = thread::spawn(move || {
+            let first = rx.recv_timeout(Duration::from_secs(10));
+            (first, rx)
+        });
+        thread::sleep(SHORT);
+        hangup.hang_up();
+        let (first, rx) = waiter.join().unwrap();
+        assert_eq!(first, Err(RecvError::PeerGone));
+        tx.try_send("unsent".into()).unwrap();
+        assert_eq!(rx.recv_timeout(SHORT), Err(RecvError::PeerGone));
+        drop(rx);
+        hangup.hang_up(); // on a gone outbox: nothing
     }
 
     #[test]

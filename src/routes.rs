@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use crate::auth::{Authenticator, Verified};
 use crate::config::Config;
+use crate::hangup;
 use crate::http::{Conn, Handler, Head, Next, Response};
 use crate::identity::Caller;
 use crate::mcp::{self, Context};
@@ -169,6 +170,8 @@ impl App {
         drop(session);
         conn.note_status(200);
         conn.release_buffers();
+        // The client closing its connection ends the stream at once (see `hangup.rs`).
+        let _watch = hangup::watch(conn.stream(), &outbox);
         let end = sse::run(
             conn.stream(),
             &endpoint,
@@ -228,6 +231,7 @@ impl App {
             state: &session.state,
             caller: &session.caller,
             tools: self.tools,
+            adopt_uninitialized: true,
         };
         if let Some(reply) = mcp::handle(message, &cx) {
             match session.deliver(reply) {

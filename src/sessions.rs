@@ -4,11 +4,16 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use rustix::io::Errno;
+use rustix::net::{RecvFlags, recv};
 
 use crate::identity::Caller;
 use crate::mcp::SessionState;
-use crate::outbox::{self, Receiver, SendError};
+use crate::outbox::{self, Hangup, Receiver, SendError};
 
 /// Messages that may wait for one session's stream. A client that lets this many pile up
 /// has stopped reading: its session is closed rather than allowed to grow.
@@ -24,6 +29,8 @@ pub struct Session {
     outbox: outbox::Sender,
     /// A handle on the stream's socket, to cut a client that stopped reading.
     socket: Option<TcpStream>,
+    /// Ends the stream's wait for messages when its client is found gone.
+    hangup: Hangup,
 }
 
 /// Why a message could not be queued for a session's stream.
@@ -42,6 +49,17 @@ impl Session {
         if let Some(socket) = &self.socket {
             let _ = socket.shutdown(Shutdown::Both);
         }
+    }
+
+    /// Whether the stream's client has closed its connection (or sent on it, which a
+    /// stream's client never does): a peek that neither blocks nor changes the socket's
+    /// mode (the stream's own thread may be writing to it).
+    fn client_gone(&self) -> bool {
+        let Some(socket) = &self.socket else {
+            return false;
+        };
+        let flags = RecvFlags::PEEK | RecvFlags::DONTWAIT;
+        !matches!(recv(socket, &mut [0u8; 1], flags), Err(Errno::AGAIN))
     }
 
     /// Queues one serialized JSON-RPC message for the stream, without blocking.
@@ -64,10 +82,17 @@ pub enum OpenError {
     Random(getrandom::Error),
 }
 
+/// How often, at most, a full registry is swept for sessions whose clients have gone.
+const REAP_INTERVAL: Duration = Duration::from_millis(10);
+
 /// Every open session, at most `max`.
 pub struct Sessions {
     map: Mutex<Registry>,
     max: usize,
+    /// Held by the one thread sweeping the registry (see `reap`); holds when it last did.
+    reaping: Mutex<Option<Instant>>,
+    /// Sweeps finished so far: a thread that waited for another's sweep does not repeat it.
+    reaps: AtomicU64,
 }
 
 struct Registry {
@@ -90,6 +115,8 @@ impl Sessions {
                 closed: false,
             }),
             max,
+            reaping: Mutex::new(None),
+            reaps: AtomicU64::new(0),
         }
     }
 
@@ -114,8 +141,15 @@ impl Sessions {
             state: Mutex::new(SessionState::default()),
             outbox,
             socket,
+            hangup: rx.hangup(),
         });
         let mut map = self.map();
+        if !map.closed && map.open.len() >= self.max {
+            let seen = self.reaps.load(Ordering::Acquire);
+            drop(map);
+            self.reap(seen);
+            map = self.map();
+        }
         if map.closed {
             return Err(OpenError::ShuttingDown);
         }
@@ -124,6 +158,39 @@ impl Sessions {
         }
         map.open.insert(session.id.clone(), Arc::clone(&session));
         Ok((session, rx))
+    }
+
+    /// Closes the sessions whose clients have gone but whose streams have not ended yet
+    /// (the watcher in `hangup.rs` has not reported them, or their threads have not run
+    /// since), so a slot freed a moment ago is not refused. Runs only when the registry is
+    /// full, one sweep at a time and at most once per `REAP_INTERVAL`, outside the
+    /// registry's lock: a flood of refused opens cannot make it a cost for everyone.
+    fn reap(&self, seen: u64) {
+        let mut last = self
+            .reaping
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if self.reaps.load(Ordering::Acquire) != seen
+            || last.is_some_and(|at| at.elapsed() < REAP_INTERVAL)
+        {
+            return; // another sweep ran meanwhile, or just now
+        }
+        let open: Vec<Arc<Session>> = self.map().open.values().cloned().collect();
+        let gone: Vec<&Arc<Session>> = open.iter().filter(|s| s.client_gone()).collect();
+        {
+            let mut map = self.map();
+            for session in &gone {
+                map.open.remove(&session.id);
+            }
+        }
+        for session in &gone {
+            session.hangup.hang_up();
+        }
+        if !gone.is_empty() {
+            log::debug!("closed {} sessions whose clients had gone", gone.len());
+        }
+        *last = Some(Instant::now());
+        self.reaps.fetch_add(1, Ordering::Release);
     }
 
     /// Closes every session, and refuses new ones from now on: each stream ends once
@@ -211,6 +278,51 @@ mod tests {
             Err(OpenError::ShuttingDown)
         ));
         assert!(sessions.is_empty());
+    }
+
+    /// `n` held streams on real sockets: (client side, server side).
+    fn streams(n: usize) -> Vec<(TcpStream, TcpStream)> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        (0..n)
+            .map(|_| {
+                let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+                (client, listener.accept().unwrap().0)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_full_registry_makes_room_from_sessions_whose_clients_have_gone() {
+        let sessions = Sessions::new(2);
+        let mut pairs = streams(3);
+        let (third_client, third_server) = pairs.pop().unwrap();
+        let mut rxs = Vec::new();
+        let mut clients = Vec::new();
+        for (client, server) in pairs {
+            rxs.push(sessions.open(Caller::Anonymous, Some(server)).unwrap().1);
+            clients.push(client);
+        }
+        // Full, and both clients still there: refused.
+        assert!(matches!(
+            sessions.open(Caller::Anonymous, None),
+            Err(OpenError::Full { max: 2 })
+        ));
+        // One client closes: the next open takes its slot at once, and that stream is told.
+        drop(clients.remove(0));
+        std::thread::sleep(REAP_INTERVAL); // the sweep is rate-limited; this is that limit
+        let (_third, _rx) = sessions
+            .open(Caller::Anonymous, Some(third_server))
+            .expect("the gone client's slot is free");
+        assert_eq!(sessions.len(), 2);
+        assert_eq!(
+            rxs[0].recv_timeout(std::time::Duration::ZERO),
+            Err(outbox::RecvError::PeerGone)
+        );
+        assert_eq!(
+            rxs[1].recv_timeout(std::time::Duration::ZERO),
+            Err(outbox::RecvError::Timeout)
+        );
+        drop(third_client);
     }
 
     #[test]

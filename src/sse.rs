@@ -77,6 +77,7 @@ pub fn run(
                 out.extend_from_slice(b": keep-alive\n\n");
             }
             Err(RecvError::Closed) => return End::Closed,
+            Err(RecvError::PeerGone) => return End::ClientGone,
         };
         if send(stream, &mut out).is_err() {
             return End::ClientGone;

@@ -31,17 +31,45 @@ fn negotiates_the_clients_version_when_supported_else_the_latest() {
 }
 
 #[test]
-fn requests_before_initialize_get_an_error_but_ping_works() {
+fn ping_before_initialize_leaves_the_session_uninitialized() {
     let (_server, mut c) = session(test_config());
-    let reply = c.call(1, "tools/list", json!({}));
-    assert_eq!(error_code(&reply), -32600);
-    assert!(
-        reply["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("initialize")
+    assert_eq!(c.call(1, "ping", json!({}))["result"], json!({}));
+    // ping adopted nothing: the client may still negotiate its own version.
+    let reply = c.call(
+        2,
+        "initialize",
+        json!({"protocolVersion": "2025-03-26",
+        "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}),
     );
-    assert_eq!(c.call(2, "ping", json!({}))["result"], json!({}));
+    assert_eq!(reply["result"]["protocolVersion"], "2025-03-26");
+}
+
+/// The official SDK's `SSEClientTransport` reopens its stream after a server restart and
+/// goes on calling without `initialize`: such a session is served as a 2024-11-05 one.
+#[test]
+fn a_session_used_without_initialize_is_served_as_2024_11_05() {
+    let (_server, mut c) = session(test_config());
+    let reply = c.call(
+        1,
+        "tools/call",
+        json!({"name": "echo", "arguments": {"message": "again"}}),
+    );
+    assert_eq!(reply["result"]["content"][0]["text"], "Tool echo: again");
+    assert_eq!(
+        c.call(2, "tools/list", json!({}))["result"]["tools"][0]["name"],
+        "echo"
+    );
+    // It is a 2024-11-05 session from now on: a late initialize is a second one, and
+    // batches (2025-03-26 only) are refused.
+    let again = c.call(
+        3,
+        "initialize",
+        json!({"protocolVersion": "2025-03-26",
+        "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}),
+    );
+    assert_eq!(error_code(&again), -32600);
+    c.post(&json!([{"jsonrpc": "2.0", "id": 4, "method": "ping"}]));
+    assert_eq!(error_code(&c.next_message()), -32600);
 }
 
 #[test]
