@@ -216,7 +216,10 @@ fn a_session_used_without_initialize_is_served_and_says_so_once() {
         "{line}"
     );
     drop(c);
-    let log = server.log().join("\n");
+    // Counted over the whole log: the server is stopped and its stderr read to the end.
+    server.signal("TERM");
+    assert_eq!(server.exit_code(), Some(0));
+    let log = server.log_to_end().join("\n");
     assert_eq!(
         log.matches("session used without initialize").count(),
         1,
