@@ -13,6 +13,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use rustix::io::Errno;
+use rustix::net::RecvFlags;
 use serde_json::json;
 
 /// The longest request head (request line and headers) accepted; larger gets `431`.
@@ -214,17 +216,23 @@ fn connection(stream: TcpStream, handler: &dyn Handler, limits: Limits, shared: 
 
 /// What a non-blocking look at `stream` sees: `Some(n)` with `n` > 0 when bytes are
 /// waiting, `Some(0)` at EOF (the client closed its side), `None` when nothing has arrived.
-/// Nothing is consumed.
+/// Nothing is consumed, and the socket's mode is left alone (`MSG_DONTWAIT`), so another
+/// thread may be writing to it meanwhile.
 pub fn peek_now(stream: &TcpStream) -> io::Result<Option<usize>> {
-    stream.set_nonblocking(true)?;
-    let mut byte = [0u8; 1];
-    let seen = match stream.peek(&mut byte) {
-        Ok(n) => Ok(Some(n)),
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
-        Err(e) => Err(e),
-    };
-    stream.set_nonblocking(false)?;
-    seen
+    let flags = RecvFlags::PEEK | RecvFlags::DONTWAIT;
+    match rustix::net::recv(stream, &mut [0u8; 1], flags) {
+        Ok((n, _)) => Ok(Some(n)),
+        Err(Errno::AGAIN) => Ok(None),
+        Err(Errno::INTR) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Whether the client of a held stream has gone: it closed (EOF), the connection failed,
+/// or it sent something, which a stream's client never does. Only "nothing to read yet"
+/// means it is still there.
+pub fn stream_client_gone(stream: &TcpStream) -> bool {
+    !matches!(peek_now(stream), Ok(None))
 }
 
 /// Closes after RFC 9112 §9.6: stop sending first, then read and discard what the client

@@ -336,3 +336,333 @@ fn object_param<'a>(
         ))),
     }
 }
+
+/// Dispatch as a transport sees it: a body in, the reply out. Every case goes through
+/// `reply_to`, the one place that knows how a body is handed over and a reply read back,
+/// so moving dispatch elsewhere changes only that function.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::Identity;
+
+    const ECHO: &str = "echo";
+
+    static PANICS: &[Tool] = &[Tool {
+        name: "boom",
+        description: "panics",
+        input_schema: || json!({"type": "object"}),
+        call: |_, _| panic!("a tool bug"),
+    }];
+
+    struct Session {
+        state: Mutex<SessionState>,
+        caller: Caller,
+        tools: &'static [Tool],
+        adopt: bool,
+    }
+
+    impl Session {
+        fn new() -> Session {
+            Session {
+                state: Mutex::new(SessionState::default()),
+                caller: Caller::Anonymous,
+                tools: crate::tools::TOOLS,
+                adopt: false,
+            }
+        }
+
+        fn initialized(version: &str) -> Session {
+            let s = Session::new();
+            let reply = s.call(
+                "initialize",
+                json!({"protocolVersion": version,
+                "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}),
+            );
+            assert_eq!(reply["result"]["protocolVersion"], version);
+            assert_eq!(
+                s.reply_to(json!({"jsonrpc": "2.0", "method": "notifications/initialized"})),
+                None
+            );
+            s
+        }
+
+        /// The reply to `body`, parsed; `None` when there is none.
+        fn reply_to(&self, body: Value) -> Option<Value> {
+            let text = body.to_string();
+            let parsed = rpc::parse(text.as_bytes()).unwrap();
+            let cx = Context {
+                state: &self.state,
+                caller: &self.caller,
+                tools: self.tools,
+                adopt_uninitialized: self.adopt,
+            };
+            handle(parsed, &cx).map(|line| serde_json::from_str(&line).unwrap())
+        }
+
+        fn call(&self, method: &str, params: Value) -> Value {
+            let reply = self
+                .reply_to(json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params}))
+                .expect("a request gets a reply");
+            assert_eq!(reply["id"], 7, "{reply}");
+            assert_eq!(reply["jsonrpc"], "2.0", "{reply}");
+            reply
+        }
+    }
+
+    fn code(reply: &Value) -> i64 {
+        reply["error"]["code"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("not an error: {reply}"))
+    }
+
+    #[test]
+    fn initialize_negotiates_each_supported_version_and_offers_the_latest_otherwise() {
+        for version in SUPPORTED_VERSIONS {
+            let reply = Session::new().call("initialize", json!({"protocolVersion": version}));
+            let result = &reply["result"];
+            assert_eq!(result["protocolVersion"], *version);
+            assert_eq!(result["serverInfo"]["name"], "mcp-warden");
+            for capability in ["tools", "resources", "prompts", "logging"] {
+                assert!(result["capabilities"][capability].is_object(), "{result}");
+            }
+        }
+        let reply = Session::new().call("initialize", json!({"protocolVersion": "2099-01-01"}));
+        assert_eq!(reply["result"]["protocolVersion"], SUPPORTED_VERSIONS[0]);
+    }
+
+    #[test]
+    fn initialize_needs_a_string_version_and_happens_once() {
+        assert_eq!(
+            code(&Session::new().call("initialize", json!({}))),
+            rpc::INVALID_PARAMS
+        );
+        assert_eq!(
+            code(&Session::new().call("initialize", json!({"protocolVersion": 2025}))),
+            rpc::INVALID_PARAMS
+        );
+        let s = Session::initialized("2025-06-18");
+        assert_eq!(
+            code(&s.call("initialize", json!({"protocolVersion": "2025-06-18"}))),
+            rpc::INVALID_REQUEST
+        );
+    }
+
+    #[test]
+    fn before_initialize_only_ping_is_served_unless_the_transport_adopts_the_session() {
+        let s = Session::new();
+        assert_eq!(s.call("ping", json!({}))["result"], json!({}));
+        assert_eq!(code(&s.call("tools/list", json!({}))), rpc::INVALID_REQUEST);
+        let mut adopted = Session::new();
+        adopted.adopt = true;
+        assert_eq!(adopted.call("ping", json!({}))["result"], json!({}));
+        assert!(
+            adopted.state.lock().unwrap().version.is_none(),
+            "ping adopts nothing"
+        );
+        let reply = adopted.call(
+            "tools/call",
+            json!({"name": ECHO, "arguments": {"message": "m"}}),
+        );
+        assert_eq!(reply["result"]["content"][0]["text"], "Tool echo: m");
+        assert_eq!(adopted.state.lock().unwrap().version, Some(ADOPTED_VERSION));
+    }
+
+    #[test]
+    fn tools_are_listed_and_called_and_a_failing_tool_is_a_result() {
+        let s = Session::initialized("2025-11-25");
+        let tools = s.call("tools/list", json!({}))["result"]["tools"].clone();
+        let names: Vec<&str> = tools
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["echo", "whoami"]);
+        assert_eq!(tools[0]["inputSchema"]["required"], json!(["message"]));
+        let ok = s.call(
+            "tools/call",
+            json!({"name": ECHO, "arguments": {"message": "hi"}}),
+        );
+        assert_eq!(
+            ok["result"],
+            json!({"content": [{"type": "text", "text": "Tool echo: hi"}], "isError": false})
+        );
+        let failed = s.call(
+            "tools/call",
+            json!({"name": ECHO, "arguments": {"message": 3}}),
+        );
+        assert_eq!(failed["result"]["isError"], true);
+        assert!(
+            failed["result"]["content"][0]["text"]
+                .as_str()
+                .unwrap()
+                .contains("message")
+        );
+        let who = s.call("tools/call", json!({"name": "whoami"}));
+        assert!(
+            who["result"]["content"][0]["text"]
+                .as_str()
+                .unwrap()
+                .contains("anonymous"),
+            "{who}"
+        );
+        for params in [
+            json!({"name": "nope"}),
+            json!({}),
+            json!({"name": ECHO, "arguments": []}),
+        ] {
+            assert_eq!(
+                code(&s.call("tools/call", params.clone())),
+                rpc::INVALID_PARAMS,
+                "{params}"
+            );
+        }
+    }
+
+    #[test]
+    fn whoami_reports_the_callers_identity() {
+        let mut s = Session::initialized("2025-06-18");
+        s.caller = Caller::User(Identity {
+            issuer: Some("Joken".into()),
+            subject: "alice".into(),
+            email: Some("alice@example.com".into()),
+            name: None,
+            groups: vec!["sre".into()],
+        });
+        let who = s.call("tools/call", json!({"name": "whoami"}));
+        let text = who["result"]["content"][0]["text"].as_str().unwrap();
+        assert!(text.contains("alice") && text.contains("sre"), "{text}");
+    }
+
+    #[test]
+    fn a_panicking_tool_is_an_internal_error_and_the_session_carries_on() {
+        let mut s = Session::initialized("2025-06-18");
+        s.tools = PANICS;
+        assert_eq!(
+            code(&s.call("tools/call", json!({"name": "boom"}))),
+            rpc::INTERNAL_ERROR
+        );
+        assert_eq!(s.call("ping", json!({}))["result"], json!({}));
+    }
+
+    #[test]
+    fn resources_and_prompts_answer_and_name_what_is_missing() {
+        let s = Session::initialized("2025-06-18");
+        assert_eq!(
+            s.call("resources/list", json!({}))["result"],
+            json!({"resources": []})
+        );
+        let templates = s.call("resources/templates/list", json!({}));
+        assert_eq!(
+            templates["result"]["resourceTemplates"][0]["uriTemplate"],
+            "echo://{message}"
+        );
+        let read = s.call("resources/read", json!({"uri": "echo://hello"}));
+        assert_eq!(
+            read["result"]["contents"][0]["text"],
+            "Resource echo: hello"
+        );
+        let missing = s.call("resources/read", json!({"uri": "nope://x"}));
+        assert_eq!(code(&missing), rpc::RESOURCE_NOT_FOUND);
+        assert_eq!(missing["error"]["data"]["uri"], "nope://x");
+        assert_eq!(
+            s.call("prompts/list", json!({}))["result"]["prompts"][0]["name"],
+            "echo"
+        );
+        let prompt = s.call(
+            "prompts/get",
+            json!({"name": "echo", "arguments": {"message": "p"}}),
+        );
+        assert_eq!(
+            prompt["result"]["messages"][0]["content"]["text"],
+            "Please process this message: p"
+        );
+        assert_eq!(
+            code(&s.call("prompts/get", json!({"name": "nope"}))),
+            rpc::INVALID_PARAMS
+        );
+    }
+
+    #[test]
+    fn logging_levels_are_checked_and_unknown_methods_are_not_found() {
+        let s = Session::initialized("2025-06-18");
+        assert_eq!(
+            s.call("logging/setLevel", json!({"level": "warning"}))["result"],
+            json!({})
+        );
+        assert_eq!(s.state.lock().unwrap().log_level, Some("warning"));
+        assert_eq!(
+            code(&s.call("logging/setLevel", json!({"level": "loud"}))),
+            rpc::INVALID_PARAMS
+        );
+        assert_eq!(
+            code(&s.call("tools/destroy", json!({}))),
+            rpc::METHOD_NOT_FOUND
+        );
+    }
+
+    #[test]
+    fn notifications_and_responses_get_no_reply() {
+        let s = Session::initialized("2025-06-18");
+        for body in [
+            json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 1}}),
+            json!({"jsonrpc": "2.0", "method": "notifications/unknown"}),
+            json!({"jsonrpc": "2.0", "id": 5, "result": {}}),
+            json!({"jsonrpc": "2.0", "id": 5, "error": {"code": 1, "message": "x"}}),
+        ] {
+            assert_eq!(s.reply_to(body.clone()), None, "{body}");
+        }
+    }
+
+    #[test]
+    fn ids_come_back_as_sent_and_bad_envelopes_are_invalid_requests() {
+        let s = Session::new();
+        for id in [
+            json!("abc"),
+            json!(0),
+            json!(-12),
+            json!(9007199254740993_u64),
+        ] {
+            let reply = s
+                .reply_to(json!({"jsonrpc": "2.0", "id": id, "method": "ping"}))
+                .unwrap();
+            assert_eq!(reply["id"], id);
+        }
+        for body in [
+            json!({"jsonrpc": "1.0", "id": 1, "method": "ping"}),
+            json!({"id": 1, "method": "ping"}),
+            json!({"jsonrpc": "2.0", "id": {"x": 1}, "method": "ping"}),
+            json!({"jsonrpc": "2.0", "id": 1, "method": 5}),
+            json!("ping"),
+        ] {
+            let reply = s.reply_to(body.clone()).unwrap();
+            assert_eq!(code(&reply), rpc::INVALID_REQUEST, "{body}");
+        }
+    }
+
+    #[test]
+    fn batches_are_answered_only_in_2025_03_26_sessions() {
+        let ping = |id: i64| json!({"jsonrpc": "2.0", "id": id, "method": "ping"});
+        let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+        let s = Session::initialized("2025-03-26");
+        let replies = s.reply_to(json!([ping(1), note, ping(2)])).unwrap();
+        let ids: Vec<&Value> = replies
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| &r["id"])
+            .collect();
+        assert_eq!(ids, [&json!(1), &json!(2)]);
+        assert_eq!(
+            s.reply_to(json!([note])),
+            None,
+            "only notifications: no reply"
+        );
+        assert_eq!(code(&s.reply_to(json!([])).unwrap()), rpc::INVALID_REQUEST);
+        for version in ["2024-11-05", "2025-06-18", "2025-11-25"] {
+            let other = Session::initialized(version);
+            let reply = other.reply_to(json!([ping(1)])).unwrap();
+            assert_eq!(code(&reply), rpc::INVALID_REQUEST, "{version}");
+        }
+    }
+}

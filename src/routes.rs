@@ -128,6 +128,12 @@ impl App {
         caller: Caller,
         deadline: Option<Instant>,
     ) -> Next {
+        if announces_body(head) {
+            // Anything a stream's client sends after its request ends the stream (see
+            // `hangup.rs`): a body would end it at once, so it is refused up front.
+            let message = "GET /sse takes no body; send messages with POST to the endpoint the stream announces";
+            return respond(conn, head, Response::error(400, "unexpected_body", message));
+        }
         let socket = conn.stream().try_clone().ok();
         let (session, outbox) = match self.sessions.open(caller, socket) {
             Ok(opened) => opened,
@@ -253,16 +259,18 @@ impl App {
 /// Sends `response` to a request whose body was not read: if it announced one, the
 /// connection closes, since the unread bytes cannot be told from the next request.
 fn respond(conn: &mut Conn, head: &Head, response: Response) -> Next {
-    let has_body = head.all("transfer-encoding").next().is_some()
-        || head.all("content-length").any(|v| v != b"0");
     send(
         conn,
-        if has_body {
+        if announces_body(head) {
             response.closing()
         } else {
             response
         },
     )
+}
+
+fn announces_body(head: &Head) -> bool {
+    head.all("transfer-encoding").next().is_some() || head.all("content-length").any(|v| v != b"0")
 }
 
 fn send(conn: &mut Conn, response: Response) -> Next {

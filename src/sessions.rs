@@ -8,9 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use rustix::io::Errno;
-use rustix::net::{RecvFlags, recv};
-
+use crate::http::stream_client_gone;
 use crate::identity::Caller;
 use crate::mcp::SessionState;
 use crate::outbox::{self, Hangup, Receiver, SendError};
@@ -51,15 +49,9 @@ impl Session {
         }
     }
 
-    /// Whether the stream's client has closed its connection (or sent on it, which a
-    /// stream's client never does): a peek that neither blocks nor changes the socket's
-    /// mode (the stream's own thread may be writing to it).
+    /// Whether the stream's client has gone (`http::stream_client_gone`).
     fn client_gone(&self) -> bool {
-        let Some(socket) = &self.socket else {
-            return false;
-        };
-        let flags = RecvFlags::PEEK | RecvFlags::DONTWAIT;
-        !matches!(recv(socket, &mut [0u8; 1], flags), Err(Errno::AGAIN))
+        self.socket.as_ref().is_some_and(stream_client_gone)
     }
 
     /// Queues one serialized JSON-RPC message for the stream, without blocking.

@@ -2,7 +2,7 @@
 //! `message` events from the session's outbox, and keep-alive comments. Each event is
 //! written and flushed on its own: a client or proxy must see it before the next exists.
 
-use crate::http::peek_now;
+use crate::http::stream_client_gone;
 use crate::outbox::{Receiver, RecvError};
 use std::io::{self, Write};
 use std::net::TcpStream;
@@ -71,7 +71,7 @@ pub fn run(
                 return End::TokenExpired;
             }
             Err(RecvError::Timeout) => {
-                if client_closed(stream) {
+                if stream_client_gone(stream) {
                     return End::ClientGone;
                 }
                 out.extend_from_slice(b": keep-alive\n\n");
@@ -91,14 +91,6 @@ fn send(stream: &mut TcpStream, out: &mut Vec<u8>) -> io::Result<()> {
     out.clear();
     out.shrink_to(KEEP_BUFFER);
     sent
-}
-
-/// Whether the client has closed its side. A client sends nothing on an SSE stream after
-/// its request, so readable-with-EOF (or an error) means it is gone. Without this a write
-/// into a half-closed socket can still succeed once, and the session would outlive its
-/// client by a second keep-alive interval.
-fn client_closed(stream: &TcpStream) -> bool {
-    !matches!(peek_now(stream), Ok(Some(1..) | None))
 }
 
 #[cfg(test)]

@@ -5,10 +5,7 @@
 
 mod common;
 
-use std::io::Read;
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
 
 use common::issuer::{self, Issuer, plural_claims};
 use common::jwks_server::{self, JwksServer};
@@ -21,25 +18,10 @@ fn command(env: &[(&str, &str)]) -> Command {
     cmd
 }
 
-/// Runs the binary to its end (it must end within 20 s); returns exit code and stderr.
+/// Runs the binary with `env` to its end; returns exit code and stderr.
 fn run_to_exit(env: &[(&str, &str)]) -> (i32, String) {
-    let mut child = command(env).spawn().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        let _ = tx.send(text);
-    });
-    let text = match rx.recv_timeout(Duration::from_secs(20)) {
-        Ok(text) => text,
-        Err(_) => {
-            let _ = child.kill();
-            panic!("the server did not exit");
-        }
-    };
-    let status = child.wait().unwrap();
-    (status.code().unwrap_or(-1), text)
+    let out = common::run_to_exit(command(env));
+    (out.code(), out.stderr)
 }
 
 fn auth_env<'a>(uri: &'a str, groups: &'a str) -> Vec<(&'a str, &'a str)> {
@@ -129,8 +111,7 @@ fn starts_with_a_summary_and_never_logs_a_token() {
         &["sre"],
         600,
     ));
-    let mut client = SseClient::open_authed(server.addr, &good);
-    client.initialize("2025-06-18");
+    let client = SseClient::initialized_authed(server.addr, &good);
     for token in [&wrong_group, &forged] {
         let r = request_with(
             server.addr,
@@ -141,17 +122,17 @@ fn starts_with_a_summary_and_never_logs_a_token() {
         );
         assert_eq!(r.status, 401);
     }
-    server.wait_for("sub=bob");
-    let log = server.log().join("\n");
-    assert!(log.contains("sub=alice"), "{log}");
-    assert!(
-        log.contains("user does not belong to any required group"),
-        "{log}"
-    );
-    assert!(
-        log.contains("does not verify with key \"main-key\""),
-        "{log}"
-    );
+    server.wait_for_all(&[
+        "sub=alice",
+        "sub=bob",
+        "user does not belong to any required group",
+        "does not verify with key \"main-key\"",
+    ]);
+    // The whole log, to the last line: the server is stopped and its stderr read to EOF.
+    server.signal("TERM");
+    assert_eq!(server.exit_code(), Some(0));
+    let log = server.log_to_end().join("\n");
+    assert!(log.contains("shut down cleanly"), "{log}");
     for token in [&good, &wrong_group, &forged] {
         for part in token.split('.') {
             assert!(!log.contains(part), "a token part reached the log:\n{log}");

@@ -8,14 +8,15 @@ mod common;
 
 use std::net::SocketAddr;
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::issuer::{self, Issuer, b64, b64_json, plural_claims};
 use common::jwks_server::{self, JwksServer};
-use common::{HttpResponse, SseClient, eventually, request_with, test_config};
+use common::{
+    HttpResponse, SseClient, auth_settings, eventually, request_with, spawn, try_start, with_auth,
+};
+use mcp_warden::auth::AuthConfig;
 use mcp_warden::auth::jwks::JwksError;
-use mcp_warden::auth::jwt::Policy;
-use mcp_warden::auth::{AuthConfig, RequiredGroups};
 use mcp_warden::config::Config;
 use mcp_warden::{Server, StartError};
 use serde_json::{Value, json};
@@ -30,29 +31,10 @@ fn ec() -> &'static Issuer {
     KEY.get_or_init(|| Issuer::es256(None))
 }
 
-fn auth_config(jwks_uri: String, groups: &str) -> Config {
-    Config {
-        auth: Some(AuthConfig {
-            jwks_uri,
-            required_groups: RequiredGroups::parse(groups).unwrap(),
-            policy: Policy::default(),
-            refresh: Duration::from_secs(600),
-            min_refetch: Duration::from_secs(30),
-            max_age: Duration::from_secs(3600),
-        }),
-        ..test_config()
-    }
-}
-
-fn spawn(config: Config) -> Server {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    mcp_warden::start(config, listener).unwrap()
-}
-
 /// A JWKS with both test keys and a server requiring group `sre`.
 fn setup() -> (JwksServer, Server) {
     let jwks = JwksServer::start(issuer::jwks(&[rsa().jwk(), ec().jwk()]));
-    let server = spawn(auth_config(jwks.url(), "sre,devops"));
+    let server = spawn(with_auth(auth_settings(jwks.url(), "sre,devops")));
     (jwks, server)
 }
 
@@ -89,8 +71,7 @@ fn assert_refused(response: &HttpResponse, reason: &str, token: &str) {
 #[test]
 fn an_rs256_token_opens_a_session_and_whoami_reports_the_verified_identity() {
     let (_jwks, server) = setup();
-    let mut client = SseClient::open_authed(server.local_addr(), &alice());
-    client.initialize("2025-06-18");
+    let mut client = SseClient::initialized_authed(server.local_addr(), &alice());
     let reply = client.call(1, "tools/call", json!({"name": "whoami", "arguments": {}}));
     let text = reply["result"]["content"][0]["text"].as_str().unwrap();
     let who: Value = serde_json::from_str(text).unwrap();
@@ -303,13 +284,12 @@ fn flip_first(segment: &str) -> String {
 #[test]
 fn any_authenticated_user_passes_when_required_groups_is_star() {
     let jwks = JwksServer::start(issuer::jwks(&[rsa().jwk()]));
-    let server = spawn(auth_config(jwks.url(), "*"));
+    let server = spawn(with_auth(auth_settings(jwks.url(), "*")));
     let mut claims = plural_claims("carol", "c@example.com", &[], 600);
     claims.as_object_mut().unwrap().remove("groups");
-    let mut client = SseClient::open_authed(server.local_addr(), &rsa().token(&claims));
-    client.initialize("2025-06-18");
+    SseClient::initialized_authed(server.local_addr(), &rsa().token(&claims));
     let other = rsa().token(&plural_claims("dan", "d@example.com", &["x"], 600));
-    SseClient::open_authed(server.local_addr(), &other).initialize("2025-06-18");
+    SseClient::initialized_authed(server.local_addr(), &other);
     // Still a valid token is needed.
     let r = get_sse(server.local_addr(), "");
     assert_eq!(r.status, 401);
@@ -319,8 +299,7 @@ fn any_authenticated_user_passes_when_required_groups_is_star() {
 fn another_subject_cannot_post_into_a_session() {
     let (_jwks, server) = setup();
     let addr = server.local_addr();
-    let mut alice = SseClient::open_authed(addr, &alice());
-    alice.initialize("2025-06-18");
+    let mut alice = SseClient::initialized_authed(addr, &alice());
     let mallory = rsa().token(&plural_claims("mallory", "m@example.com", &["sre"], 600));
     let ping = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call",
         "params": {"name": "echo", "arguments": {"message": "from mallory"}}});
@@ -364,35 +343,75 @@ fn another_subject_cannot_post_into_a_session() {
     assert_eq!(alice.next_message()["id"], 4);
 }
 
+/// Seconds since the Unix epoch, with the fraction.
+fn unix_time() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs_f64()
+}
+
 #[test]
 fn a_stream_ends_when_the_token_that_opened_it_expires() {
+    // A token whose `exp` is past but within the leeway is still accepted, until
+    // `exp + leeway`; the stream it opens ends then, and not before. The token is minted
+    // so that this moment is the next whole second: the test waits for the stream to end
+    // (an event), never for a lifetime of its own choosing.
     let jwks = JwksServer::start(issuer::jwks(&[rsa().jwk()]));
-    let mut config = auth_config(jwks.url(), "sre");
-    if let Some(auth) = config.auth.as_mut() {
-        auth.policy.leeway_secs = 0;
-    }
-    config.sse_keepalive = Duration::from_secs(30);
-    let server = spawn(config);
-    let token = rsa().token(&plural_claims("alice", "a@example.com", &["sre"], 2));
-    let mut client = SseClient::open_authed(server.local_addr(), &token);
-    // The stream stays until exp, then closes (well before the 30 s keep-alive).
-    assert_eq!(client.try_next_event(), None);
+    let auth = auth_settings(jwks.url(), "sre");
+    let leeway = auth.policy.leeway_secs as f64;
+    assert!(leeway > 1.0, "the test needs a leeway; the default is 60 s");
+    let server = spawn(Config {
+        // No keep-alive in the test's time: nothing but the token can end the stream.
+        sse_keepalive: Duration::from_secs(3600),
+        ..with_auth(auth)
+    });
+    let addr = server.local_addr();
+    // The server checks `exp` against whole seconds: a token minted late in a second may
+    // reach the next one before its GET is checked, and is then refused as expired. Such
+    // a refusal is the clock, not the server; mint again (the next try has a new second).
+    let mut tries = Vec::new();
+    let (token, valid_until, mut client) = loop {
+        assert!(tries.len() < 10, "never opened a stream: {tries:#?}");
+        let valid_until = unix_time().floor() + 1.0;
+        let mut claims = plural_claims("alice", "a@example.com", &["sre"], 0);
+        claims["exp"] = json!(valid_until - leeway);
+        let token = rsa().token(&claims);
+        match SseClient::try_open_with(addr, &bearer(&token)) {
+            Ok(client) => break (token, valid_until, client),
+            Err(refused) => {
+                assert_refused(&refused, "expired", &token);
+                tries.push(String::from_utf8_lossy(&refused.body).into_owned());
+            }
+        }
+    };
+    // The read timeout (10 s) bounds the wait; the token leaves the stream at most 1 s.
+    assert_eq!(
+        client.try_next_event(),
+        None,
+        "the stream ends at exp + leeway"
+    );
+    let ended = unix_time();
+    assert!(
+        ended >= valid_until,
+        "the stream ended {:.3} s before exp + leeway",
+        valid_until - ended
+    );
     assert!(eventually(Duration::from_secs(5), || server
         .session_count()
         == 0));
     // And the same token is refused now.
-    let r = get_sse(server.local_addr(), &bearer(&token));
+    let r = get_sse(addr, &bearer(&token));
     assert_refused(&r, "expired", &token);
 }
 
 #[test]
 fn a_new_key_with_a_kid_is_picked_up_by_a_refetch() {
     let jwks = JwksServer::start(issuer::jwks(&[rsa().jwk()]));
-    let mut config = auth_config(jwks.url(), "sre");
-    if let Some(auth) = config.auth.as_mut() {
-        auth.min_refetch = Duration::ZERO;
-    }
-    let server = spawn(config);
+    let server = spawn(with_auth(AuthConfig {
+        min_refetch: Duration::ZERO,
+        ..auth_settings(jwks.url(), "sre")
+    }));
     assert_eq!(jwks.hits(), 1);
     let rotated = Issuer::rsa(Some("rsa-2"));
     let token = rotated.token(&plural_claims("alice", "a@example.com", &["sre"], 600));
@@ -402,25 +421,24 @@ fn a_new_key_with_a_kid_is_picked_up_by_a_refetch() {
     assert_eq!(jwks.hits(), 2);
     // Published: accepted without a restart.
     jwks.set_body(issuer::jwks(&[rsa().jwk(), rotated.jwk()]));
-    SseClient::open_authed(server.local_addr(), &token).initialize("2025-06-18");
+    SseClient::initialized_authed(server.local_addr(), &token);
     assert_eq!(jwks.hits(), 3);
 }
 
 #[test]
 fn a_new_key_without_a_kid_is_picked_up_by_a_refetch() {
     let jwks = JwksServer::start(issuer::jwks(&[ec().jwk()]));
-    let mut config = auth_config(jwks.url(), "sre");
-    if let Some(auth) = config.auth.as_mut() {
-        auth.min_refetch = Duration::ZERO;
-    }
-    let server = spawn(config);
+    let server = spawn(with_auth(AuthConfig {
+        min_refetch: Duration::ZERO,
+        ..auth_settings(jwks.url(), "sre")
+    }));
     let rotated = Issuer::es256(None);
     let token = rotated.sign(
         &json!({"alg": "ES256", "typ": "JWT"}),
         &plural_claims("alice", "a@example.com", &["sre"], 600),
     );
     jwks.set_body(issuer::jwks(&[rotated.jwk()]));
-    SseClient::open_authed(server.local_addr(), &token).initialize("2025-06-18");
+    SseClient::initialized_authed(server.local_addr(), &token);
     assert_eq!(jwks.hits(), 2);
     // The old key is gone with that refetch.
     let old = ec().sign(
@@ -452,11 +470,10 @@ fn refetches_for_unknown_keys_are_rate_limited() {
 fn a_key_dropped_from_the_jwks_stops_verifying_at_the_next_refresh() {
     let other = Issuer::rsa(Some("rsa-2"));
     let jwks = JwksServer::start(issuer::jwks(&[rsa().jwk(), other.jwk()]));
-    let mut config = auth_config(jwks.url(), "sre");
-    if let Some(auth) = config.auth.as_mut() {
-        auth.refresh = Duration::from_millis(200);
-    }
-    let server = spawn(config);
+    let server = spawn(with_auth(AuthConfig {
+        refresh: Duration::from_millis(200),
+        ..auth_settings(jwks.url(), "sre")
+    }));
     let token = alice();
     let addr = server.local_addr();
     let post = |token: &str| {
@@ -488,8 +505,7 @@ fn a_key_dropped_from_the_jwks_stops_verifying_at_the_next_refresh() {
 #[test]
 fn an_empty_jwks_at_start_refuses_to_start() {
     let jwks = JwksServer::start(r#"{"keys": []}"#);
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    match mcp_warden::start(auth_config(jwks.url(), "sre"), listener) {
+    match try_start(with_auth(auth_settings(jwks.url(), "sre"))) {
         Err(StartError::Jwks(e @ JwksError::NoUsableKey { .. })) => {
             assert!(e.to_string().starts_with("JWKS_URI="), "{e}")
         }
@@ -503,23 +519,23 @@ fn an_empty_jwks_at_start_refuses_to_start() {
         jwk
     }]);
     jwks.set_body(weak);
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     assert!(matches!(
-        mcp_warden::start(auth_config(jwks.url(), "sre"), listener),
+        try_start(with_auth(auth_settings(jwks.url(), "sre"))),
         Err(StartError::Jwks(JwksError::NoUsableKey { .. }))
     ));
 }
 
 #[test]
 fn an_unreachable_or_broken_jwks_refuses_to_start() {
-    let start = |uri: String| {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        mcp_warden::start(auth_config(uri, "sre"), listener).err()
-    };
-    assert!(matches!(
-        start(jwks_server::unreachable_url()),
-        Some(StartError::Jwks(JwksError::Fetch { .. }))
-    ));
+    let start = |uri: String| try_start(with_auth(auth_settings(uri, "sre"))).err();
+    // Refused, not merely failing (an address ureq would not even try is another Fetch).
+    match start(jwks_server::unreachable_url()) {
+        Some(StartError::Jwks(JwksError::Fetch { cause, .. })) => {
+            assert!(cause.contains("refused"), "{cause}")
+        }
+        Some(e) => panic!("wrong error: {e}"),
+        None => panic!("started without keys"),
+    }
     let jwks = JwksServer::start("");
     jwks.set_status(503);
     assert!(matches!(

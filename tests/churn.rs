@@ -216,10 +216,36 @@ fn a_session_used_without_initialize_is_served_and_says_so_once() {
         "{line}"
     );
     drop(c);
-    let log = server.log().join("\n");
+    // Counted over the whole log: the server is stopped and its stderr read to the end.
+    server.signal("TERM");
+    assert_eq!(server.exit_code(), Some(0));
+    let log = server.log_to_end().join("\n");
     assert_eq!(
         log.matches("session used without initialize").count(),
         1,
         "{log}"
     );
+}
+
+#[test]
+fn a_stream_request_with_a_body_is_refused_not_ended_at_once() {
+    let server = start(&[]);
+    for framing in [
+        "Content-Length: 2\r\n\r\n{}",
+        "Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+    ] {
+        let r = common::raw(
+            server.addr,
+            format!("GET /sse HTTP/1.1\r\nHost: x\r\n{framing}").as_bytes(),
+        );
+        assert_eq!(r.status, 400, "{framing}");
+        assert_eq!(r.json()["error"], "unexpected_body");
+        assert_eq!(r.header("connection"), Some("close"));
+    }
+    // An empty body is no body.
+    let r = common::raw(
+        server.addr,
+        b"GET /sse HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert_eq!(r.status, 200);
 }

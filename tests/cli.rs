@@ -8,101 +8,17 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
-use std::net::SocketAddr;
-use std::process::{Child, Command, ExitStatus};
-use std::sync::mpsc;
-use std::thread;
-use std::time::{Duration, Instant};
-
-use common::{IO_TIMEOUT, SseClient};
+use common::{
+    Exited, ServerProcess, SseClient, documented_vars, is_help_entry, is_var_name, run_to_exit,
+    warden_command,
+};
 use mcp_warden::config::HELP;
 use serde_json::json;
 
-/// An entry line of `--help` starts with four spaces; its continuation lines with more.
-fn is_entry(line: &str) -> bool {
-    line.starts_with("    ") && !line.starts_with("     ")
-}
-
-/// The variable names `--help` documents: the first word of each entry line.
-fn documented_vars() -> Vec<&'static str> {
-    HELP.lines()
-        .filter(|line| is_entry(line))
-        .filter_map(|line| line.split_whitespace().next())
-        .filter(|word| is_var_name(word))
-        .collect()
-}
-
-fn is_var_name(word: &str) -> bool {
-    word.len() >= 3 && word.bytes().all(|b| b.is_ascii_uppercase() || b == b'_')
-}
-
-/// The binary with every variable it reads removed from the inherited environment.
-fn warden() -> Command {
-    let mut cmd = common::warden_command();
-    for var in documented_vars() {
-        cmd.env_remove(var);
-    }
-    cmd.env_remove("PORT");
-    cmd
-}
-
-/// Kills the child by its PID when dropped, so a failing test leaves no server behind.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// What a child that is expected to exit by itself printed.
-struct Exited {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `cmd` to its end; fails the test if it is still running after `IO_TIMEOUT` (as a
-/// server would be if it accepted what it should refuse).
-fn run(mut cmd: Command) -> Exited {
-    let mut child = Running(cmd.spawn().unwrap());
-    let end = Instant::now() + IO_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < end, "still running: {cmd:?}");
-        thread::sleep(Duration::from_millis(10));
-    };
-    let mut stdout = String::new();
-    let mut stderr = String::new();
-    child
-        .0
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut stdout)
-        .unwrap();
-    child
-        .0
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    Exited {
-        status,
-        stdout,
-        stderr,
-    }
-}
-
 fn with_args(args: &[&str]) -> Exited {
-    let mut cmd = warden();
+    let mut cmd = warden_command();
     cmd.args(args);
-    run(cmd)
+    run_to_exit(cmd)
 }
 
 #[test]
@@ -119,7 +35,7 @@ fn help_exits_0_and_lists_every_variable_with_its_default() {
         let lines: Vec<&str> = help.lines().collect();
         let start = lines
             .iter()
-            .position(|l| is_entry(l) && l.split_whitespace().next() == Some(var))
+            .position(|l| is_help_entry(l) && l.split_whitespace().next() == Some(var))
             .unwrap_or_else(|| panic!("--help does not list {var}"));
         let more = lines[start + 1..]
             .iter()
@@ -207,13 +123,11 @@ fn bad_variable_exits_2_with_one_stderr_line_naming_it() {
         ("REQUEST_TIMEOUT_SECS", "1.5"),
         ("JWT_AUTH_ENABLED", "maybe"),
     ] {
-        let mut cmd = warden();
-        // Should the value be wrongly accepted, the server must not take port 3000.
-        if var != "PORT" {
-            cmd.env("PORT", "0");
-        }
+        // warden_command sets PORT=0: should the value be wrongly accepted, the server
+        // takes no fixed port.
+        let mut cmd = warden_command();
         cmd.env(var, value);
-        let out = run(cmd);
+        let out = run_to_exit(cmd);
         assert_eq!(out.status.code(), Some(2), "{var}={value}: {}", out.stderr);
         let lines: Vec<&str> = out.stderr.lines().collect();
         assert_eq!(lines.len(), 1, "{var}={value}: {}", out.stderr);
@@ -227,39 +141,19 @@ fn bad_variable_exits_2_with_one_stderr_line_naming_it() {
 
 #[test]
 fn starts_on_an_os_chosen_port_warns_that_auth_is_off_and_serves_sse() {
-    let mut cmd = warden();
-    cmd.env("PORT", "0").env("RUST_LOG", "info");
-    let mut child = Running(cmd.spawn().unwrap());
-    // A pipe has no read timeout: a thread reads stderr and the test waits on a channel.
-    let stderr = child.0.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut seen = Vec::new();
-    let addr: SocketAddr = loop {
-        let line = rx
-            .recv_timeout(IO_TIMEOUT)
-            .unwrap_or_else(|e| panic!("no `listening on` line ({e}); stderr so far: {seen:#?}"));
-        if let Some((_, rest)) = line.split_once("listening on http://") {
-            break rest.trim().parse().unwrap();
-        }
-        seen.push(line);
-    };
+    let mut cmd = warden_command();
+    cmd.env("RUST_LOG", "info");
+    let mut child = ServerProcess::start(cmd);
+    let seen = child.log();
     assert!(
         seen.iter()
             .any(|l| l.contains("WARN") && l.contains("authentication is off")),
         "no WARN line about authentication: {seen:#?}"
     );
-    assert_eq!(addr.ip().to_string(), "127.0.0.1");
-    assert_ne!(addr.port(), 0);
+    assert_eq!(child.addr.ip().to_string(), "127.0.0.1");
+    assert_ne!(child.addr.port(), 0);
 
-    let mut c = SseClient::open(addr);
+    let mut c = SseClient::open(child.addr);
     assert!(
         c.endpoint.starts_with("/messages?sessionId="),
         "{}",

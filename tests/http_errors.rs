@@ -7,12 +7,14 @@
 
 mod common;
 
-use std::io::{BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use common::{HttpResponse, SseClient, connect, raw, read_response, request, spawn, test_config};
-use mcp_warden::Server;
+use common::{
+    HttpResponse, SseClient, assert_closed, connect, raw, read_response, request, session, spawn,
+    test_config,
+};
 use mcp_warden::config::Config;
 use mcp_warden::http::{MAX_HEAD_BYTES, MAX_HEADERS};
 use serde_json::json;
@@ -27,13 +29,6 @@ fn small_body_config() -> Config {
         max_body_bytes: SMALL_MAX_BODY,
         ..test_config()
     }
-}
-
-/// A server and one open session on it.
-fn session(config: Config) -> (Server, SseClient) {
-    let server = spawn(config);
-    let c = SseClient::open(server.local_addr());
-    (server, c)
 }
 
 /// `status` with exactly `{"error": code, "message": <non-empty text>}` as JSON.
@@ -80,15 +75,10 @@ impl Raw {
         read_response(&mut self.reader)
     }
 
-    /// The server closed the connection: EOF with nothing more to read.
+    /// The server closed the connection: EOF with nothing more to read (a read error or
+    /// timeout fails the test).
     fn assert_closed_by_server(&mut self) {
-        let mut rest = Vec::new();
-        self.reader.read_to_end(&mut rest).unwrap();
-        assert!(
-            rest.is_empty(),
-            "bytes after the last response: {:?}",
-            String::from_utf8_lossy(&rest)
-        );
+        assert_closed(&mut self.reader, "after the last response");
     }
 }
 

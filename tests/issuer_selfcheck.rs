@@ -270,14 +270,17 @@ fn jwks_server_stops_on_drop_even_while_hanging() {
     let started = Instant::now();
     let addr = server.addr();
     drop(server);
+    // A drop that waited for the hang would take an hour; 10 s only bounds a failure.
     assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "drop joined promptly"
+        started.elapsed() < Duration::from_secs(10),
+        "drop did not stop the hanging server"
     );
     assert_eq!(client.join().expect("client").expect("GET").0, 0);
-    assert!(
-        TcpStream::connect(addr).is_err(),
-        "nothing listens after drop"
+    let refused = TcpStream::connect(addr).expect_err("nothing listens after drop");
+    assert_eq!(
+        refused.kind(),
+        std::io::ErrorKind::ConnectionRefused,
+        "{refused}"
     );
 }
 
@@ -285,7 +288,9 @@ fn jwks_server_stops_on_drop_even_while_hanging() {
 fn unreachable_url_refuses_connections() {
     let url = unreachable_url();
     assert!(url.starts_with("http://127.0.0.1:"));
-    assert!(get(&url).is_err());
+    // Refused, not merely failing: a timeout or a reset would be another story.
+    let err = get(&url).expect_err("nothing may answer at the unreachable URL");
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused, "{err}");
 }
 
 /// Run with `--ignored --nocapture` to time key generation in this profile.

@@ -3,14 +3,8 @@
 
 mod common;
 
-use common::{SseClient, spawn, test_config};
+use common::{session, test_config};
 use serde_json::{Value, json};
-
-fn session() -> (mcp_warden::Server, SseClient) {
-    let server = spawn(test_config());
-    let c = SseClient::open(server.local_addr());
-    (server, c)
-}
 
 fn error_code(reply: &Value) -> i64 {
     reply["error"]["code"]
@@ -27,7 +21,7 @@ fn negotiates_the_clients_version_when_supported_else_the_latest() {
         ("2025-11-25", "2025-11-25"),
         ("1999-01-01", "2025-11-25"),
     ] {
-        let (_server, mut c) = session();
+        let (_server, mut c) = session(test_config());
         assert_eq!(
             c.initialize(asked)["protocolVersion"],
             answered,
@@ -38,7 +32,7 @@ fn negotiates_the_clients_version_when_supported_else_the_latest() {
 
 #[test]
 fn ping_before_initialize_leaves_the_session_uninitialized() {
-    let (_server, mut c) = session();
+    let (_server, mut c) = session(test_config());
     assert_eq!(c.call(1, "ping", json!({}))["result"], json!({}));
     // ping adopted nothing: the client may still negotiate its own version.
     let reply = c.call(
@@ -54,7 +48,7 @@ fn ping_before_initialize_leaves_the_session_uninitialized() {
 /// goes on calling without `initialize`: such a session is served as a 2024-11-05 one.
 #[test]
 fn a_session_used_without_initialize_is_served_as_2024_11_05() {
-    let (_server, mut c) = session();
+    let (_server, mut c) = session(test_config());
     let reply = c.call(
         1,
         "tools/call",
@@ -80,7 +74,7 @@ fn a_session_used_without_initialize_is_served_as_2024_11_05() {
 
 #[test]
 fn initialize_needs_a_protocol_version_and_happens_once() {
-    let (_server, mut c) = session();
+    let (_server, mut c) = session(test_config());
     let reply = c.call(1, "initialize", json!({"capabilities": {}}));
     assert_eq!(error_code(&reply), -32602);
     c.initialize("2025-06-18");
@@ -90,7 +84,7 @@ fn initialize_needs_a_protocol_version_and_happens_once() {
 
 #[test]
 fn unknown_methods_get_method_not_found() {
-    let (_server, mut c) = session();
+    let (_server, mut c) = session(test_config());
     c.initialize("2025-06-18");
     assert_eq!(error_code(&c.call(1, "tools/destroy", json!({}))), -32601);
     assert_eq!(
@@ -101,7 +95,7 @@ fn unknown_methods_get_method_not_found() {
 
 #[test]
 fn malformed_envelopes_get_invalid_request_with_the_id_when_usable() {
-    let (_server, mut c) = session();
+    let (_server, mut c) = session(test_config());
     c.initialize("2025-06-18");
     for (message, id) in [
         (json!({"id": 1, "method": "ping"}), json!(1)),
@@ -134,7 +128,7 @@ fn malformed_envelopes_get_invalid_request_with_the_id_when_usable() {
 
 #[test]
 fn bad_params_unknown_tools_and_prompts_get_invalid_params() {
-    let (_server, mut c) = session();
+    let (_server, mut c) = session(test_config());
     c.initialize("2025-06-18");
     for (method, params) in [
         ("tools/call", json!({"name": "no-such-tool"})),
@@ -162,7 +156,7 @@ fn bad_params_unknown_tools_and_prompts_get_invalid_params() {
 
 #[test]
 fn unknown_resources_get_resource_not_found() {
-    let (_server, mut c) = session();
+    let (_server, mut c) = session(test_config());
     c.initialize("2025-06-18");
     let reply = c.call(1, "resources/read", json!({"uri": "file:///etc/passwd"}));
     assert_eq!(error_code(&reply), -32002);
@@ -171,7 +165,7 @@ fn unknown_resources_get_resource_not_found() {
 
 #[test]
 fn a_failing_tool_returns_is_error_not_a_protocol_error() {
-    let (_server, mut c) = session();
+    let (_server, mut c) = session(test_config());
     c.initialize("2025-06-18");
     let reply = c.call(1, "tools/call", json!({"name": "echo", "arguments": {}}));
     assert_eq!(reply["result"]["isError"], true, "{reply}");
@@ -187,7 +181,7 @@ fn a_failing_tool_returns_is_error_not_a_protocol_error() {
 
 #[test]
 fn notifications_and_client_responses_never_get_a_reply() {
-    let (_server, mut c) = session();
+    let (_server, mut c) = session(test_config());
     c.initialize("2025-06-18");
     c.post(
         &json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 9}}),
@@ -202,7 +196,7 @@ fn notifications_and_client_responses_never_get_a_reply() {
 
 #[test]
 fn batches_are_answered_with_an_array_in_2025_03_26_sessions() {
-    let (_server, mut c) = session();
+    let (_server, mut c) = session(test_config());
     c.initialize("2025-03-26");
     c.post(&json!([
         {"jsonrpc": "2.0", "id": 1, "method": "ping"},
@@ -224,7 +218,7 @@ fn batches_are_answered_with_an_array_in_2025_03_26_sessions() {
 #[test]
 fn batches_are_refused_in_other_sessions() {
     for version in ["2024-11-05", "2025-06-18", "2025-11-25"] {
-        let (_server, mut c) = session();
+        let (_server, mut c) = session(test_config());
         c.initialize(version);
         c.post(&json!([{"jsonrpc": "2.0", "id": 1, "method": "ping"}]));
         let reply = c.next_message();
@@ -235,7 +229,7 @@ fn batches_are_refused_in_other_sessions() {
 
 #[test]
 fn a_member_named_twice_is_refused_not_guessed_at() {
-    let (_server, mut c) = session();
+    let (_server, mut c) = session(test_config());
     c.initialize("2025-06-18");
     // Parsers disagree on which copy wins; the server trusts neither (null id: which id
     // would it be?).
@@ -262,7 +256,7 @@ fn a_member_named_twice_is_refused_not_guessed_at() {
 
 #[test]
 fn deeply_nested_json_is_refused_without_harm() {
-    let (server, mut c) = session();
+    let (server, mut c) = session(test_config());
     c.initialize("2025-06-18");
     let (open, close) = ("[".repeat(100_000), "]".repeat(100_000));
     // Nesting far past serde_json's recursion limit (128) is skipped over, never built:

@@ -8,6 +8,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use common::{SseClient, eventually, spawn, test_config};
+use mcp_warden::config::Config;
 use serde_json::json;
 
 #[test]
@@ -100,19 +101,25 @@ fn a_whole_session_from_initialize_to_ping() {
 #[test]
 fn the_endpoint_event_arrives_before_anything_else_happens() {
     // Raw socket: the head and the first event must be on the wire right after the request,
-    // with nothing else sent by the client and no byte left behind in a buffer.
-    let server = spawn(test_config());
-    let mut s = TcpStream::connect(server.local_addr()).unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(500)))
-        .unwrap();
+    // with nothing else sent by the client and no byte left behind in a buffer. No
+    // keep-alive falls due during the test, so nothing else could push a buffered event
+    // out: if it is not flushed at once, it does not come before the read timeout.
+    let server = spawn(Config {
+        sse_keepalive: Duration::from_secs(3600),
+        ..test_config()
+    });
+    let mut s = common::connect(server.local_addr());
     s.write_all(b"GET /sse HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
     let mut got = Vec::new();
     let mut buf = [0u8; 1024];
     while !got.ends_with(b"\n\n") {
-        let n = s
-            .read(&mut buf)
-            .expect("endpoint event must arrive without delay");
+        let n = s.read(&mut buf).unwrap_or_else(|e| {
+            panic!(
+                "the endpoint event did not arrive ({e}); so far: {:?}",
+                String::from_utf8_lossy(&got)
+            )
+        });
         assert!(
             n > 0,
             "stream closed early: {:?}",
@@ -136,15 +143,23 @@ fn the_endpoint_event_arrives_before_anything_else_happens() {
 
 #[test]
 fn replies_reach_the_stream_at_once_and_keepalives_flow_when_idle() {
+    // With no keep-alive due, nothing but the reply itself can push it out: it arrives
+    // before the read timeout only if it is flushed at once.
+    let quiet = spawn(Config {
+        sse_keepalive: Duration::from_secs(3600),
+        ..test_config()
+    });
+    let mut c = SseClient::initialized(quiet.local_addr());
+    assert_eq!(c.call(1, "ping", json!({}))["result"], json!({}));
+    assert_eq!(c.comments, 0);
+
     let server = spawn(test_config()); // keep-alive every second
-    let mut c = SseClient::open(server.local_addr());
-    c.initialize("2025-06-18");
-    // Idle for a little over two intervals: comments must have arrived meanwhile, and the
-    // next reply must still come through on the same stream.
-    std::thread::sleep(Duration::from_millis(2300));
+    let mut c = SseClient::initialized(server.local_addr());
+    // Idle: keep-alive comments arrive (and nothing else), and the next reply still comes
+    // through on the same stream.
+    c.await_comments(2);
     let reply = c.call(1, "ping", json!({}));
     assert_eq!(reply["result"], json!({}));
-    assert!(c.comments >= 2, "saw {} keep-alive comments", c.comments);
 }
 
 #[test]
@@ -155,8 +170,7 @@ fn two_concurrent_sessions_never_see_each_others_replies() {
         .into_iter()
         .map(|tag| {
             std::thread::spawn(move || {
-                let mut c = SseClient::open(addr);
-                c.initialize("2025-06-18");
+                let mut c = SseClient::initialized(addr);
                 for i in 1..=40 {
                     let message = format!("{tag}-{i}");
                     let reply = c.call(
@@ -210,8 +224,7 @@ fn sessions_dropped_abruptly_leave_the_registry_empty_and_the_server_answering()
         "{} sessions left after their clients vanished",
         server.session_count()
     );
-    let mut c = SseClient::open(addr);
-    c.initialize("2025-06-18");
+    let mut c = SseClient::initialized(addr);
     assert_eq!(c.call(1, "ping", json!({}))["result"], json!({}));
 }
 

@@ -49,6 +49,7 @@ fuzz_target!(|data: &[u8]| {
         state: &state,
         caller: &caller,
         tools: mcp_warden::tools::TOOLS,
+        adopt_uninitialized: control & 0x20 != 0,
     };
     let version = match control & 7 {
         v @ 1..=4 => Some(SUPPORTED_VERSIONS[v as usize - 1]),

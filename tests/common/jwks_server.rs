@@ -148,15 +148,14 @@ impl Drop for JwksServer {
     }
 }
 
-/// A loopback URL where nothing listens: the OS hands out a port, which is freed at once.
+/// A loopback URL where nothing listens, ever: port 0. No socket can listen on TCP port 0
+/// (binding it asks the OS for a free port instead), and a connection to it is refused
+/// at once (Linux answers `ECONNREFUSED`). A port taken from the OS and freed again would
+/// not do: until the URL is used, another test may bind that port, and a port kept bound
+/// for the whole test is listening (std has no bound-but-not-listening socket), so it
+/// would accept the connection rather than refuse it.
 pub fn unreachable_url() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-    let port = listener
-        .local_addr()
-        .expect("local address of a bound listener")
-        .port();
-    drop(listener);
-    format!("http://127.0.0.1:{port}{PATH}")
+    format!("http://127.0.0.1:0{PATH}")
 }
 
 fn serve(listener: &TcpListener, shared: &Shared) {

@@ -1,24 +1,37 @@
-//! Test harness: the real server on an ephemeral loopback port, raw HTTP clients, and an
-//! SSE reader. Rules (after static-web-server's tests): the OS picks every port, readiness
-//! is polled rather than slept for, and every read has a timeout so a hang fails fast.
+//! Test harness: the real server on an ephemeral loopback port, raw HTTP clients, an SSE
+//! reader, and the built binary as a child process. Rules (after static-web-server's
+//! tests): the OS picks every port, readiness is polled rather than slept for, and every
+//! read has a timeout so a hang fails fast. A read that fails or times out is a failure,
+//! never taken for "the server closed the connection" (`read_to_eof`, `assert_closed`).
+//!
+//! Each helper here is the one copy: starting the server (`spawn`, `spawn_with_tools`,
+//! `try_start`), the auth settings (`auth_settings`, `with_auth`), opening a session
+//! (`session`, `SseClient::initialized`), and the binary (`warden_command`,
+//! `warden_under`, `run_to_exit`, `ServerProcess`).
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod issuer;
 pub mod jwks_server;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use mcp_warden::Server;
+use mcp_warden::auth::jwt::Policy;
+use mcp_warden::auth::{AuthConfig, RequiredGroups};
 use mcp_warden::config::Config;
+use mcp_warden::tools::Tool;
+use mcp_warden::{Server, StartError};
 use serde_json::{Value, json};
 
 /// How long any single read in a test may block.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The protocol version a session opened by `SseClient::initialized` asks for.
+pub const VERSION: &str = "2025-06-18";
 
 /// A config for tests: loopback, a short keep-alive.
 pub fn test_config() -> Config {
@@ -28,28 +41,53 @@ pub fn test_config() -> Config {
     }
 }
 
-/// Starts the server in this process on 127.0.0.1:0.
-pub fn spawn(config: Config) -> Server {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    mcp_warden::start(config, listener).unwrap()
+/// Auth settings for a test: keys from `jwks_uri`, `groups` as `REQUIRED_GROUPS`, the
+/// default policy, and refresh intervals long enough that only a test changes them.
+/// Adjust with struct update: `AuthConfig { refresh, ..auth_settings(uri, "sre") }`.
+pub fn auth_settings(jwks_uri: impl Into<String>, groups: &str) -> AuthConfig {
+    AuthConfig {
+        jwks_uri: jwks_uri.into(),
+        required_groups: RequiredGroups::parse(groups)
+            .unwrap_or_else(|| panic!("not a REQUIRED_GROUPS value: {groups:?}")),
+        policy: Policy::default(),
+        refresh: Duration::from_secs(600),
+        min_refetch: Duration::from_secs(30),
+        max_age: Duration::from_secs(3600),
+    }
 }
 
-/// The built binary, with every variable `--help` documents removed from the inherited
-/// environment (so a developer's shell cannot change a test), and `PORT=0`. Output piped.
-pub fn warden_command() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mcp-warden"));
-    for var in mcp_warden::config::HELP
-        .lines()
-        .filter_map(|line| line.strip_prefix("    ")?.split_whitespace().next())
-        .filter(|word| word.len() > 2 && word.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'))
-    {
-        cmd.env_remove(var);
+/// `test_config()` with authentication on.
+pub fn with_auth(auth: AuthConfig) -> Config {
+    Config {
+        auth: Some(auth),
+        ..test_config()
     }
-    cmd.env("PORT", "0")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd
+}
+
+/// Starts the server in this process on 127.0.0.1:0 with the built-in tools, or says why
+/// it would not start.
+pub fn try_start(config: Config) -> Result<Server, StartError> {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    mcp_warden::start(config, listener)
+}
+
+/// Starts the server in this process on 127.0.0.1:0 with the built-in tools.
+pub fn spawn(config: Config) -> Server {
+    try_start(config).unwrap_or_else(|e| panic!("the server did not start: {e}"))
+}
+
+/// Like `spawn`, with another tool catalog.
+pub fn spawn_with_tools(config: Config, tools: &'static [Tool]) -> Server {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    mcp_warden::start_with_tools(config, listener, tools)
+        .unwrap_or_else(|e| panic!("the server did not start: {e}"))
+}
+
+/// A server and a stream opened on it (not initialized yet).
+pub fn session(config: Config) -> (Server, SseClient) {
+    let server = spawn(config);
+    let client = SseClient::open(server.local_addr());
+    (server, client)
 }
 
 pub fn connect(addr: SocketAddr) -> TcpStream {
@@ -71,6 +109,42 @@ pub fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Why a read failed, for a panic message: a timeout says the other side went quiet.
+fn read_failure(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+            format!("nothing arrived within the {IO_TIMEOUT:?} read timeout ({e})")
+        }
+        _ => e.to_string(),
+    }
+}
+
+/// Reads until the peer closes the connection and returns the bytes that came first.
+/// Panics, saying `what` was expected, when the read fails or times out: a server that
+/// hangs or resets the connection has not closed it.
+pub fn read_to_eof(reader: &mut impl Read, what: &str) -> Vec<u8> {
+    let mut rest = Vec::new();
+    if let Err(e) = reader.read_to_end(&mut rest) {
+        panic!(
+            "{what}: waited for the server to close the connection, but {} (after {} bytes: {:?})",
+            read_failure(&e),
+            rest.len(),
+            String::from_utf8_lossy(&rest)
+        );
+    }
+    rest
+}
+
+/// The server closed the connection, with nothing sent before the close.
+pub fn assert_closed(reader: &mut impl Read, what: &str) {
+    let rest = read_to_eof(reader, what);
+    assert!(
+        rest.is_empty(),
+        "{what}: bytes before the close: {:?}",
+        String::from_utf8_lossy(&rest)
+    );
 }
 
 /// A parsed HTTP response.
@@ -100,10 +174,18 @@ impl HttpResponse {
     }
 }
 
+/// Reads one line, panicking with a clear message when the read fails or times out.
+fn read_line(reader: &mut impl BufRead, what: &str) -> String {
+    let mut line = String::new();
+    if let Err(e) = reader.read_line(&mut line) {
+        panic!("{what}: {} (partial line: {line:?})", read_failure(&e));
+    }
+    line
+}
+
 /// Reads one response (head and `Content-Length` body) from `reader`.
 pub fn read_response(reader: &mut impl BufRead) -> HttpResponse {
-    let mut line = String::new();
-    reader.read_line(&mut line).unwrap();
+    let line = read_line(reader, "reading a status line");
     let status: u16 = line
         .split_whitespace()
         .nth(1)
@@ -112,8 +194,7 @@ pub fn read_response(reader: &mut impl BufRead) -> HttpResponse {
         .unwrap();
     let mut headers = Vec::new();
     loop {
-        let mut h = String::new();
-        reader.read_line(&mut h).unwrap();
+        let h = read_line(reader, "reading a response header");
         let h = h.trim_end();
         if h.is_empty() {
             break;
@@ -127,7 +208,9 @@ pub fn read_response(reader: &mut impl BufRead) -> HttpResponse {
         .map(|(_, v)| v.parse().unwrap())
         .unwrap_or(0);
     let mut body = vec![0; len];
-    reader.read_exact(&mut body).unwrap();
+    if let Err(e) = reader.read_exact(&mut body) {
+        panic!("reading a {len}-byte response body: {}", read_failure(&e));
+    }
     HttpResponse {
         status,
         headers,
@@ -192,6 +275,17 @@ impl SseClient {
 
     /// Like `open`, with extra header lines (each ending in `\r\n`).
     pub fn open_with(addr: SocketAddr, extra_headers: &str) -> SseClient {
+        Self::try_open_with(addr, extra_headers).unwrap_or_else(|refused| {
+            panic!(
+                "GET /sse: {} {:?}",
+                refused.status,
+                String::from_utf8_lossy(&refused.body)
+            )
+        })
+    }
+
+    /// Like `open_with`, returning a response other than `200` instead of panicking.
+    pub fn try_open_with(addr: SocketAddr, extra_headers: &str) -> Result<SseClient, HttpResponse> {
         let mut s = connect(addr);
         write!(
             s,
@@ -200,12 +294,9 @@ impl SseClient {
         .unwrap();
         let mut reader = BufReader::new(s);
         let head = read_response(&mut reader);
-        assert_eq!(
-            head.status,
-            200,
-            "GET /sse: {:?}",
-            String::from_utf8_lossy(&head.body)
-        );
+        if head.status != 200 {
+            return Err(head);
+        }
         let mut client = SseClient {
             addr,
             reader,
@@ -217,7 +308,7 @@ impl SseClient {
         let first = client.next_event();
         assert_eq!(first.name, "endpoint");
         client.endpoint = first.data;
-        client
+        Ok(client)
     }
 
     /// Opens a stream with `Authorization: Bearer <token>`, sent with every POST too.
@@ -225,25 +316,36 @@ impl SseClient {
         Self::open_with(addr, &format!("Authorization: Bearer {token}\r\n"))
     }
 
+    /// A session ready for requests: `open`, then `initialize` with `VERSION`.
+    pub fn initialized(addr: SocketAddr) -> SseClient {
+        let mut client = Self::open(addr);
+        client.initialize(VERSION);
+        client
+    }
+
+    /// Like `initialized`, with a Bearer token.
+    pub fn initialized_authed(addr: SocketAddr, token: &str) -> SseClient {
+        let mut client = Self::open_authed(addr, token);
+        client.initialize(VERSION);
+        client
+    }
+
     pub fn session_id(&self) -> &str {
         self.endpoint.split_once("sessionId=").unwrap().1
     }
 
-    /// The next event, skipping comments. Panics on timeout or EOF.
+    /// The next event, skipping comments. Panics on timeout, error or EOF.
     pub fn next_event(&mut self) -> Event {
         self.try_next_event().expect("stream ended")
     }
 
-    /// The next event, or `None` at EOF.
+    /// The next event, or `None` when the server ends the stream. Panics on a read error
+    /// or timeout: a stream that goes quiet has not ended.
     pub fn try_next_event(&mut self) -> Option<Event> {
         let mut name = String::from("message");
         let mut data = Vec::new();
         loop {
-            let mut line = String::new();
-            if self.reader.read_line(&mut line).unwrap() == 0 {
-                return None;
-            }
-            let line = line.trim_end_matches(['\r', '\n']);
+            let line = self.next_line()?;
             if line.is_empty() {
                 if data.is_empty() {
                     continue;
@@ -261,6 +363,31 @@ impl SseClient {
                 data.push(v.to_string());
             }
         }
+    }
+
+    /// Reads the stream until `n` more comment lines (keep-alives) have arrived. Panics if
+    /// an event comes first (the stream was meant to be idle), or on EOF, error or timeout.
+    pub fn await_comments(&mut self, n: usize) {
+        let goal = self.comments + n;
+        while self.comments < goal {
+            let line = self
+                .next_line()
+                .unwrap_or_else(|| panic!("stream ended after {} comments", self.comments));
+            if line.starts_with(':') {
+                self.comments += 1;
+            } else {
+                assert!(line.is_empty(), "an event on an idle stream: {line:?}");
+            }
+        }
+    }
+
+    /// The next line without its line ending, or `None` at EOF.
+    fn next_line(&mut self) -> Option<String> {
+        let line = read_line(&mut self.reader, "reading the SSE stream");
+        if line.is_empty() {
+            return None;
+        }
+        Some(line.trim_end_matches(['\r', '\n']).to_string())
     }
 
     /// The next `message` event, parsed.
@@ -301,7 +428,127 @@ impl SseClient {
     }
 }
 
-/// The binary as a child: stderr lines on a channel, killed by PID on drop.
+// ---- the binary -------------------------------------------------------------------
+
+/// Whether a `--help` line starts an entry (four spaces, then the name); continuation
+/// lines are indented further.
+pub fn is_help_entry(line: &str) -> bool {
+    line.starts_with("    ") && !line.starts_with("     ")
+}
+
+/// The variable names `--help` documents: the upper-case first word of each entry.
+pub fn documented_vars() -> Vec<&'static str> {
+    mcp_warden::config::HELP
+        .lines()
+        .filter(|line| is_help_entry(line))
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|word| is_var_name(word))
+        .collect()
+}
+
+/// An upper-case name such as `PORT` or `JWKS_URI`.
+pub fn is_var_name(word: &str) -> bool {
+    word.len() >= 3 && word.bytes().all(|b| b.is_ascii_uppercase() || b == b'_')
+}
+
+/// The built binary, with every variable `--help` documents removed from the inherited
+/// environment (so a developer's shell cannot change a test), and `PORT=0` (so a server
+/// that starts when it should not takes no fixed port). Output piped.
+pub fn warden_command() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mcp-warden"));
+    for var in documented_vars() {
+        cmd.env_remove(var);
+    }
+    cmd.env("PORT", "0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// The binary run by another program: `program args… <binary>`, with the environment of
+/// `warden_command` (e.g. `sh -c 'ulimit …; exec "$0"'`, or `unshare --pid --fork`).
+pub fn warden_under(program: &str, args: &[&str]) -> Command {
+    let inner = warden_command();
+    let mut cmd = Command::new(program);
+    cmd.args(args).arg(inner.get_program());
+    for (k, v) in inner.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Reads a child's pipe to its end on a thread, so neither pipe can fill and block it.
+fn drain(pipe: Option<impl Read + Send + 'static>) -> thread::JoinHandle<String> {
+    thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(mut pipe) = pipe {
+            pipe.read_to_string(&mut text).unwrap();
+        }
+        text
+    })
+}
+
+/// What a child that was expected to exit by itself printed.
+pub struct Exited {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Exited {
+    /// The exit code; panics if a signal ended the child.
+    pub fn code(&self) -> i32 {
+        self.status
+            .code()
+            .unwrap_or_else(|| panic!("ended by a signal: {}\n{}", self.status, self.stderr))
+    }
+}
+
+/// How long a child expected to exit by itself may run (a JWKS fetch included).
+pub const EXIT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Runs `cmd` to its end and collects its output. Fails the test, killing the child, if it
+/// still runs after `EXIT_TIMEOUT` (as a server would that accepted what it should refuse).
+pub fn run_to_exit(mut cmd: Command) -> Exited {
+    let mut child = Killed(cmd.spawn().unwrap());
+    let stdout = drain(child.0.stdout.take());
+    let stderr = drain(child.0.stderr.take());
+    let end = Instant::now() + EXIT_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < end,
+            "still running after {EXIT_TIMEOUT:?}: {cmd:?}"
+        );
+        thread::sleep(Duration::from_millis(10));
+    };
+    Exited {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    }
+}
+
+/// Kills the child by its PID when dropped, so a failing test leaves no process behind.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The binary as a child serving: stderr lines on a channel, killed by PID on drop.
 pub struct ServerProcess {
     pub child: Child,
     pub addr: SocketAddr,
@@ -310,6 +557,7 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
+    /// Spawns `cmd` and waits for its `listening on` line, which gives the address.
     pub fn start(mut cmd: Command) -> ServerProcess {
         let mut child = cmd.spawn().unwrap();
         let stderr = child.stderr.take().unwrap();
@@ -337,8 +585,9 @@ impl ServerProcess {
         c
     }
 
+    /// The next stderr line (from now on) that contains `needle`.
     pub fn wait_for(&mut self, needle: &str) -> String {
-        let end = Instant::now() + Duration::from_secs(10);
+        let end = Instant::now() + IO_TIMEOUT;
         while let Some(left) = end.checked_duration_since(Instant::now()) {
             match self.lines.recv_timeout(left) {
                 Ok(line) => {
@@ -353,18 +602,56 @@ impl ServerProcess {
         panic!("no {needle:?} in stderr: {:#?}", self.seen)
     }
 
-    pub fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{name}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        assert!(status.success());
+    /// Waits until each of `needles` is in some stderr line (seen before or now); returns
+    /// the whole log so far.
+    pub fn wait_for_all(&mut self, needles: &[&str]) -> Vec<String> {
+        let end = Instant::now() + IO_TIMEOUT;
+        loop {
+            let missing: Vec<&&str> = needles
+                .iter()
+                .filter(|n| !self.seen.iter().any(|l| l.contains(**n)))
+                .collect();
+            if missing.is_empty() {
+                return self.seen.clone();
+            }
+            let left = end.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(_) => panic!("no {missing:?} in stderr: {:#?}", self.seen),
+            }
+        }
     }
 
-    /// Waits for the exit (10 s at most); returns the exit code.
+    /// Every stderr line received so far, without waiting for more.
+    pub fn log(&mut self) -> Vec<String> {
+        self.seen.extend(self.lines.try_iter());
+        self.seen.clone()
+    }
+
+    /// The whole of stderr, once the child has closed it (at its exit). Panics if it is
+    /// still open after `IO_TIMEOUT`.
+    pub fn log_to_end(&mut self) -> Vec<String> {
+        let end = Instant::now() + IO_TIMEOUT;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(RecvTimeoutError::Disconnected) => return self.seen.clone(),
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("stderr still open after {IO_TIMEOUT:?}: {:#?}", self.seen)
+                }
+            }
+        }
+    }
+
+    /// Sends signal `name` (e.g. `"TERM"`) to the child.
+    pub fn signal(&self, name: &str) {
+        send_signal(self.child.id(), name);
+    }
+
+    /// Waits for the exit (`IO_TIMEOUT` at most); returns the exit code.
     pub fn exit_code(&mut self) -> Option<i32> {
-        let end = Instant::now() + Duration::from_secs(10);
+        let end = Instant::now() + IO_TIMEOUT;
         while Instant::now() < end {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status.code();
@@ -373,13 +660,16 @@ impl ServerProcess {
         }
         None
     }
+}
 
-    pub fn log(&mut self) -> Vec<String> {
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(300)) {
-            self.seen.push(line);
-        }
-        self.seen.clone()
-    }
+/// `kill -<name> <pid>`, asserting it was delivered.
+pub fn send_signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{name} {pid}: {status}");
 }
 
 impl Drop for ServerProcess {
