@@ -295,6 +295,42 @@ fn any_authenticated_user_passes_when_required_groups_is_star() {
     assert_eq!(r.status, 401);
 }
 
+/// A session used without `initialize` (a client that reconnected after a restart) is
+/// served, but only to its owner: adoption changes nothing of authentication.
+#[test]
+fn a_session_used_without_initialize_keeps_its_owner_and_its_token_check() {
+    let (_jwks, server) = setup();
+    let addr = server.local_addr();
+    let mut alice = SseClient::open_authed(addr, &alice());
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "whoami", "arguments": {}}});
+    let mallory = rsa().token(&plural_claims("mallory", "m@example.com", &["sre"], 600));
+    let r = request_with(
+        addr,
+        "POST",
+        &alice.endpoint,
+        &bearer(&mallory),
+        call.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 404, "another subject's first request");
+    let r = request_with(
+        addr,
+        "POST",
+        &alice.endpoint,
+        "",
+        call.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 401, "no token");
+    alice.post(&call);
+    let reply = alice.next_message();
+    assert_eq!(
+        reply["id"], 1,
+        "only alice's request reached the stream: {reply}"
+    );
+    let text = reply["result"]["content"][0]["text"].as_str().unwrap();
+    assert!(text.contains("alice"), "{text}");
+}
+
 #[test]
 fn another_subject_cannot_post_into_a_session() {
     let (_jwks, server) = setup();

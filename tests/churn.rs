@@ -117,8 +117,7 @@ fn a_thousand_closed_streams_make_room_at_once_for_a_thousand_new_ones() {
     drop(second);
     assert_back_to(&server, idle, "1000 streams closed");
     // And the server still serves.
-    let mut c = SseClient::open(server.addr);
-    c.initialize("2025-06-18");
+    let mut c = SseClient::initialized(server.addr);
     assert_eq!(c.call(1, "ping", json!({}))["result"], json!({}));
 }
 
@@ -126,8 +125,7 @@ fn a_thousand_closed_streams_make_room_at_once_for_a_thousand_new_ones() {
 fn a_post_that_goes_away_mid_body_frees_its_connection() {
     let server = start(&[NO_KEEPALIVE, ("REQUEST_TIMEOUT_SECS", "3600")]);
     let (threads, fds) = resources(&server);
-    let mut c = SseClient::open(server.addr);
-    c.initialize("2025-06-18");
+    let mut c = SseClient::initialized(server.addr);
     // Idle but for the session: its thread, its socket and the session's handle on it
     // (once the connections that carried `initialize` are gone).
     let idle = (threads + 1, fds + 2);
@@ -162,8 +160,7 @@ fn a_post_that_goes_away_mid_body_frees_its_connection() {
 fn a_client_that_vanishes_while_its_reply_is_written_frees_everything() {
     let server = start(&[NO_KEEPALIVE, ("MAX_BODY_BYTES", "67108864")]);
     let idle = resources(&server);
-    let mut c = SseClient::open(server.addr);
-    c.initialize("2025-06-18");
+    let mut c = SseClient::initialized(server.addr);
     // A reply far larger than every socket buffer on the way: its write is still going on
     // when the client goes.
     let message = "x".repeat(32 << 20);
@@ -175,8 +172,7 @@ fn a_client_that_vanishes_while_its_reply_is_written_frees_everything() {
     // Gone with most of the reply unread: the kernel answers with a reset.
     drop(c);
     assert_back_to(&server, idle, "a client gone mid-reply");
-    let mut again = SseClient::open(server.addr);
-    again.initialize("2025-06-18");
+    let mut again = SseClient::initialized(server.addr);
     assert_eq!(again.call(1, "ping", json!({}))["result"], json!({}));
 }
 
