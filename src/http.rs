@@ -8,7 +8,8 @@
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::ops::Range;
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -108,6 +109,7 @@ pub fn serve(
     limits: Limits,
     shared: Arc<Shared>,
 ) {
+    let workers = Workers::default();
     for stream in listener.incoming() {
         if shared.is_stopping() {
             break;
@@ -127,16 +129,106 @@ pub fn serve(
             continue; // `guard` drops here: the refused connection no longer counts
         }
         let handler = Arc::clone(&handler);
-        let spawned = thread::Builder::new()
-            .name("conn".into())
-            .stack_size(CONNECTION_STACK_BYTES)
-            .spawn(move || {
-                let _open = guard;
-                connection(stream, &*handler, limits, &_open.0);
-            });
-        if let Err(e) = spawned {
+        let job = move || {
+            let _open = guard;
+            connection(stream, &*handler, limits, &_open.0);
+        };
+        if let Err(e) = workers.run(Box::new(job)) {
             log::warn!("cannot start a thread for a new connection, dropping it: {e}");
         }
+    }
+}
+
+/// One connection's work, run on a thread of its own.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// How long a connection thread whose connection has ended waits for the next one before
+/// it exits. Under churn (agents that connect, call once and leave) most connections find
+/// such a thread, and skip creating one (and, with musl, mapping and faulting in a fresh
+/// stack). Short enough that after a burst the threads are gone within a second.
+const WORKER_LINGER: Duration = Duration::from_millis(250);
+/// Threads at most that wait for a next connection; others exit when theirs ends.
+const MAX_IDLE_WORKERS: usize = 64;
+
+/// The connection threads: every connection gets a thread of its own at once, never a
+/// place in a queue behind long-lived streams. A thread whose connection has ended is
+/// reused for a new one if one arrives within `WORKER_LINGER`; otherwise a new thread is
+/// started.
+#[derive(Default)]
+struct Workers(Arc<WorkerShared>);
+
+#[derive(Default)]
+struct WorkerShared {
+    state: Mutex<WorkerState>,
+    ready: Condvar,
+}
+
+#[derive(Default)]
+struct WorkerState {
+    /// Threads waiting for a job.
+    idle: usize,
+    /// Jobs handed to waiting threads and not yet taken: never more than `idle`.
+    handed: VecDeque<Job>,
+}
+
+impl WorkerShared {
+    fn state(&self) -> MutexGuard<'_, WorkerState> {
+        // Each critical section is a counter change or a push/pop: never left half-done.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs jobs: `first`, then each handed over while this thread waits.
+    fn work(&self, first: Job) {
+        let mut job = first;
+        loop {
+            // A panic in a connection is caught there (`catch_unwind` in dispatch); one
+            // that escapes ends only this thread, as before.
+            job();
+            let mut state = self.state();
+            if state.idle >= MAX_IDLE_WORKERS {
+                return;
+            }
+            state.idle += 1;
+            let deadline = Instant::now() + WORKER_LINGER;
+            let next = loop {
+                if let Some(next) = state.handed.pop_front() {
+                    break Some(next);
+                }
+                let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                    break None;
+                };
+                state = self
+                    .ready
+                    .wait_timeout(state, left)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+            };
+            state.idle -= 1;
+            match next {
+                Some(next) => job = next,
+                None => return,
+            }
+        }
+    }
+}
+
+impl Workers {
+    /// Runs `job` on a waiting thread, or on a new one.
+    fn run(&self, job: Job) -> io::Result<()> {
+        let mut state = self.0.state();
+        if state.idle > state.handed.len() {
+            state.handed.push_back(job);
+            drop(state);
+            self.0.ready.notify_one();
+            return Ok(());
+        }
+        drop(state);
+        let shared = Arc::clone(&self.0);
+        thread::Builder::new()
+            .name("conn".into())
+            .stack_size(CONNECTION_STACK_BYTES)
+            .spawn(move || shared.work(job))
+            .map(drop)
     }
 }
 
@@ -910,5 +1002,56 @@ pub fn reason(status: u16) -> &'static str {
         501 => "Not Implemented",
         503 => "Service Unavailable",
         _ => "Unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    /// Polls `cond` until it holds, for at most 10 s.
+    fn eventually(mut cond: impl FnMut() -> bool) -> bool {
+        let end = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < end {
+            if cond() {
+                return true;
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+        false
+    }
+
+    #[test]
+    fn a_thread_whose_job_ended_takes_the_next_and_a_busy_one_never_delays_it() {
+        let workers = Workers::default();
+        let (tx, rx) = mpsc::channel();
+        let (release, blocked) = mpsc::channel::<()>();
+        // A long-lived job (a stream) holds its thread...
+        let tx1 = tx.clone();
+        workers
+            .run(Box::new(move || {
+                tx1.send(("stream", thread::current().id())).unwrap();
+                blocked.recv().unwrap();
+            }))
+            .unwrap();
+        assert_eq!(rx.recv().unwrap().0, "stream");
+        // ...so the next job gets a new thread at once, not a place behind it.
+        let tx2 = tx.clone();
+        workers
+            .run(Box::new(move || tx2.send(("short", thread::current().id())).unwrap()))
+            .unwrap();
+        let (_, short) = rx.recv().unwrap();
+        // Once that thread waits for work, the next job runs on it.
+        assert!(eventually(|| workers.0.state().idle == 1));
+        let tx3 = tx.clone();
+        workers
+            .run(Box::new(move || tx3.send(("again", thread::current().id())).unwrap()))
+            .unwrap();
+        assert_eq!(rx.recv().unwrap(), ("again", short));
+        release.send(()).unwrap();
+        // Threads without work exit after WORKER_LINGER: only `workers` holds the state.
+        assert!(eventually(|| Arc::strong_count(&workers.0) == 1));
+        assert_eq!(workers.0.state().idle, 0);
     }
 }
