@@ -69,6 +69,7 @@ mod linux {
 
     use super::Watch;
     use crate::outbox::{Hangup, Receiver};
+    use crate::sessions::shrink_after_burst;
 
     /// Reports taken from the kernel per `epoll_wait`.
     const BATCH: usize = 256;
@@ -137,7 +138,9 @@ mod linux {
         }
 
         pub fn forget(&self, token: u64) {
-            self.watched().remove(&token);
+            let mut watched = self.watched();
+            watched.remove(&token);
+            shrink_after_burst(&mut watched);
         }
 
         fn run(&self) {
@@ -156,7 +159,12 @@ mod linux {
                     }
                 }
                 for event in &events {
-                    let hangup = self.watched().remove(&event.data.u64());
+                    let hangup = {
+                        let mut watched = self.watched();
+                        let hangup = watched.remove(&event.data.u64());
+                        shrink_after_burst(&mut watched);
+                        hangup
+                    };
                     if let Some(hangup) = hangup {
                         hangup.hang_up();
                     }

@@ -143,10 +143,11 @@ pub fn serve(
 type Job = Box<dyn FnOnce() + Send>;
 
 /// How long a connection thread whose connection has ended waits for the next one before
-/// it exits. Under churn (agents that connect, call once and leave) most connections find
-/// such a thread, and skip creating one (and, with musl, mapping and faulting in a fresh
-/// stack). Short enough that after a burst the threads are gone within a second.
-const WORKER_LINGER: Duration = Duration::from_millis(250);
+/// it exits. Under churn (agents that connect, call once and leave: at 20 connections a
+/// second or more) most connections find such a thread, and skip creating one (and, with
+/// musl, mapping and faulting in a fresh stack). Short, so that after a burst the thread
+/// count is back at idle within a tenth of a second.
+const WORKER_LINGER: Duration = Duration::from_millis(50);
 /// Threads at most that wait for a next connection; others exit when theirs ends.
 const MAX_IDLE_WORKERS: usize = 64;
 

@@ -14,6 +14,9 @@ use std::thread;
 /// Log bytes allowed to wait for the writer thread.
 const MAX_PENDING_BYTES: usize = 1024 * 1024;
 
+/// Capacity a buffer keeps between batches; a burst's larger buffer is given back.
+const KEEP_BYTES: usize = 16 * 1024;
+
 struct Shared {
     pending: Mutex<Vec<u8>>,
     wake: Condvar,
@@ -38,9 +41,8 @@ impl Shared {
             let _ = io::stderr().lock().write_all(&spare);
         }
         spare.clear();
-        if spare.capacity() > MAX_PENDING_BYTES {
-            *spare = Vec::new(); // after a burst, give the memory back
-        }
+        // After a burst, give the memory back: an idle server stays small.
+        spare.shrink_to(KEEP_BYTES);
     }
 }
 

@@ -201,7 +201,10 @@ impl Sessions {
 
     /// Removes the session; its stream ends once the last message sender is gone.
     pub fn close(&self, id: &str) -> bool {
-        self.map().open.remove(id).is_some()
+        let mut map = self.map();
+        let closed = map.open.remove(id).is_some();
+        shrink_after_burst(&mut map.open);
+        closed
     }
 
     pub fn len(&self) -> usize {
@@ -210,6 +213,16 @@ impl Sessions {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// Gives back most of a map's table once it is at most an eighth full, so that a server
+/// back to idle after a burst is back to its idle size. Halving at an eighth, not at a
+/// half, keeps a map near a boundary from growing and shrinking on every change.
+pub fn shrink_after_burst<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>) {
+    const SMALL: usize = 64;
+    if map.capacity() > SMALL && map.len() <= map.capacity() / 8 {
+        map.shrink_to((map.len() * 2).max(SMALL));
     }
 }
 
