@@ -5,12 +5,12 @@
 //! limits and deadlines. Read top to bottom: `serve` → `connection` → `Conn::read_head` →
 //! `Conn::read_body` → `Response`.
 
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::ops::Range;
-use std::collections::VecDeque;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -1040,14 +1040,18 @@ mod tests {
         // ...so the next job gets a new thread at once, not a place behind it.
         let tx2 = tx.clone();
         workers
-            .run(Box::new(move || tx2.send(("short", thread::current().id())).unwrap()))
+            .run(Box::new(move || {
+                tx2.send(("short", thread::current().id())).unwrap()
+            }))
             .unwrap();
         let (_, short) = rx.recv().unwrap();
         // Once that thread waits for work, the next job runs on it.
         assert!(eventually(|| workers.0.state().idle == 1));
         let tx3 = tx.clone();
         workers
-            .run(Box::new(move || tx3.send(("again", thread::current().id())).unwrap()))
+            .run(Box::new(move || {
+                tx3.send(("again", thread::current().id())).unwrap()
+            }))
             .unwrap();
         assert_eq!(rx.recv().unwrap(), ("again", short));
         release.send(()).unwrap();

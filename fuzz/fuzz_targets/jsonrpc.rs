@@ -20,7 +20,7 @@ use std::sync::Mutex;
 use libfuzzer_sys::fuzz_target;
 use mcp_warden::identity::{Caller, Identity};
 use mcp_warden::mcp::{self, Context, SUPPORTED_VERSIONS, SessionState};
-use mcp_warden::rpc;
+use mcp_warden::mcp::rpc;
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};

@@ -2,19 +2,20 @@
 //! (`GET /sse` holds a stream, `POST /messages?sessionId=` feeds it). Bytes and limits are
 //! `http.rs`'s job; the MCP methods are `mcp.rs`'s.
 
+pub mod hangup;
+pub mod sse;
+
 use std::sync::Arc;
 use std::time::Instant;
 
 use crate::auth::{Authenticator, Verified};
 use crate::config::Config;
-use crate::hangup;
 use crate::http::{Conn, Handler, Head, Next, Response};
 use crate::identity::Caller;
+use crate::mcp::rpc;
+use crate::mcp::session::{OpenError, Sessions, Undeliverable};
+use crate::mcp::tools::Tool;
 use crate::mcp::{self, Context};
-use crate::rpc;
-use crate::sessions::{OpenError, Sessions, Undeliverable};
-use crate::sse;
-use crate::tools::Tool;
 
 /// The application: configuration, the token checker (when auth is on), live sessions.
 pub struct App {
@@ -206,7 +207,7 @@ impl App {
             );
         };
         // A session belongs to whoever opened it: to anyone else it does not exist.
-        let owned = |s: &Arc<crate::sessions::Session>| match verified {
+        let owned = |s: &Arc<crate::mcp::session::Session>| match verified {
             None => s.caller == Caller::Anonymous,
             Some(v) => s.caller.is(v.claims.issuer.as_deref(), &v.claims.subject),
         };

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::http::stream_client_gone;
 use crate::identity::Caller;
 use crate::mcp::SessionState;
-use crate::outbox::{self, Hangup, Receiver, SendError};
+use crate::mcp::outbox::{self, Hangup, Receiver, SendError};
 
 /// Messages that may wait for one session's stream. A client that lets this many pile up
 /// has stopped reading: its session is closed rather than allowed to grow.

@@ -3,7 +3,7 @@
 //! written and flushed on its own: a client or proxy must see it before the next exists.
 
 use crate::http::stream_client_gone;
-use crate::outbox::{Receiver, RecvError};
+use crate::mcp::outbox::{Receiver, RecvError};
 use std::io::{self, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};

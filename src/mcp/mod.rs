@@ -3,6 +3,13 @@
 //! reply line (if any) out. Envelopes, parsing and error codes are in `rpc.rs`; the catalog
 //! in `tools/`, `prompts.rs` and `resources.rs`.
 
+pub mod outbox;
+pub mod prompts;
+pub mod resources;
+pub mod rpc;
+pub mod session;
+pub mod tools;
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Mutex, MutexGuard};
 
@@ -11,9 +18,8 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use crate::identity::Caller;
-use crate::rpc::{self, Body, Message, RpcError};
-use crate::tools::Tool;
-use crate::{prompts, resources};
+use crate::mcp::tools::Tool;
+use rpc::{Body, Message, RpcError};
 
 /// Protocol revisions this server speaks, newest first.
 pub const SUPPORTED_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
@@ -366,7 +372,7 @@ mod tests {
             Session {
                 state: Mutex::new(SessionState::default()),
                 caller: Caller::Anonymous,
-                tools: crate::tools::TOOLS,
+                tools: crate::mcp::tools::TOOLS,
                 adopt: false,
             }
         }
