@@ -77,7 +77,7 @@ pub fn start_with_tools(
         None => None,
         Some(auth) => Some(Authenticator::start(auth).map_err(StartError::Jwks)?),
     };
-    let app = App::new(config, auth, tools);
+    let app = App::new(config, auth, tools, addr);
     transport::hangup::start();
     let shared = Arc::new(http::Shared::default());
     let limits = http::Limits {
