@@ -511,6 +511,43 @@ mod tests {
     ];
 
     #[test]
+    fn reads_the_streamable_http_settings() {
+        let d = from(&[]).unwrap();
+        assert_eq!(d.session_idle, Duration::from_secs(1800));
+        assert_eq!(d.base_path, "");
+        assert!(d.allowed_origins.is_empty());
+        let c = from(&[
+            ("SESSION_IDLE_SECS", "60"),
+            ("BASE_PATH", "/tools/mcp-warden/"),
+            (
+                "ALLOWED_ORIGINS",
+                " https://App.example.com , http://localhost:6274,",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(c.session_idle, Duration::from_secs(60));
+        assert_eq!(c.base_path, "/tools/mcp-warden");
+        assert_eq!(
+            c.allowed_origins,
+            ["https://app.example.com", "http://localhost:6274"]
+        );
+        assert_eq!(from(&[("BASE_PATH", "/")]).unwrap().base_path, "");
+        for (var, value) in [
+            ("SESSION_IDLE_SECS", "5"),
+            ("BASE_PATH", "tools"),
+            ("BASE_PATH", "/a//b"),
+            ("BASE_PATH", "/a/../b"),
+            ("BASE_PATH", "/a b"),
+            ("ALLOWED_ORIGINS", "app.example.com"),
+            ("ALLOWED_ORIGINS", "https://app.example.com/path"),
+            ("ALLOWED_ORIGINS", "https://ok.example,ftp://x"),
+        ] {
+            let err = from(&[(var, value)]).unwrap_err();
+            assert_eq!(err.var, var, "{value}");
+        }
+    }
+
+    #[test]
     fn auth_is_off_unless_enabled() {
         assert_eq!(from(&[]).unwrap().auth, None);
         assert_eq!(from(&[("JWT_AUTH_ENABLED", "")]).unwrap().auth, None);

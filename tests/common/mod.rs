@@ -286,10 +286,24 @@ impl SseClient {
 
     /// Like `open_with`, returning a response other than `200` instead of panicking.
     pub fn try_open_with(addr: SocketAddr, extra_headers: &str) -> Result<SseClient, HttpResponse> {
+        Self::try_open_at(addr, "/sse", extra_headers)
+    }
+
+    /// `open` at another path (with a `BASE_PATH`).
+    pub fn open_path(addr: SocketAddr, path: &str) -> SseClient {
+        Self::try_open_at(addr, path, "")
+            .unwrap_or_else(|refused| panic!("GET {path}: {}", refused.status))
+    }
+
+    fn try_open_at(
+        addr: SocketAddr,
+        path: &str,
+        extra_headers: &str,
+    ) -> Result<SseClient, HttpResponse> {
         let mut s = connect(addr);
         write!(
             s,
-            "GET /sse HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n{extra_headers}\r\n"
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n{extra_headers}\r\n"
         )
         .unwrap();
         let mut reader = BufReader::new(s);
@@ -676,5 +690,123 @@ impl Drop for ServerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A Streamable HTTP client of `/mcp`: one session, each request on a new connection.
+pub struct McpClient {
+    pub addr: SocketAddr,
+    /// The route (`/mcp`, or with a `BASE_PATH`).
+    pub path: String,
+    /// `Mcp-Session-Id`, once `initialize` has answered.
+    pub session: Option<String>,
+    /// The negotiated revision, sent as `MCP-Protocol-Version` after `initialize`.
+    pub version: Option<String>,
+    /// Header lines sent with every request (`Authorization`, with auth on).
+    pub headers: String,
+}
+
+/// What `McpClient` sends as `Accept` on a POST.
+pub const ACCEPT_BOTH: &str = "Accept: application/json, text/event-stream\r\n";
+
+impl McpClient {
+    pub fn new(addr: SocketAddr) -> McpClient {
+        McpClient {
+            addr,
+            path: "/mcp".into(),
+            session: None,
+            version: None,
+            headers: String::new(),
+        }
+    }
+
+    /// With `Authorization: Bearer <token>` on every request.
+    pub fn authed(addr: SocketAddr, token: &str) -> McpClient {
+        McpClient {
+            headers: format!("Authorization: Bearer {token}\r\n"),
+            ..McpClient::new(addr)
+        }
+    }
+
+    /// The session's headers (id and version, when known) and `headers`.
+    pub fn session_headers(&self) -> String {
+        let mut h = self.headers.clone();
+        if let Some(id) = &self.session {
+            h.push_str(&format!("Mcp-Session-Id: {id}\r\n"));
+        }
+        if let Some(v) = &self.version {
+            h.push_str(&format!("MCP-Protocol-Version: {v}\r\n"));
+        }
+        h
+    }
+
+    /// POSTs `body` with `Accept` for both types, the session's headers and `extra`.
+    pub fn post_raw(&self, extra: &str, body: &[u8]) -> HttpResponse {
+        let headers = format!("{ACCEPT_BOTH}{}{extra}", self.session_headers());
+        request_with(self.addr, "POST", &self.path, &headers, body)
+    }
+
+    pub fn post(&self, message: &Value) -> HttpResponse {
+        self.post_raw("", message.to_string().as_bytes())
+    }
+
+    /// `initialize` with `version`, then `notifications/initialized`; keeps the session id.
+    pub fn initialize(&mut self, version: &str) -> Value {
+        let r = self.post(&json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
+            "params": {"protocolVersion": version, "capabilities": {},
+                       "clientInfo": {"name": "test", "version": "0"}}}));
+        assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+        let id = r
+            .header("mcp-session-id")
+            .expect("initialize names the session");
+        self.session = Some(id.to_string());
+        let result = r.json()["result"].clone();
+        self.version = result["protocolVersion"].as_str().map(str::to_string);
+        let note = self.post(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+        assert_eq!(note.status, 202);
+        result
+    }
+
+    /// A request; asserts a `200` JSON answer with the same id and returns it.
+    pub fn call(&self, id: i64, method: &str, params: Value) -> Value {
+        let r = self.post(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
+        assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.header("content-type"), Some("application/json"));
+        let reply = r.json();
+        assert_eq!(reply["id"], id, "{reply}");
+        reply
+    }
+
+    /// `DELETE` with the session's headers.
+    pub fn delete(&self) -> HttpResponse {
+        request_with(
+            self.addr,
+            "DELETE",
+            &self.path,
+            &self.session_headers(),
+            b"",
+        )
+    }
+
+    /// `GET` with `Accept: text/event-stream`: the stream's reader after a `200` head, or
+    /// the refusal.
+    pub fn open_stream(&self) -> Result<BufReader<TcpStream>, HttpResponse> {
+        let mut s = connect(self.addr);
+        write!(
+            s,
+            "GET {} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n{}\r\n",
+            self.path,
+            self.addr,
+            self.session_headers()
+        )
+        .unwrap();
+        let mut reader = BufReader::new(s);
+        let head = read_response(&mut reader);
+        if head.status == 200 {
+            assert_eq!(head.header("content-type"), Some("text/event-stream"));
+            Ok(reader)
+        } else {
+            Err(head)
+        }
     }
 }
