@@ -245,3 +245,52 @@ fn a_stream_request_with_a_body_is_refused_not_ended_at_once() {
     );
     assert_eq!(r.status, 200);
 }
+
+#[test]
+fn a_streamable_client_that_vanishes_mid_request_mid_reply_or_mid_stream_frees_everything() {
+    let server = start(&[
+        NO_KEEPALIVE,
+        ("REQUEST_TIMEOUT_SECS", "3600"),
+        ("MAX_BODY_BYTES", "67108864"),
+    ]);
+    let idle = resources(&server);
+    let mut c = common::McpClient::new(server.addr);
+    c.initialize("2025-06-18");
+    // A Streamable HTTP session holds no connection between requests.
+    assert_back_to(&server, idle, "a session initialized");
+    let headers = format!("{}{}", common::ACCEPT_BOTH, c.session_headers());
+    // Gone mid-body.
+    let mut s = connect(server.addr);
+    write!(
+        s,
+        "POST /mcp HTTP/1.1\r\nHost: localhost\r\n{headers}Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{{\"jsonrpc\":"
+    )
+    .unwrap();
+    assert!(eventually(SETTLE, || resources(&server).0 > idle.0));
+    drop(s);
+    assert_back_to(&server, idle, "a POST /mcp closed mid-body");
+    // Gone while its 32 MiB answer is being written.
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "echo", "arguments": {"message": "x".repeat(32 << 20)}}})
+    .to_string();
+    let mut s = connect(server.addr);
+    write!(
+        s,
+        "POST /mcp HTTP/1.1\r\nHost: localhost\r\n{headers}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(body.as_bytes()).unwrap();
+    let mut reader = std::io::BufReader::new(s);
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert_eq!(line, "HTTP/1.1 200 OK\r\n", "the answer has begun");
+    drop(reader);
+    assert_back_to(&server, idle, "a client gone mid-answer");
+    // Gone from its GET stream: the stream is freed, the session stays.
+    let stream = c.open_stream().unwrap();
+    assert!(resources(&server).0 > idle.0);
+    drop(stream);
+    assert_back_to(&server, idle, "a GET /mcp stream closed");
+    assert_eq!(c.call(2, "ping", json!({}))["result"], json!({}));
+}
