@@ -40,6 +40,16 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// `LOG_FORMAT`: `text` (the default) or `json`, one object per line for log shippers.
     pub log_json: bool,
+    /// `SESSION_IDLE_SECS`: a Streamable HTTP session unused this long, with no stream
+    /// open, ends. Defaults to 1800 s.
+    pub session_idle: Duration,
+    /// `BASE_PATH`: a prefix every route carries (`/tools` serves `/tools/mcp`), for a
+    /// deployment behind a path-prefix proxy. Defaults to none; never ends in `/`.
+    pub base_path: String,
+    /// `ALLOWED_ORIGINS`: browser origins (`scheme://host[:port]`) allowed to call, and
+    /// given CORS answers. Defaults to none (loopback origins pass while bound to
+    /// loopback; requests without `Origin` always pass).
+    pub allowed_origins: Vec<String>,
     /// `JWT_AUTH_ENABLED=true` and its companions; `None` while authentication is off,
     /// which is the default.
     pub auth: Option<AuthConfig>,
@@ -57,6 +67,9 @@ impl Default for Config {
             max_connections: 2000,
             shutdown_grace: Duration::from_secs(5),
             log_json: false,
+            session_idle: Duration::from_secs(1800),
+            base_path: String::new(),
+            allowed_origins: Vec::new(),
             auth: None,
         }
     }
@@ -64,7 +77,7 @@ impl Default for Config {
 
 /// What `--help` prints: every variable, its default and its meaning.
 pub const HELP: &str = "\
-mcp-warden: an MCP server over HTTP (HTTP+SSE transport: GET /sse, POST /messages?sessionId=)
+mcp-warden: an MCP server over HTTP (Streamable HTTP on /mcp; HTTP+SSE: GET /sse, POST /messages)
 
 USAGE:
     mcp-warden [--help | --version]
@@ -79,7 +92,14 @@ Configuration is read from the environment:
                           (1024-67108864); larger gets 413            [default: 1048576]
     REQUEST_TIMEOUT_SECS  deadline for a client to send one request,
                           head and body (1-3600)                      [default: 10]
-    MAX_SESSIONS          open SSE sessions at most; more gets 503    [default: 1000]
+    MAX_SESSIONS          open sessions at most (both transports);
+                          more gets 503                               [default: 1000]
+    SESSION_IDLE_SECS     a Streamable HTTP session unused this long
+                          (no stream open) ends (10-604800)           [default: 1800]
+    BASE_PATH             prefix of every route, e.g. /tools serves
+                          /tools/mcp and /tools/sse                   [default: none]
+    ALLOWED_ORIGINS       comma-separated browser origins allowed to
+                          call (and given CORS answers)               [default: none]
     MAX_CONNECTIONS       open connections at most, more than
                           MAX_SESSIONS; more gets 503                 [default: 2000]
     SHUTDOWN_GRACE_SECS   on SIGTERM/SIGINT, time for in-flight
@@ -87,7 +107,7 @@ Configuration is read from the environment:
 
 Authentication (Plural's contract; all off unless JWT_AUTH_ENABLED is true):
 
-    JWT_AUTH_ENABLED      require a Bearer JWT on /sse and /messages:
+    JWT_AUTH_ENABLED      require a Bearer JWT on /mcp, /sse, /messages:
                           true/false, 1/0, yes/no, on/off; anything
                           else refuses to start                       [default: false]
     JWKS_URI              URL of the signing keys (JWKS), http(s);
@@ -219,6 +239,30 @@ impl Config {
                     });
                 }
             },
+            session_idle: int_var(
+                &get,
+                "SESSION_IDLE_SECS",
+                10,
+                7 * 86400,
+                "a whole number of seconds from 10 to 604800",
+            )?
+            .map_or(d.session_idle, Duration::from_secs),
+            base_path: match get("BASE_PATH") {
+                None => d.base_path,
+                Some(v) => parse_base_path(&v).ok_or(ConfigError {
+                    var: "BASE_PATH",
+                    value: v,
+                    expected: "a path prefix such as /tools: starting with /, made of letters, digits and -._~/ only".into(),
+                })?,
+            },
+            allowed_origins: match get("ALLOWED_ORIGINS") {
+                None => d.allowed_origins,
+                Some(v) => parse_origins(&v).map_err(|bad| ConfigError {
+                    var: "ALLOWED_ORIGINS",
+                    value: bad,
+                    expected: "a comma-separated list of origins such as https://app.example.com,http://localhost:6274 (scheme, host and optional port; no path)".into(),
+                })?,
+            },
             auth: auth_config(&get)?,
         }
         .checked()
@@ -315,6 +359,42 @@ fn auth_config(get: &impl Fn(&str) -> Option<String>) -> Result<Option<AuthConfi
         }
         .checked()?,
     ))
+}
+
+/// A path prefix: `/` then segments of unreserved characters; a trailing `/` is dropped
+/// and `/` alone means none.
+fn parse_base_path(v: &str) -> Option<String> {
+    let v = v.trim().trim_end_matches('/');
+    if v.is_empty() {
+        return Some(String::new());
+    }
+    let ok = v.starts_with('/')
+        && !v.contains("//")
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~/".contains(&b))
+        && !v.split('/').any(|seg| seg == "." || seg == "..");
+    ok.then(|| v.to_string())
+}
+
+/// Origins, each `http(s)://host[:port]` and compared exactly (browsers send them in this
+/// form, lower-case). `Err` carries the first one that is not an origin.
+fn parse_origins(v: &str) -> Result<Vec<String>, String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(|o| {
+            let lower = o.to_ascii_lowercase();
+            let rest = lower
+                .strip_prefix("https://")
+                .or_else(|| lower.strip_prefix("http://"));
+            match rest {
+                Some(host) if !host.is_empty() && !host.contains(['/', '?', '#', '@', ' ']) => {
+                    Ok(lower)
+                }
+                _ => Err(o.to_string()),
+            }
+        })
+        .collect()
 }
 
 /// `true/false`, `1/0`, `yes/no`, `on/off`, in any case.

@@ -5,12 +5,12 @@
 //! limits and deadlines. Read top to bottom: `serve` → `connection` → `Conn::read_head` →
 //! `Conn::read_body` → `Response`.
 
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::ops::Range;
-use std::collections::VecDeque;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -242,7 +242,7 @@ fn refuse_over_capacity(mut stream: TcpStream, max: usize) {
         .header("Retry-After", "1")
         .closing();
     let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
-    let _ = stream.write_all(&response.to_bytes(Some("close")));
+    let _ = stream.write_all(&response.to_bytes(Some("close"), ""));
     let _ = stream.shutdown(Shutdown::Write);
 }
 
@@ -267,6 +267,7 @@ fn connection(stream: TcpStream, handler: &dyn Handler, limits: Limits, shared: 
         shared: Arc::clone(shared),
         status: 0,
         subject: String::new(),
+        extra_headers: String::new(),
     };
     let mut head = Head::default();
     loop {
@@ -289,6 +290,7 @@ fn connection(stream: TcpStream, handler: &dyn Handler, limits: Limits, shared: 
         conn.keep_open = false;
         conn.status = 0;
         conn.subject.clear();
+        conn.extra_headers.clear();
         let next = handler.handle(&mut conn, &head);
         access_log(
             head.method(),
@@ -463,9 +465,24 @@ pub struct Conn {
     /// Who made the current request, when the handler knows (for the access log).
     /// Empty when not known; the buffer is reused from request to request.
     subject: String,
+    /// Header lines (each ending in CRLF) every response to the current request carries,
+    /// such as CORS answers; reused from request to request.
+    extra_headers: String,
 }
 
 impl Conn {
+    /// Adds a header to every response to the current request (and to a stream's head,
+    /// see `extra_headers`).
+    pub fn add_header(&mut self, name: &str, value: &str) {
+        use std::fmt::Write as _;
+        let _ = write!(self.extra_headers, "{name}: {value}\r\n");
+    }
+
+    /// The header lines `add_header` collected, each ending in CRLF.
+    pub fn extra_headers(&self) -> &str {
+        &self.extra_headers
+    }
+
     pub fn peer(&self) -> SocketAddr {
         self.peer
     }
@@ -710,7 +727,7 @@ impl Conn {
             None
         };
         self.keep_open = !closing;
-        let bytes = response.to_bytes(connection);
+        let bytes = response.to_bytes(connection, &self.extra_headers);
         let end = if self.head_only {
             bytes.len() - response.body.len()
         } else {
@@ -964,14 +981,18 @@ impl Response {
     }
 
     /// The response on the wire, with a `Connection` header when `connection` is given.
-    fn to_bytes(&self, connection: Option<&str>) -> Vec<u8> {
+    fn to_bytes(&self, connection: Option<&str>, extra_headers: &str) -> Vec<u8> {
         // One buffer, written in place: no intermediate strings per line.
-        let mut out = Vec::with_capacity(160 + self.body.len());
+        let mut out = Vec::with_capacity(160 + extra_headers.len() + self.body.len());
         let _ = write!(out, "HTTP/1.1 {} {}\r\n", self.status, reason(self.status));
         for (name, value) in &self.headers {
             let _ = write!(out, "{name}: {value}\r\n");
         }
-        let _ = write!(out, "Content-Length: {}\r\n", self.body.len());
+        out.extend_from_slice(extra_headers.as_bytes());
+        // A 204 has no body and says no length (RFC 9110 §8.6).
+        if self.status != 204 {
+            let _ = write!(out, "Content-Length: {}\r\n", self.body.len());
+        }
         if let Some(connection) = connection {
             let _ = write!(out, "Connection: {connection}\r\n");
         }
@@ -994,6 +1015,7 @@ pub fn reason(status: u16) -> &'static str {
         404 => "Not Found",
         405 => "Method Not Allowed",
         406 => "Not Acceptable",
+        409 => "Conflict",
         408 => "Request Timeout",
         413 => "Content Too Large",
         415 => "Unsupported Media Type",
@@ -1040,14 +1062,18 @@ mod tests {
         // ...so the next job gets a new thread at once, not a place behind it.
         let tx2 = tx.clone();
         workers
-            .run(Box::new(move || tx2.send(("short", thread::current().id())).unwrap()))
+            .run(Box::new(move || {
+                tx2.send(("short", thread::current().id())).unwrap()
+            }))
             .unwrap();
         let (_, short) = rx.recv().unwrap();
         // Once that thread waits for work, the next job runs on it.
         assert!(eventually(|| workers.0.state().idle == 1));
         let tx3 = tx.clone();
         workers
-            .run(Box::new(move || tx3.send(("again", thread::current().id())).unwrap()))
+            .run(Box::new(move || {
+                tx3.send(("again", thread::current().id())).unwrap()
+            }))
             .unwrap();
         assert_eq!(rx.recv().unwrap(), ("again", short));
         release.send(()).unwrap();

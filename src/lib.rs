@@ -8,19 +8,13 @@
 
 pub mod auth;
 pub mod config;
-pub mod hangup;
 pub mod http;
 pub mod identity;
 pub mod logsink;
 pub mod mcp;
-pub mod outbox;
-pub mod prompts;
-pub mod resources;
-pub mod routes;
-pub mod rpc;
-pub mod sessions;
-pub mod sse;
-pub mod tools;
+pub mod transport;
+
+pub use mcp::{rpc, tools};
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
@@ -30,7 +24,7 @@ use std::{fmt, io};
 
 use auth::Authenticator;
 use config::Config;
-use routes::App;
+use transport::App;
 
 /// A running server: its address, its live state, and the handle that stops it.
 pub struct Server {
@@ -83,8 +77,8 @@ pub fn start_with_tools(
         None => None,
         Some(auth) => Some(Authenticator::start(auth).map_err(StartError::Jwks)?),
     };
-    let app = App::new(config, auth, tools);
-    hangup::start();
+    let app = App::new(config, auth, tools, addr);
+    transport::hangup::start();
     let shared = Arc::new(http::Shared::default());
     let limits = http::Limits {
         request_timeout: app.config.request_timeout,

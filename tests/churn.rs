@@ -68,7 +68,7 @@ fn assert_back_to(server: &ServerProcess, idle: (usize, usize), after: &str) {
 fn open_streams(addr: SocketAddr, n: usize) -> (Vec<TcpStream>, Vec<u16>) {
     let mut sockets: Vec<TcpStream> = (0..n).map(|_| connect(addr)).collect();
     for s in &mut sockets {
-        s.write_all(b"GET /sse HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.write_all(b"GET /sse HTTP/1.1\r\nHost: localhost\r\n\r\n")
             .unwrap();
     }
     let mut open = Vec::new();
@@ -131,7 +131,7 @@ fn a_post_that_goes_away_mid_body_frees_its_connection() {
     let idle = (threads + 1, fds + 2);
     assert_back_to(&server, idle, "a session opened");
     let head = format!(
-        "POST {} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n",
+        "POST {} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n",
         c.endpoint
     );
     // Once with a plain close (FIN); once with `100 Continue` left unread, so that the
@@ -232,7 +232,7 @@ fn a_stream_request_with_a_body_is_refused_not_ended_at_once() {
     ] {
         let r = common::raw(
             server.addr,
-            format!("GET /sse HTTP/1.1\r\nHost: x\r\n{framing}").as_bytes(),
+            format!("GET /sse HTTP/1.1\r\nHost: localhost\r\n{framing}").as_bytes(),
         );
         assert_eq!(r.status, 400, "{framing}");
         assert_eq!(r.json()["error"], "unexpected_body");
@@ -241,7 +241,7 @@ fn a_stream_request_with_a_body_is_refused_not_ended_at_once() {
     // An empty body is no body.
     let r = common::raw(
         server.addr,
-        b"GET /sse HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+        b"GET /sse HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n",
     );
     assert_eq!(r.status, 200);
 }

@@ -84,8 +84,10 @@ impl Raw {
 
 /// A POST head for `path` with `headers` (each ending in `\r\n`), no body.
 fn post_head(path: &str, headers: &str) -> Vec<u8> {
-    format!("POST {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n{headers}\r\n")
-        .into_bytes()
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n{headers}\r\n"
+    )
+    .into_bytes()
 }
 
 // ---- routes: missing or unknown session, unknown path, wrong method -------------------
@@ -122,7 +124,7 @@ fn unknown_path_is_404_with_a_json_error() {
     for path in ["/unknown", "/", "/sse/extra", "/messages/"] {
         let r = raw(
             addr,
-            format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").as_bytes(),
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes(),
         );
         assert_error(&r, 404, "not_found");
     }
@@ -134,13 +136,15 @@ fn wrong_method_is_405_with_the_allowed_method_in_allow() {
     let server = spawn(test_config());
     let addr = server.local_addr();
     for (method, path, allow) in [
-        ("POST", "/sse", "GET"),
-        ("PUT", "/sse", "GET"),
-        ("DELETE", "/sse", "GET"),
-        ("GET", "/messages?sessionId=abc", "POST"),
-        ("PUT", "/messages", "POST"),
-        ("DELETE", "/messages", "POST"),
-        ("OPTIONS", "/messages", "POST"),
+        ("POST", "/sse", "GET, OPTIONS"),
+        ("PUT", "/sse", "GET, OPTIONS"),
+        ("DELETE", "/sse", "GET, OPTIONS"),
+        ("GET", "/messages?sessionId=abc", "POST, OPTIONS"),
+        ("PUT", "/messages", "POST, OPTIONS"),
+        ("DELETE", "/messages", "POST, OPTIONS"),
+        ("PUT", "/mcp", "GET, POST, DELETE, OPTIONS"),
+        ("PATCH", "/mcp", "GET, POST, DELETE, OPTIONS"),
+        ("POST", "/healthz", "GET, HEAD"),
     ] {
         let r = request(addr, method, path, b"");
         assert_error(&r, 405, "method_not_allowed");
@@ -156,7 +160,7 @@ fn head_request_gets_the_status_and_headers_but_no_body() {
     let server = spawn(test_config());
     let addr = server.local_addr();
     let mut c = Raw::open(addr);
-    c.send(b"HEAD /sse HTTP/1.1\r\nHost: test\r\n\r\n");
+    c.send(b"HEAD /sse HTTP/1.1\r\nHost: localhost\r\n\r\n");
     let mut head = String::new();
     loop {
         let mut line = String::new();
@@ -167,9 +171,9 @@ fn head_request_gets_the_status_and_headers_but_no_body() {
         }
     }
     assert!(head.starts_with("HTTP/1.1 405 "), "{head}");
-    assert!(head.contains("\r\nAllow: GET\r\n"), "{head}");
+    assert!(head.contains("\r\nAllow: GET, OPTIONS\r\n"), "{head}");
     // The next bytes on the connection must be the next response, not a stray body.
-    c.send(b"GET /unknown HTTP/1.1\r\nHost: test\r\n\r\n");
+    c.send(b"GET /unknown HTTP/1.1\r\nHost: localhost\r\n\r\n");
     assert_error(&c.response(), 404, "not_found");
     assert_still_serves(addr);
 }
@@ -304,7 +308,7 @@ fn chunked_body_in_several_chunks_with_extensions_and_a_trailer_is_accepted() {
     assert_eq!(reply["id"], 7);
     assert_eq!(reply["result"], json!({}));
     // The connection stays open for the next request after a chunked body.
-    conn.send(b"GET /unknown HTTP/1.1\r\nHost: test\r\n\r\n");
+    conn.send(b"GET /unknown HTTP/1.1\r\nHost: localhost\r\n\r\n");
     assert_error(&conn.response(), 404, "not_found");
 }
 
@@ -457,7 +461,7 @@ fn head_that_reaches_32_kib_unfinished_is_431() {
     let addr = server.local_addr();
     // Exactly MAX_HEAD_BYTES of a head that has not ended yet: the server reads all of it
     // (so it closes cleanly, without a reset over unread bytes) and cannot wait for more.
-    let mut req = b"GET /sse HTTP/1.1\r\nHost: test\r\nX-Big: ".to_vec();
+    let mut req = b"GET /sse HTTP/1.1\r\nHost: localhost\r\nX-Big: ".to_vec();
     req.resize(MAX_HEAD_BYTES, b'a');
     let mut conn = Raw::open(addr);
     conn.send(&req);
@@ -477,7 +481,7 @@ fn more_than_64_headers_is_431() {
         for i in 1..count {
             req.push_str(&format!("X-H{i}: v\r\n"));
         }
-        req.push_str("Host: test\r\n\r\n");
+        req.push_str("Host: localhost\r\n\r\n");
         req
     };
     // 64 fields is the limit and passes; 65 does not.
@@ -519,11 +523,11 @@ fn keep_alive_connection_answers_two_requests_in_turn_and_pipelined() {
     conn.send(&post);
     assert_eq!(conn.response().status, 202);
     assert_eq!(c.next_message()["id"], 7);
-    conn.send(b"GET /unknown HTTP/1.1\r\nHost: test\r\n\r\n");
+    conn.send(b"GET /unknown HTTP/1.1\r\nHost: localhost\r\n\r\n");
     assert_error(&conn.response(), 404, "not_found");
     // Both requests in one write.
     let mut two = post.clone();
-    two.extend_from_slice(b"GET /unknown HTTP/1.1\r\nHost: test\r\n\r\n");
+    two.extend_from_slice(b"GET /unknown HTTP/1.1\r\nHost: localhost\r\n\r\n");
     conn.send(&two);
     assert_eq!(conn.response().status, 202);
     assert_error(&conn.response(), 404, "not_found");
@@ -531,7 +535,7 @@ fn keep_alive_connection_answers_two_requests_in_turn_and_pipelined() {
     // Each request is read afresh, nothing kept from the one before: a long path then a
     // short one, and a `Connection: close` that only the last request carries.
     for path in ["/a-rather-long-path-that-comes-first", "/b"] {
-        conn.send(format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").as_bytes());
+        conn.send(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes());
         let r = conn.response();
         assert_error(&r, 404, "not_found");
         let message = r.json()["message"].as_str().unwrap().to_string();
@@ -540,7 +544,7 @@ fn keep_alive_connection_answers_two_requests_in_turn_and_pipelined() {
             "{message}"
         );
     }
-    conn.send(b"GET /c HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    conn.send(b"GET /c HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     assert_error(&conn.response(), 404, "not_found");
     conn.assert_closed_by_server();
 }
@@ -582,10 +586,10 @@ fn connection_close_is_honoured_and_announced_after_the_response() {
     let server = spawn(test_config());
     let mut conn = Raw::open(server.local_addr());
     // HTTP/1.1's default (keep the connection) needs no header.
-    conn.send(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n");
+    conn.send(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n");
     assert_eq!(conn.response().header("connection"), None);
     // RFC 9112 §9.6: the server closes after the response to `close`, and should say so.
-    conn.send(b"GET /unknown HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    conn.send(b"GET /unknown HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     let r = conn.response();
     assert_error(&r, 404, "not_found");
     assert_eq!(r.header("connection"), Some("close"));
@@ -606,7 +610,7 @@ fn slowloris_partial_head_gets_408_while_other_clients_are_served() {
     let mut slow = Raw::open(addr);
     // A head that never ends, trickled a few bytes at a time. The deadline covers the
     // whole request, so trickling does not extend it.
-    slow.send(b"GET /sse HTTP/1.1\r\nHost: test\r\n");
+    slow.send(b"GET /sse HTTP/1.1\r\nHost: localhost\r\n");
     let mut trickle = slow.writer.try_clone().unwrap();
     let trickler = std::thread::spawn(move || {
         for i in 0..100 {
@@ -660,7 +664,7 @@ fn idle_keep_alive_connection_is_closed_after_the_deadline() {
     let server = spawn(short_deadline_config());
     let addr = server.local_addr();
     let mut conn = Raw::open(addr);
-    conn.send(b"GET /unknown HTTP/1.1\r\nHost: test\r\n\r\n");
+    conn.send(b"GET /unknown HTTP/1.1\r\nHost: localhost\r\n\r\n");
     assert_error(&conn.response(), 404, "not_found");
     conn.assert_closed_by_server();
     assert_still_serves(addr);
@@ -683,7 +687,7 @@ fn absolute_form_targets_are_accepted_for_their_path() {
     assert_eq!(r.status, 404, "the path of a bare authority is /");
     let r = raw(
         addr,
-        b"POST http://h/messages HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        b"POST http://localhost/messages HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
     );
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["error"], "missing_session_id");
@@ -694,7 +698,7 @@ fn a_target_that_is_not_a_path_is_400_without_echoing_it() {
     let server = spawn(test_config());
     let r = raw(
         server.local_addr(),
-        b"POST messages?sessionId=0123456789abcdef HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"POST messages?sessionId=0123456789abcdef HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
     );
     assert_eq!(r.status, 400);
     let body = String::from_utf8_lossy(&r.body);

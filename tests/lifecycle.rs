@@ -288,7 +288,7 @@ fn shutdown_closes_idle_keep_alive_connections_at_once() {
     });
     let addr = server.local_addr();
     let mut idle = connect(addr);
-    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .unwrap();
     let mut reader = BufReader::new(idle);
     assert_eq!(read_response(&mut reader).status, 200);
@@ -309,10 +309,11 @@ fn a_request_in_flight_at_shutdown_is_answered_and_says_connection_close() {
     // which a server shutting down refuses, saying so.
     let mut conn = connect(addr);
     let mut reader = BufReader::new(conn.try_clone().unwrap());
-    conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .unwrap();
     assert_eq!(read_response(&mut reader).header("connection"), None);
-    conn.write_all(b"GET /sse HTTP/1.1\r\nHost: x\r\n").unwrap();
+    conn.write_all(b"GET /sse HTTP/1.1\r\nHost: localhost\r\n")
+        .unwrap();
     let stopper = thread::spawn(move || server.shutdown(Duration::from_secs(5)));
     // Streams end once shutdown has begun: from then on the server is stopping.
     assert_eq!(watcher.try_next_event(), None);

@@ -109,7 +109,7 @@ fn the_endpoint_event_arrives_before_anything_else_happens() {
         ..test_config()
     });
     let mut s = common::connect(server.local_addr());
-    s.write_all(b"GET /sse HTTP/1.1\r\nHost: x\r\n\r\n")
+    s.write_all(b"GET /sse HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .unwrap();
     let mut got = Vec::new();
     let mut buf = [0u8; 1024];
@@ -236,7 +236,7 @@ fn a_thousand_streams_opened_at_once_each_get_their_endpoint_event() {
     // at the same time, as when a fleet of agents reconnects after a restart.
     let mut sockets: Vec<TcpStream> = (0..1000).map(|_| common::connect(addr)).collect();
     for s in &mut sockets {
-        s.write_all(b"GET /sse HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.write_all(b"GET /sse HTTP/1.1\r\nHost: localhost\r\n\r\n")
             .unwrap();
     }
     for (i, s) in sockets.iter_mut().enumerate() {

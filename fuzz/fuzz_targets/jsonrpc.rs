@@ -15,12 +15,12 @@
 #![no_main]
 
 use std::fmt;
-use std::sync::Mutex;
 
 use libfuzzer_sys::fuzz_target;
 use mcp_warden::identity::{Caller, Identity};
-use mcp_warden::mcp::{self, Context, SUPPORTED_VERSIONS, SessionState};
-use mcp_warden::rpc;
+use mcp_warden::mcp::rpc;
+use mcp_warden::mcp::session::Session;
+use mcp_warden::mcp::{self, Context, Version};
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
@@ -44,15 +44,14 @@ fuzz_target!(|data: &[u8]| {
             groups: vec!["sre".into()],
         })
     };
-    let state = Mutex::new(SessionState::default());
+    let session = Session::detached(caller);
     let cx = Context {
-        state: &state,
-        caller: &caller,
+        session: &session,
         tools: mcp_warden::tools::TOOLS,
         adopt_uninitialized: control & 0x20 != 0,
     };
     let version = match control & 7 {
-        v @ 1..=4 => Some(SUPPORTED_VERSIONS[v as usize - 1]),
+        v @ 1..=4 => Some(Version::SUPPORTED[v as usize - 1].as_str()),
         5 => Some("1999-01-01"),
         _ => None,
     };
@@ -62,7 +61,7 @@ fuzz_target!(|data: &[u8]| {
                        "clientInfo": {"name": "fuzz", "version": "0"}}});
         let reply = handle(&init, &cx).expect("initialize is answered");
         assert!(reply.get("result").is_some(), "{reply}");
-        assert!(state.lock().unwrap().version.is_some());
+        assert!(session.state().version.is_some());
         if control & 8 != 0 {
             let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
             assert_eq!(handle(&note, &cx), None);
@@ -73,7 +72,7 @@ fuzz_target!(|data: &[u8]| {
         let raw = match messages.next() {
             Some(Ok(raw)) => raw,
             Some(Err(e)) => {
-                check_reply(&line_value(&mcp::parse_error(&e)));
+                check_reply(&line_value(&mcp::parse_error(&e).to_line()));
                 return;
             }
             None => return,
@@ -86,7 +85,7 @@ fuzz_target!(|data: &[u8]| {
             .filter(|_| !names_a_member_twice(raw))
             .and_then(expected_reply_id);
         let body = rpc::parse(raw.get().as_bytes()).expect("a JSON value parses as a body");
-        let reply = mcp::handle(body, &cx).map(|line| line_value(&line));
+        let reply = mcp::handle(body, &cx).map(|reply| line_value(&reply.to_line()));
         if let Some(id) = &expected_id {
             let reply = reply
                 .as_ref()
@@ -103,7 +102,7 @@ fuzz_target!(|data: &[u8]| {
 fn handle(message: &Value, cx: &Context<'_>) -> Option<Value> {
     let text = message.to_string();
     let body = rpc::parse(text.as_bytes()).expect("a JSON value parses as a body");
-    mcp::handle(body, cx).map(|line| line_value(&line))
+    mcp::handle(body, cx).map(|reply| line_value(&reply.to_line()))
 }
 
 /// A reply line as a value, after checking it is one line of JSON.

@@ -16,8 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
 
-use crate::http::Response;
-use crate::identity::Identity;
+use crate::identity::{Caller, Identity};
 use jwks::{JwksError, KeyStore};
 use jwt::{Claims, Policy};
 
@@ -248,37 +247,6 @@ impl fmt::Display for AuthError {
 impl std::error::Error for AuthError {}
 
 impl AuthError {
-    /// The `401` for this refusal: `WWW-Authenticate` per RFC 6750 §3 and a JSON body.
-    pub fn response(&self) -> Response {
-        let message = self.to_string();
-        let (code, challenge) = match self {
-            AuthError::MissingToken => ("missing_token", "Bearer realm=\"mcp-warden\"".to_string()),
-            _ => {
-                // error_description allows printable ASCII except `"` and `\` (RFC 6750 §3).
-                let description: String = message
-                    .chars()
-                    .map(|c| match c {
-                        '"' | '\\' => '\'',
-                        ' '..='~' => c,
-                        _ => '?',
-                    })
-                    .collect();
-                (
-                    match self {
-                        AuthError::NoGroups { .. } | AuthError::NoSharedGroup { .. } => {
-                            "insufficient_group"
-                        }
-                        _ => "invalid_token",
-                    },
-                    format!(
-                        "Bearer realm=\"mcp-warden\", error=\"invalid_token\", error_description=\"{description}\""
-                    ),
-                )
-            }
-        };
-        Response::error(401, code, &message).header("WWW-Authenticate", &challenge)
-    }
-
     /// The subject, when the token verified but was refused for its groups.
     pub fn subject(&self) -> Option<&str> {
         match self {
@@ -310,6 +278,11 @@ pub struct Verified {
 }
 
 impl Verified {
+    /// The caller this token makes.
+    pub fn caller(&self) -> Caller {
+        Caller::User(self.identity())
+    }
+
     /// Who this is, for a session to keep.
     pub fn identity(&self) -> Identity {
         let c = &self.claims;
@@ -571,42 +544,5 @@ mod tests {
     fn star_admits_any_valid_token_even_without_groups() {
         assert_eq!(RequiredGroups::Any.admits(&claims(None)), Ok(()));
         assert_eq!(RequiredGroups::Any.admits(&claims(Some(&[]))), Ok(()));
-    }
-
-    fn header<'a>(response: &'a Response, name: &str) -> Option<&'a str> {
-        response
-            .headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    #[test]
-    fn refusals_are_401_with_a_bearer_challenge_that_cannot_be_broken_out_of() {
-        let missing = AuthError::MissingToken.response();
-        assert_eq!(missing.status, 401);
-        assert_eq!(
-            header(&missing, "WWW-Authenticate"),
-            Some("Bearer realm=\"mcp-warden\"")
-        );
-        // A hostile `alg` with quotes, a backslash and a line break stays inside the quotes.
-        let hostile = AuthError::AlgorithmNotAllowed("x\"\\\r\nSet-Cookie: a=b".into());
-        let response = hostile.response();
-        let challenge = header(&response, "WWW-Authenticate").unwrap();
-        assert!(challenge.starts_with(
-            "Bearer realm=\"mcp-warden\", error=\"invalid_token\", error_description=\""
-        ));
-        let description = &challenge[challenge.find("error_description=\"").unwrap() + 19..];
-        assert_eq!(description.matches('"').count(), 1, "{challenge}");
-        assert!(description.ends_with('"'));
-        assert!(!challenge.contains(['\r', '\n', '\\']), "{challenge}");
-        let group = AuthError::NoSharedGroup {
-            sub: "alice".into(),
-        };
-        assert_eq!(
-            group.to_string(),
-            "user does not belong to any required group"
-        );
-        assert_eq!(group.response().status, 401);
     }
 }

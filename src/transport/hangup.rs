@@ -18,7 +18,7 @@
 
 use std::net::TcpStream;
 
-use crate::outbox::Receiver;
+use crate::mcp::outbox::Receiver;
 
 /// A stream being watched: dropping it stops watching (the stream has ended otherwise).
 pub struct Watch {
@@ -68,8 +68,8 @@ mod linux {
     use rustix::fd::OwnedFd;
 
     use super::Watch;
-    use crate::outbox::{Hangup, Receiver};
-    use crate::sessions::shrink_after_burst;
+    use crate::mcp::outbox::{Hangup, Receiver};
+    use crate::mcp::session::shrink_after_burst;
 
     /// Reports taken from the kernel per `epoll_wait`.
     const BATCH: usize = 256;
@@ -177,7 +177,7 @@ mod linux {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::outbox::{self, RecvError};
+    use crate::mcp::outbox::{self, RecvError};
     use std::io::Write;
     use std::net::{Shutdown, TcpListener};
     use std::time::Duration;

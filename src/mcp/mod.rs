@@ -1,30 +1,82 @@
 //! MCP methods over JSON-RPC: the initialize handshake and version negotiation, and the
-//! tools, resources, prompts and logging methods. Transport-free: a parsed body in, the
-//! reply line (if any) out. Envelopes, parsing and error codes are in `rpc.rs`; the catalog
-//! in `tools/`, `prompts.rs` and `resources.rs`.
+//! tools, resources, prompts and logging methods. Transport-free: a parsed body and the
+//! session in, a typed reply (the ids and each result or `RpcError`) out; each transport
+//! serializes it and picks its HTTP status. Envelopes, parsing and error codes are in
+//! `rpc.rs`; sessions in `session.rs`; the catalog in `tools/`, `prompts.rs` and
+//! `resources.rs`.
 
+pub mod outbox;
+pub mod prompts;
+pub mod resources;
+pub mod rpc;
+pub mod session;
+pub mod tools;
+
+use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::MutexGuard;
 
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use crate::identity::Caller;
-use crate::rpc::{self, Body, Message, RpcError};
-use crate::tools::Tool;
-use crate::{prompts, resources};
+use crate::mcp::tools::Tool;
+use rpc::{Body, Id, Message, RpcError};
+use session::Session;
 
-/// Protocol revisions this server speaks, newest first.
-pub const SUPPORTED_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
+/// A protocol revision this server speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Version {
+    V2024_11_05,
+    V2025_03_26,
+    V2025_06_18,
+    V2025_11_25,
+}
 
-/// The revision a session is served at when its client sends a request before any
-/// `initialize` (see `Context::adopt_uninitialized`).
-pub const ADOPTED_VERSION: &str = "2024-11-05";
+impl Version {
+    /// Every revision served, newest first.
+    pub const SUPPORTED: [Version; 4] = [
+        Version::V2025_11_25,
+        Version::V2025_06_18,
+        Version::V2025_03_26,
+        Version::V2024_11_05,
+    ];
+    /// Offered to a client asking for a revision this server does not speak.
+    pub const LATEST: Version = Version::V2025_11_25;
+    /// A session used before any `initialize` (see `Context::adopt_uninitialized`).
+    pub const ADOPTED: Version = Version::V2024_11_05;
 
-/// The only revision whose clients may send JSON-RPC batches (it added them; 2025-06-18
-/// removed them again).
-const BATCH_VERSION: &str = "2025-03-26";
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Version::V2024_11_05 => "2024-11-05",
+            Version::V2025_03_26 => "2025-03-26",
+            Version::V2025_06_18 => "2025-06-18",
+            Version::V2025_11_25 => "2025-11-25",
+        }
+    }
+
+    /// The revision named exactly `text`, if served.
+    pub fn parse(text: &str) -> Option<Version> {
+        Version::SUPPORTED.into_iter().find(|v| v.as_str() == text)
+    }
+
+    /// Only 2025-03-26 let clients send JSON-RPC batches (2025-06-18 removed them again).
+    pub fn allows_batches(self) -> bool {
+        self == Version::V2025_03_26
+    }
+
+    /// Every revision served, newest first, comma-separated (for error messages).
+    pub fn list() -> String {
+        Version::SUPPORTED.map(Version::as_str).join(", ")
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// Log levels of `logging/setLevel` (RFC 5424 names), least severe first.
 const LOG_LEVELS: &[&str] = &[
@@ -42,20 +94,21 @@ const LOG_LEVELS: &[&str] = &[
 #[derive(Debug, Default)]
 pub struct SessionState {
     /// The negotiated revision, once `initialize` has been answered.
-    pub version: Option<&'static str>,
+    pub version: Option<Version>,
     /// Whether `notifications/initialized` has arrived.
     pub initialized: bool,
     /// The level the client asked for with `logging/setLevel`.
     pub log_level: Option<&'static str>,
+    /// The `capabilities` the client declared in `initialize` (empty when adopted).
+    pub client_capabilities: Map<String, Value>,
 }
 
-/// A session's state and the caller it belongs to: what every method sees.
+/// What every method sees: the session (its caller and state) and the catalog.
 pub struct Context<'a> {
-    pub state: &'a Mutex<SessionState>,
-    pub caller: &'a Caller,
+    pub session: &'a Session,
     /// The tool catalog (`tools::TOOLS` unless the server was started with another).
     pub tools: &'a [Tool],
-    /// Whether a request before `initialize` is served, as a `ADOPTED_VERSION` session
+    /// Whether a request before `initialize` is served, as a `Version::ADOPTED` session
     /// with empty client capabilities, instead of refused. The legacy HTTP+SSE transport
     /// sets it: the official SDK's `SSEClientTransport` reopens its stream after a server
     /// restart and gets a new session, but never initializes it again.
@@ -64,71 +117,101 @@ pub struct Context<'a> {
 
 impl Context<'_> {
     fn state(&self) -> MutexGuard<'_, SessionState> {
-        // State is only ever assigned whole fields under the lock, so a panic elsewhere
-        // cannot leave it half-written: a poisoned lock is still sound to use.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.session.state()
+    }
+
+    fn caller(&self) -> &Caller {
+        &self.session.caller
     }
 }
 
-/// The reply to a body that is not JSON, as one line.
-pub fn parse_error(err: &serde_json::Error) -> String {
-    rpc::error_reply(
-        None,
-        RpcError::new(
+/// The answer to one request: its id (`None` is `null`, for a message whose own id is
+/// unusable) and its result or error.
+pub struct Outcome<'a> {
+    pub id: Id<'a>,
+    pub result: Result<Answer, RpcError>,
+}
+
+/// What a body gets back: one outcome, or one per request of a batch.
+pub enum Reply<'a> {
+    One(Outcome<'a>),
+    Batch(Vec<Outcome<'a>>),
+}
+
+impl Reply<'_> {
+    /// The reply as one line of JSON.
+    pub fn to_line(&self) -> String {
+        match self {
+            Reply::One(outcome) => outcome.to_line(),
+            Reply::Batch(outcomes) => {
+                let lines: Vec<String> = outcomes.iter().map(Outcome::to_line).collect();
+                rpc::batch_line(&lines)
+            }
+        }
+    }
+}
+
+impl Outcome<'_> {
+    pub fn to_line(&self) -> String {
+        rpc::reply(self.id, self.result.as_ref())
+    }
+}
+
+/// The reply to a body that is not JSON.
+pub fn parse_error(err: &serde_json::Error) -> Outcome<'static> {
+    Outcome {
+        id: None,
+        result: Err(RpcError::new(
             rpc::PARSE_ERROR,
             format!("the body is not valid JSON: {err}"),
-        ),
-    )
+        )),
+    }
 }
 
-/// Handles one parsed body: a message or a batch. Returns the reply to send (one line of
-/// JSON), if any.
-pub fn handle(body: Body<'_>, cx: &Context<'_>) -> Option<String> {
+/// Handles one parsed body: a message or a batch. Returns the reply, if any (notifications
+/// and responses get none).
+pub fn handle<'a>(body: Body<'a>, cx: &Context<'_>) -> Option<Reply<'a>> {
     let items = match body {
-        Body::One(message) => return handle_one(message, cx),
+        Body::One(message) => return handle_one(message, cx).map(Reply::One),
         Body::Batch(items) => items,
     };
-    if cx.state().version != Some(BATCH_VERSION) {
-        return Some(rpc::error_reply(
-            None,
-            RpcError::new(
+    if !cx.state().version.is_some_and(Version::allows_batches) {
+        return Some(Reply::One(Outcome {
+            id: None,
+            result: Err(RpcError::new(
                 rpc::INVALID_REQUEST,
-                format!(
-                    "JSON-RPC batches are only accepted in protocol version {BATCH_VERSION} sessions"
-                ),
-            ),
-        ));
+                "JSON-RPC batches are only accepted in protocol version 2025-03-26 sessions",
+            )),
+        }));
     }
     if items.is_empty() {
-        return Some(rpc::error_reply(
-            None,
-            RpcError::new(
+        return Some(Reply::One(Outcome {
+            id: None,
+            result: Err(RpcError::new(
                 rpc::INVALID_REQUEST,
                 "an empty batch is not a valid request",
-            ),
-        ));
+            )),
+        }));
     }
-    let replies: Vec<String> = items
+    let outcomes: Vec<Outcome<'a>> = items
         .into_iter()
         .filter_map(|item| handle_one(item, cx))
         .collect();
-    (!replies.is_empty()).then(|| rpc::batch_line(&replies))
+    (!outcomes.is_empty()).then_some(Reply::Batch(outcomes))
 }
 
 /// What a method answers with: any JSON value, or a tool's result, which is written
 /// straight from its fields (the hot path: no `Value` is built for it).
 #[derive(Serialize)]
 #[serde(untagged)]
-enum Answer {
+pub enum Answer {
     Json(Value),
     Tool(ToolResult),
 }
 
 /// `tools/call`'s result: one text block.
 #[derive(Serialize)]
-struct ToolResult {
+pub struct ToolResult {
     content: [TextContent; 1],
     #[serde(rename = "isError")]
     is_error: bool,
@@ -141,19 +224,40 @@ struct TextContent {
     text: String,
 }
 
-fn handle_one(message: &RawValue, cx: &Context<'_>) -> Option<String> {
+fn handle_one<'a>(message: &'a RawValue, cx: &Context<'_>) -> Option<Outcome<'a>> {
     match rpc::classify(message) {
-        Err((id, error)) => Some(rpc::error_reply(id, error)),
-        Ok(Message::Response) => None,
+        Err((id, error)) => Some(Outcome {
+            id,
+            result: Err(error),
+        }),
+        Ok(Message::Response { id, result }) => {
+            // An answer to a request of ours: to the handler waiting for it, if any.
+            if let Some(id) = id {
+                let reply = result.map_err(|error| {
+                    serde_json::from_str::<RpcError>(error.get()).unwrap_or_else(|_| {
+                        RpcError::new(rpc::INVALID_REQUEST, "the client's error is malformed")
+                    })
+                });
+                let reply = reply.and_then(|raw| {
+                    serde_json::from_str(raw.get()).map_err(|_| {
+                        RpcError::new(rpc::INVALID_REQUEST, "the client's result is malformed")
+                    })
+                });
+                if !cx.session.route_reply(id.get(), reply) {
+                    log::debug!("an answer nobody waits for (ignored)");
+                }
+            }
+            None
+        }
         Ok(Message::Notification { method, params }) => {
             notify(&method, &params, cx);
             None
         }
         Ok(Message::Request { id, method, params }) => {
-            log::debug!("{} {method}", cx.caller.subject());
+            log::debug!("{} {method}", cx.caller().subject());
             // A bug in one method (or one tool) answers this request with an internal error
             // and leaves the session, and every other one, running.
-            let outcome = catch_unwind(AssertUnwindSafe(|| request(&method, &params, cx)))
+            let result = catch_unwind(AssertUnwindSafe(|| request(&method, &params, cx)))
                 .unwrap_or_else(|_| {
                     log::error!("{method} panicked; answered with an internal error");
                     Err(RpcError::new(
@@ -161,7 +265,10 @@ fn handle_one(message: &RawValue, cx: &Context<'_>) -> Option<String> {
                         format!("internal error while handling {method}"),
                     ))
                 });
-            Some(rpc::reply(Some(id), outcome))
+            Some(Outcome {
+                id: Some(id),
+                result,
+            })
         }
     }
 }
@@ -245,7 +352,7 @@ fn request(
     result.map(Answer::Json)
 }
 
-/// Serves an uninitialized session as an `ADOPTED_VERSION` one, when the transport allows
+/// Serves an uninitialized session as a `Version::ADOPTED` one, when the transport allows
 /// it. Returns whether the session is now initialized.
 fn adopt(cx: &Context<'_>) -> bool {
     if !cx.adopt_uninitialized {
@@ -253,12 +360,13 @@ fn adopt(cx: &Context<'_>) -> bool {
     }
     let mut state = cx.state();
     if state.version.is_none() {
-        state.version = Some(ADOPTED_VERSION);
+        state.version = Some(Version::ADOPTED);
         state.initialized = true;
         drop(state);
         log::info!(
-            "session used without initialize: served as {ADOPTED_VERSION} sub={}",
-            cx.caller.subject()
+            "session used without initialize: served as {} sub={}",
+            Version::ADOPTED,
+            cx.caller().subject()
         );
     }
     true
@@ -266,11 +374,11 @@ fn adopt(cx: &Context<'_>) -> bool {
 
 fn initialize(params: &Map<String, Value>, cx: &Context<'_>) -> Result<Value, RpcError> {
     let asked = str_param(params, "protocolVersion")?;
-    let version = SUPPORTED_VERSIONS
-        .iter()
-        .copied()
-        .find(|v| *v == asked)
-        .unwrap_or(SUPPORTED_VERSIONS[0]);
+    let version = Version::parse(asked).unwrap_or(Version::LATEST);
+    let capabilities = match params.get("capabilities") {
+        Some(Value::Object(c)) => c.clone(),
+        _ => Map::new(),
+    };
     {
         let mut state = cx.state();
         if state.version.is_some() {
@@ -280,9 +388,10 @@ fn initialize(params: &Map<String, Value>, cx: &Context<'_>) -> Result<Value, Rp
             ));
         }
         state.version = Some(version);
+        state.client_capabilities = capabilities;
     }
     Ok(json!({
-        "protocolVersion": version,
+        "protocolVersion": version.as_str(),
         "capabilities": {
             "tools": { "listChanged": false },
             "resources": { "subscribe": false, "listChanged": false },
@@ -300,7 +409,7 @@ fn call_tool(params: &Map<String, Value>, cx: &Context<'_>) -> Result<ToolResult
         .iter()
         .find(|t| t.name == name)
         .ok_or_else(|| RpcError::invalid_params(format!("unknown tool: {name}")))?;
-    let (text, is_error) = match (tool.call)(object_param(params, "arguments")?, cx.caller) {
+    let (text, is_error) = match (tool.call)(object_param(params, "arguments")?, cx.caller()) {
         Ok(text) => (text, false),
         Err(text) => (text, true),
     };
@@ -354,36 +463,42 @@ mod tests {
         call: |_, _| panic!("a tool bug"),
     }];
 
-    struct Session {
-        state: Mutex<SessionState>,
-        caller: Caller,
+    struct Client {
+        session: Session,
         tools: &'static [Tool],
         adopt: bool,
     }
 
-    impl Session {
-        fn new() -> Session {
-            Session {
-                state: Mutex::new(SessionState::default()),
-                caller: Caller::Anonymous,
-                tools: crate::tools::TOOLS,
+    impl Client {
+        fn new() -> Client {
+            Client::as_caller(Caller::Anonymous)
+        }
+
+        fn as_caller(caller: Caller) -> Client {
+            Client {
+                session: Session::detached(caller),
+                tools: crate::mcp::tools::TOOLS,
                 adopt: false,
             }
         }
 
-        fn initialized(version: &str) -> Session {
-            let s = Session::new();
-            let reply = s.call(
+        fn initialized(version: &str) -> Client {
+            let c = Client::new();
+            c.initialize(version);
+            c
+        }
+
+        fn initialize(&self, version: &str) {
+            let reply = self.call(
                 "initialize",
                 json!({"protocolVersion": version,
-                "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}),
+                "capabilities": {"roots": {}}, "clientInfo": {"name": "t", "version": "0"}}),
             );
             assert_eq!(reply["result"]["protocolVersion"], version);
             assert_eq!(
-                s.reply_to(json!({"jsonrpc": "2.0", "method": "notifications/initialized"})),
+                self.reply_to(json!({"jsonrpc": "2.0", "method": "notifications/initialized"})),
                 None
             );
-            s
         }
 
         /// The reply to `body`, parsed; `None` when there is none.
@@ -391,12 +506,15 @@ mod tests {
             let text = body.to_string();
             let parsed = rpc::parse(text.as_bytes()).unwrap();
             let cx = Context {
-                state: &self.state,
-                caller: &self.caller,
+                session: &self.session,
                 tools: self.tools,
                 adopt_uninitialized: self.adopt,
             };
-            handle(parsed, &cx).map(|line| serde_json::from_str(&line).unwrap())
+            handle(parsed, &cx).map(|reply| serde_json::from_str(&reply.to_line()).unwrap())
+        }
+
+        fn version(&self) -> Option<Version> {
+            self.session.state().version
         }
 
         fn call(&self, method: &str, params: Value) -> Value {
@@ -417,30 +535,31 @@ mod tests {
 
     #[test]
     fn initialize_negotiates_each_supported_version_and_offers_the_latest_otherwise() {
-        for version in SUPPORTED_VERSIONS {
-            let reply = Session::new().call("initialize", json!({"protocolVersion": version}));
+        for version in Version::SUPPORTED {
+            let reply =
+                Client::new().call("initialize", json!({"protocolVersion": version.as_str()}));
             let result = &reply["result"];
-            assert_eq!(result["protocolVersion"], *version);
+            assert_eq!(result["protocolVersion"], version.as_str());
             assert_eq!(result["serverInfo"]["name"], "mcp-warden");
             for capability in ["tools", "resources", "prompts", "logging"] {
                 assert!(result["capabilities"][capability].is_object(), "{result}");
             }
         }
-        let reply = Session::new().call("initialize", json!({"protocolVersion": "2099-01-01"}));
-        assert_eq!(reply["result"]["protocolVersion"], SUPPORTED_VERSIONS[0]);
+        let reply = Client::new().call("initialize", json!({"protocolVersion": "2099-01-01"}));
+        assert_eq!(reply["result"]["protocolVersion"], Version::LATEST.as_str());
     }
 
     #[test]
     fn initialize_needs_a_string_version_and_happens_once() {
         assert_eq!(
-            code(&Session::new().call("initialize", json!({}))),
+            code(&Client::new().call("initialize", json!({}))),
             rpc::INVALID_PARAMS
         );
         assert_eq!(
-            code(&Session::new().call("initialize", json!({"protocolVersion": 2025}))),
+            code(&Client::new().call("initialize", json!({"protocolVersion": 2025}))),
             rpc::INVALID_PARAMS
         );
-        let s = Session::initialized("2025-06-18");
+        let s = Client::initialized("2025-06-18");
         assert_eq!(
             code(&s.call("initialize", json!({"protocolVersion": "2025-06-18"}))),
             rpc::INVALID_REQUEST
@@ -449,27 +568,25 @@ mod tests {
 
     #[test]
     fn before_initialize_only_ping_is_served_unless_the_transport_adopts_the_session() {
-        let s = Session::new();
+        let s = Client::new();
         assert_eq!(s.call("ping", json!({}))["result"], json!({}));
         assert_eq!(code(&s.call("tools/list", json!({}))), rpc::INVALID_REQUEST);
-        let mut adopted = Session::new();
+        let mut adopted = Client::new();
         adopted.adopt = true;
         assert_eq!(adopted.call("ping", json!({}))["result"], json!({}));
-        assert!(
-            adopted.state.lock().unwrap().version.is_none(),
-            "ping adopts nothing"
-        );
+        assert!(adopted.version().is_none(), "ping adopts nothing");
         let reply = adopted.call(
             "tools/call",
             json!({"name": ECHO, "arguments": {"message": "m"}}),
         );
         assert_eq!(reply["result"]["content"][0]["text"], "Tool echo: m");
-        assert_eq!(adopted.state.lock().unwrap().version, Some(ADOPTED_VERSION));
+        assert_eq!(adopted.version(), Some(Version::ADOPTED));
+        assert!(adopted.session.state().client_capabilities.is_empty());
     }
 
     #[test]
     fn tools_are_listed_and_called_and_a_failing_tool_is_a_result() {
-        let s = Session::initialized("2025-11-25");
+        let s = Client::initialized("2025-11-25");
         let tools = s.call("tools/list", json!({}))["result"]["tools"].clone();
         let names: Vec<&str> = tools
             .as_array()
@@ -521,14 +638,14 @@ mod tests {
 
     #[test]
     fn whoami_reports_the_callers_identity() {
-        let mut s = Session::initialized("2025-06-18");
-        s.caller = Caller::User(Identity {
+        let s = Client::as_caller(Caller::User(Identity {
             issuer: Some("Joken".into()),
             subject: "alice".into(),
             email: Some("alice@example.com".into()),
             name: None,
             groups: vec!["sre".into()],
-        });
+        }));
+        s.initialize("2025-06-18");
         let who = s.call("tools/call", json!({"name": "whoami"}));
         let text = who["result"]["content"][0]["text"].as_str().unwrap();
         assert!(text.contains("alice") && text.contains("sre"), "{text}");
@@ -536,7 +653,7 @@ mod tests {
 
     #[test]
     fn a_panicking_tool_is_an_internal_error_and_the_session_carries_on() {
-        let mut s = Session::initialized("2025-06-18");
+        let mut s = Client::initialized("2025-06-18");
         s.tools = PANICS;
         assert_eq!(
             code(&s.call("tools/call", json!({"name": "boom"}))),
@@ -547,7 +664,7 @@ mod tests {
 
     #[test]
     fn resources_and_prompts_answer_and_name_what_is_missing() {
-        let s = Session::initialized("2025-06-18");
+        let s = Client::initialized("2025-06-18");
         assert_eq!(
             s.call("resources/list", json!({}))["result"],
             json!({"resources": []})
@@ -585,12 +702,12 @@ mod tests {
 
     #[test]
     fn logging_levels_are_checked_and_unknown_methods_are_not_found() {
-        let s = Session::initialized("2025-06-18");
+        let s = Client::initialized("2025-06-18");
         assert_eq!(
             s.call("logging/setLevel", json!({"level": "warning"}))["result"],
             json!({})
         );
-        assert_eq!(s.state.lock().unwrap().log_level, Some("warning"));
+        assert_eq!(s.session.state().log_level, Some("warning"));
         assert_eq!(
             code(&s.call("logging/setLevel", json!({"level": "loud"}))),
             rpc::INVALID_PARAMS
@@ -602,8 +719,27 @@ mod tests {
     }
 
     #[test]
+    fn a_clients_answer_is_routed_to_the_request_waiting_for_it() {
+        let c = Client::initialized("2025-06-18");
+        let (id, rx) = c.session.expect_reply();
+        let answer = format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{{"roots":[]}}}}"#);
+        assert_eq!(c.reply_to(serde_json::from_str(&answer).unwrap()), None);
+        assert_eq!(rx.try_recv().unwrap(), Ok(json!({"roots": []})));
+        let (id, rx) = c.session.expect_reply();
+        let refusal = format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"error":{{"code":-32601,"message":"no sampling"}}}}"#
+        );
+        assert_eq!(c.reply_to(serde_json::from_str(&refusal).unwrap()), None);
+        let error = rx.try_recv().unwrap().unwrap_err();
+        assert_eq!(
+            (error.code, error.message.as_str()),
+            (-32601, "no sampling")
+        );
+    }
+
+    #[test]
     fn notifications_and_responses_get_no_reply() {
-        let s = Session::initialized("2025-06-18");
+        let s = Client::initialized("2025-06-18");
         for body in [
             json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 1}}),
             json!({"jsonrpc": "2.0", "method": "notifications/unknown"}),
@@ -616,7 +752,7 @@ mod tests {
 
     #[test]
     fn ids_come_back_as_sent_and_bad_envelopes_are_invalid_requests() {
-        let s = Session::new();
+        let s = Client::new();
         for id in [
             json!("abc"),
             json!(0),
@@ -644,7 +780,7 @@ mod tests {
     fn batches_are_answered_only_in_2025_03_26_sessions() {
         let ping = |id: i64| json!({"jsonrpc": "2.0", "id": id, "method": "ping"});
         let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-        let s = Session::initialized("2025-03-26");
+        let s = Client::initialized("2025-03-26");
         let replies = s.reply_to(json!([ping(1), note, ping(2)])).unwrap();
         let ids: Vec<&Value> = replies
             .as_array()
@@ -660,7 +796,7 @@ mod tests {
         );
         assert_eq!(code(&s.reply_to(json!([])).unwrap()), rpc::INVALID_REQUEST);
         for version in ["2024-11-05", "2025-06-18", "2025-11-25"] {
-            let other = Session::initialized(version);
+            let other = Client::initialized(version);
             let reply = other.reply_to(json!([ping(1)])).unwrap();
             assert_eq!(code(&reply), rpc::INVALID_REQUEST, "{version}");
         }

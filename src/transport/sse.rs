@@ -3,18 +3,19 @@
 //! written and flushed on its own: a client or proxy must see it before the next exists.
 
 use crate::http::stream_client_gone;
-use crate::outbox::{Receiver, RecvError};
+use crate::mcp::outbox::{Receiver, RecvError};
 use std::io::{self, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-/// The response head of a stream. The body runs until the connection closes, so there is
-/// no length and no chunking; `X-Accel-Buffering` asks nginx-style proxies not to buffer.
+/// The response head of a stream, up to the lines a request adds (CORS answers). The body
+/// runs until the connection closes, so there is no length and no chunking;
+/// `X-Accel-Buffering` asks nginx-style proxies not to buffer.
 const HEAD: &str = "HTTP/1.1 200 OK\r\n\
 Content-Type: text/event-stream\r\n\
 Cache-Control: no-cache\r\n\
 X-Accel-Buffering: no\r\n\
-Connection: close\r\n\r\n";
+Connection: close\r\n";
 
 /// Bytes kept in a stream's event buffer between events; a larger one (after a big reply)
 /// is given back, so an idle session stays cheap.
@@ -40,11 +41,19 @@ pub enum End {
     TokenExpired,
 }
 
-/// Holds the stream: sends the head and the `endpoint` event, then every message from
-/// `outbox`, with a keep-alive comment after each `keepalive` of quiet, until `deadline`.
+/// How a stream begins: header lines its request adds (each ending in CRLF) and, on the
+/// legacy transport, the `endpoint` event.
+pub struct Opening<'a> {
+    pub extra_headers: &'a str,
+    pub endpoint: Option<&'a str>,
+}
+
+/// Holds the stream: sends the head (and the `endpoint` event, if any), then every
+/// message from `outbox`, with a keep-alive comment after each `keepalive` of quiet,
+/// until `deadline`.
 pub fn run(
     stream: &mut TcpStream,
-    endpoint: &str,
+    opening: Opening<'_>,
     outbox: &Receiver,
     keepalive: Duration,
     deadline: Option<Instant>,
@@ -53,9 +62,13 @@ pub fn run(
     // segment on a `TCP_NODELAY` socket). Not `writev` of the parts: std sends with
     // `MSG_NOSIGNAL`, but `writev` to a closed peer raises SIGPIPE wherever the process
     // has not ignored it (a host embedding the library, a fuzzer).
-    let mut out = Vec::with_capacity(HEAD.len() + endpoint.len() + 32);
+    let mut out = Vec::with_capacity(HEAD.len() + opening.extra_headers.len() + 128);
     out.extend_from_slice(HEAD.as_bytes());
-    event(&mut out, "endpoint", endpoint);
+    out.extend_from_slice(opening.extra_headers.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    if let Some(endpoint) = opening.endpoint {
+        event(&mut out, "endpoint", endpoint);
+    }
     if send(stream, &mut out).is_err() {
         return End::ClientGone;
     }

@@ -3,7 +3,6 @@
 
 use std::borrow::Cow;
 
-use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -22,11 +21,11 @@ pub const INTERNAL_ERROR: i64 = -32603;
 pub const RESOURCE_NOT_FOUND: i64 = -32002;
 
 /// A JSON-RPC error object.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RpcError {
     pub code: i64,
     pub message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<Value>,
 }
 
@@ -68,8 +67,12 @@ pub enum Message<'a> {
         method: Cow<'a, str>,
         params: Map<String, Value>,
     },
-    /// A reply to a request of ours (`result` or `error`); we send none, so it is dropped.
-    Response,
+    /// A client's answer to a request of ours: its id (`None` if unusable) and its
+    /// `result` (`Ok`) or `error` (`Err`), as raw JSON.
+    Response {
+        id: Id<'a>,
+        result: Result<&'a RawValue, &'a RawValue>,
+    },
 }
 
 /// A POST body: one message, or a batch of them, each not yet classified.
@@ -101,10 +104,10 @@ struct Envelope<'a> {
     method: Option<&'a RawValue>,
     #[serde(borrow, default, deserialize_with = "present")]
     params: Option<&'a RawValue>,
-    #[serde(default, deserialize_with = "present")]
-    result: Option<IgnoredAny>,
-    #[serde(default, deserialize_with = "present")]
-    error: Option<IgnoredAny>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    result: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    error: Option<&'a RawValue>,
 }
 
 /// A member that is present, even as `null` (which `Option` alone would read as absent:
@@ -149,10 +152,24 @@ pub fn classify(raw: &RawValue) -> Result<Message<'_>, (Id<'_>, RpcError)> {
             Some(method) => method,
             None => return invalid("\"method\" must be a string"),
         },
-        None if envelope.result.is_some() || envelope.error.is_some() => {
-            return Ok(Message::Response);
-        }
-        None => return invalid("a request needs a \"method\""),
+        None => match (envelope.result, envelope.error) {
+            (Some(result), None) => {
+                return Ok(Message::Response {
+                    id,
+                    result: Ok(result),
+                });
+            }
+            (None, Some(error)) => {
+                return Ok(Message::Response {
+                    id,
+                    result: Err(error),
+                });
+            }
+            (Some(_), Some(_)) => {
+                return invalid("a response has a \"result\" or an \"error\", not both");
+            }
+            (None, None) => return invalid("a request needs a \"method\""),
+        },
     };
     let params = match envelope.params.map(|p| (p.get().bytes().next(), p)) {
         None | Some((Some(b'n'), _)) => Map::new(),
@@ -195,11 +212,11 @@ struct Response<'a, R> {
     #[serde(skip_serializing_if = "Option::is_none")]
     result: Option<R>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<RpcError>,
+    error: Option<&'a RpcError>,
 }
 
 /// The reply to request `id`, as one line of JSON.
-pub fn reply<R: Serialize>(id: Id<'_>, outcome: Result<R, RpcError>) -> String {
+pub fn reply<R: Serialize>(id: Id<'_>, outcome: Result<R, &RpcError>) -> String {
     let (result, error) = match outcome {
         Ok(result) => (Some(result), None),
         Err(error) => (None, Some(error)),
@@ -213,7 +230,7 @@ pub fn reply<R: Serialize>(id: Id<'_>, outcome: Result<R, RpcError>) -> String {
 }
 
 /// An error reply, as one line of JSON.
-pub fn error_reply(id: Id<'_>, error: RpcError) -> String {
+pub fn error_reply(id: Id<'_>, error: &RpcError) -> String {
     reply::<()>(id, Err(error))
 }
 
@@ -281,10 +298,34 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(
-            classify(raw(r#"{"jsonrpc":"2.0","id":"a","result":{}}"#)).unwrap(),
-            Message::Response
-        ));
+        match classify(raw(r#"{"jsonrpc":"2.0","id":"a","result":{"x":1}}"#)).unwrap() {
+            Message::Response { id, result } => {
+                assert_eq!(id.map(RawValue::get), Some(r#""a""#));
+                assert_eq!(
+                    result.map(RawValue::get).map_err(RawValue::get),
+                    Ok(r#"{"x":1}"#)
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        match classify(raw(
+            r#"{"jsonrpc":"2.0","id":7,"error":{"code":1,"message":"m"}}"#,
+        ))
+        .unwrap()
+        {
+            Message::Response { id, result } => {
+                assert_eq!(id.map(RawValue::get), Some("7"));
+                assert_eq!(
+                    result.map(RawValue::get).map_err(RawValue::get),
+                    Err(r#"{"code":1,"message":"m"}"#)
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            refused(r#"{"jsonrpc":"2.0","id":1,"result":{},"error":{}}"#),
+            (Some("1".into()), INVALID_REQUEST)
+        );
     }
 
     #[test]
@@ -385,7 +426,7 @@ mod tests {
         );
         assert!(matches!(
             classify(raw(r#"{"jsonrpc":"2.0","id":1,"result":null}"#)),
-            Ok(Message::Response)
+            Ok(Message::Response { .. })
         ));
         assert_eq!(
             refused(r#"{"jsonrpc":"2.0","id":1,"method":null}"#),
@@ -419,7 +460,7 @@ mod tests {
         );
         let line = error_reply(
             None,
-            RpcError::new(RESOURCE_NOT_FOUND, "nope").with_data(json!({"uri":"x"})),
+            &RpcError::new(RESOURCE_NOT_FOUND, "nope").with_data(json!({"uri":"x"})),
         );
         assert!(!line.contains('\n'));
         assert_eq!(
@@ -427,7 +468,7 @@ mod tests {
             json!({"jsonrpc": "2.0", "id": null,
                    "error": {"code": -32002, "message": "nope", "data": {"uri": "x"}}})
         );
-        let plain = reply_value(&error_reply(None, RpcError::new(INTERNAL_ERROR, "x")));
+        let plain = reply_value(&error_reply(None, &RpcError::new(INTERNAL_ERROR, "x")));
         assert!(plain["error"].get("data").is_none(), "{plain}");
         assert_eq!(batch_line(&["1".into(), "2".into()]), "[1,2]");
     }

@@ -1,0 +1,142 @@
+//! The HTTP+SSE transport of MCP 2024-11-05, which Plural Flows uses: `GET /sse` opens a
+//! session and holds its stream (the first event names the POST endpoint), `POST
+//! /messages?sessionId=` carries one message (or batch) whose reply travels on the stream.
+//! A session lives exactly as long as its stream.
+
+use std::sync::Arc;
+
+use super::{App, Request, announces_body, hangup, refused_session, respond, send, sse};
+use crate::http::{Conn, Next, Response};
+use crate::mcp::rpc;
+use crate::mcp::session::{Session, Transport, Undeliverable};
+use crate::mcp::{self, Context};
+
+impl App {
+    /// `GET /sse`: opens a session and holds its stream on this thread until the client
+    /// goes or, with auth on, until the token that opened it expires.
+    pub(super) fn open_legacy_stream(&self, conn: &mut Conn, request: &Request<'_>) -> Next {
+        let head = request.head;
+        if announces_body(head) {
+            // Anything a stream's client sends after its request ends the stream (see
+            // `hangup.rs`): a body would end it at once, so it is refused up front.
+            let message = "GET /sse takes no body; send messages with POST to the endpoint the stream announces";
+            return respond(conn, head, Response::error(400, "unexpected_body", message));
+        }
+        let session = match self.sessions.open(request.caller(), Transport::Legacy) {
+            Ok(session) => session,
+            Err(e) => return respond(conn, head, refused_session(&e)),
+        };
+        let Ok((outbox, ticket)) = session.attach(conn.stream().try_clone().ok()) else {
+            // A new session has no stream yet; should that ever change, refuse cleanly.
+            self.sessions.close(&session.id);
+            let response = Response::error(503, "unavailable", "cannot open a stream; retry");
+            return respond(conn, head, response.header("Retry-After", "1"));
+        };
+        log::info!(
+            "session opened peer={} sub={} transport=sse",
+            conn.peer(),
+            session.caller.subject()
+        );
+        let endpoint = format!(
+            "{}?sessionId={}",
+            self.public_path("/messages"),
+            session.id.as_str()
+        );
+        conn.note_status(200);
+        conn.release_buffers();
+        // The client closing its connection ends the stream at once (see `hangup.rs`).
+        let _watch = hangup::watch(conn.stream(), &outbox);
+        let extra_headers = conn.extra_headers().to_owned();
+        let opening = sse::Opening {
+            extra_headers: &extra_headers,
+            endpoint: Some(&endpoint),
+        };
+        let deadline = request.verified.and_then(|v| v.deadline());
+        // Held weakly while streaming: the stream ends when the session goes (see
+        // `mcp/session.rs`).
+        let (id, subject) = (session.id.clone(), session.caller.subject().to_string());
+        let weak = Arc::downgrade(&session);
+        drop(session);
+        let end = sse::run(
+            conn.stream(),
+            opening,
+            &outbox,
+            self.config.sse_keepalive,
+            deadline,
+        );
+        if let Some(session) = weak.upgrade() {
+            session.detach(&ticket);
+        }
+        self.sessions.close(&id);
+        log::info!(
+            "session closed peer={} sub={subject} ({end:?})",
+            conn.peer()
+        );
+        Next::Close
+    }
+
+    /// `POST /messages?sessionId=…`: one JSON-RPC message (or batch) for a session. The
+    /// reply goes out on the session's stream; the POST itself gets `202`.
+    pub(super) fn post_legacy_message(&self, conn: &mut Conn, request: &Request<'_>) -> Next {
+        let head = request.head;
+        let Some(id) = head.query_param("sessionId").filter(|id| !id.is_empty()) else {
+            let message =
+                "missing sessionId query parameter; POST to the endpoint URL the SSE stream sent";
+            return respond(
+                conn,
+                head,
+                Response::error(400, "missing_session_id", message),
+            );
+        };
+        let Some(session) = self
+            .owned_session(request, id)
+            .filter(|s| s.transport == Transport::Legacy)
+        else {
+            let message = "unknown sessionId: the session has ended or never existed; open a new one with GET /sse";
+            return respond(conn, head, Response::error(404, "unknown_session", message));
+        };
+        let body = match conn.read_body(head) {
+            Ok(body) => body,
+            Err(e) => {
+                let status = e.status().unwrap_or(400);
+                let _ = conn.send(&Response::error(status, e.code(), &e.to_string()).closing());
+                return Next::Close;
+            }
+        };
+        let message = match rpc::parse(&body) {
+            Ok(message) => message,
+            Err(e) => {
+                self.deliver(&session, mcp::parse_error(&e).to_line());
+                let message = format!("the body is not valid JSON: {e}");
+                return send(conn, Response::error(400, "parse_error", &message));
+            }
+        };
+        // Acknowledge first: the reply travels on the stream, and a slow method must not
+        // hold the client's POST open.
+        let next = send(conn, Response::new(202));
+        let cx = Context {
+            session: &session,
+            tools: self.tools,
+            adopt_uninitialized: true,
+        };
+        if let Some(reply) = mcp::handle(message, &cx) {
+            self.deliver(&session, reply.to_line());
+        }
+        next
+    }
+
+    /// Queues `line` for the session's stream; a client that stopped reading it is cut off.
+    fn deliver(&self, session: &Arc<Session>, line: String) {
+        match session.deliver(line) {
+            Ok(()) | Err(Undeliverable::NoStream) => {}
+            Err(Undeliverable::Full) => {
+                log::warn!(
+                    "closing session of sub={}: its client stopped reading the stream",
+                    session.caller.subject()
+                );
+                session.disconnect();
+                self.sessions.close(&session.id);
+            }
+        }
+    }
+}
