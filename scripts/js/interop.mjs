@@ -1,11 +1,14 @@
 #!/usr/bin/env node
 // Interop check: drive a running mcp-warden server with the official MCP
-// TypeScript SDK client over the (legacy) HTTP+SSE transport.
+// TypeScript SDK client, over the (legacy) HTTP+SSE transport (`sse`, the default:
+// SSEClientTransport on <baseUrl>/sse) or over Streamable HTTP (`streamable`:
+// StreamableHTTPClientTransport on <baseUrl>/mcp).
 //
-// Usage: node interop.mjs <baseUrl>        e.g. node interop.mjs http://127.0.0.1:3000
+// Usage: node interop.mjs <baseUrl> [sse|streamable]   e.g. node interop.mjs http://127.0.0.1:3000 streamable
 //
 // Env:
-//   MCP_TOKEN       if set, sent as `Authorization: Bearer $MCP_TOKEN` on the SSE GET and on every POST
+//   MCP_TOKEN       if set, sent as `Authorization: Bearer $MCP_TOKEN` on every request (SSE: the
+//                   stream's GET and every POST; Streamable HTTP: every POST, GET and DELETE)
 //   EXPECT_SUBJECT  if set (together with MCP_TOKEN), whoami's text must contain it
 //
 // Prints one TAP-like line per check (`ok - ...` / `not ok - ...`), then `N passed, M failed`.
@@ -13,19 +16,23 @@
 
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 
 const OVERALL_TIMEOUT_MS = 30_000;
 
 const baseArg = process.argv[2];
-if (!baseArg) {
-  console.error('usage: node interop.mjs <baseUrl>   (e.g. http://127.0.0.1:3000)');
+const mode = process.argv[3] ?? 'sse';
+if (!baseArg || !['sse', 'streamable'].includes(mode)) {
+  console.error('usage: node interop.mjs <baseUrl> [sse|streamable]   (e.g. http://127.0.0.1:3000)');
   process.exit(2);
 }
+const streamable = mode === 'streamable';
+const transportLabel = streamable ? 'Streamable HTTP' : 'SSE';
 
-let sseUrl;
+let endpointUrl;
 try {
-  sseUrl = new URL(baseArg.replace(/\/+$/, '') + '/sse');
+  endpointUrl = new URL(baseArg.replace(/\/+$/, '') + (streamable ? '/mcp' : '/sse'));
 } catch (err) {
   console.error(`invalid baseUrl ${JSON.stringify(baseArg)}: ${err.message}`);
   process.exit(2);
@@ -96,15 +103,20 @@ async function expectMcpError(fn, code) {
   throw new Mismatch(`expected rejection with McpError code ${code}, but the request resolved with ${show(result)}`);
 }
 
-// Header injection. In SDK 1.32.2 SSEClientTransport builds the headers of both the
-// SSE GET and the message POSTs from `requestInit.headers` (via _commonHeaders());
-// the GET goes through `eventSourceInit.fetch` when given, the POSTs through global
-// fetch. The custom fetch re-asserts the header on the GET so it is present even
-// if a future SDK stops merging requestInit.headers into the EventSource request.
+// Header injection. StreamableHTTPClientTransport sends `requestInit.headers` on every
+// request it makes (POST, the GET stream, DELETE). In SDK 1.32.2 SSEClientTransport
+// builds the headers of both the SSE GET and the message POSTs from `requestInit.headers`
+// (via _commonHeaders()); the GET goes through `eventSourceInit.fetch` when given, the
+// POSTs through global fetch. The custom fetch re-asserts the header on the GET so it is
+// present even if a future SDK stops merging requestInit.headers into the EventSource
+// request.
 const transportOpts = {};
 if (token) {
   const authValue = `Bearer ${token}`;
   transportOpts.requestInit = { headers: { Authorization: authValue } };
+}
+if (token && !streamable) {
+  const authValue = `Bearer ${token}`;
   transportOpts.eventSourceInit = {
     fetch: (url, init) => {
       const headers = new Headers(init?.headers);
@@ -126,17 +138,33 @@ const watchdog = setTimeout(() => {
 }, OVERALL_TIMEOUT_MS);
 
 async function main() {
-  console.log(`# connecting to ${sseUrl.href}${token ? ' with bearer token' : ''}`);
-  const transport = new SSEClientTransport(sseUrl, transportOpts);
+  console.log(`# connecting to ${endpointUrl.href} over ${transportLabel}${token ? ' with bearer token' : ''}`);
+  const transport = streamable
+    ? new StreamableHTTPClientTransport(endpointUrl, transportOpts)
+    : new SSEClientTransport(endpointUrl, transportOpts);
 
-  const connected = await check('initialize over SSE', async () => {
+  const connected = await check(`initialize over ${transportLabel}`, async () => {
     await client.connect(transport);
     const info = client.getServerVersion();
     const caps = client.getServerCapabilities();
     expect(info && typeof info.name === 'string', `serverInfo missing from initialize result: ${show(info)}`);
-    return `server ${info.name} ${info.version}, protocol ${transport._protocolVersion ?? '?'}, capabilities ${Object.keys(caps ?? {}).join(',')}`;
+    const version = streamable ? transport.protocolVersion : transport._protocolVersion;
+    return `server ${info.name} ${info.version}, protocol ${version ?? '?'}, capabilities ${Object.keys(caps ?? {}).join(',')}`;
   });
   if (!connected) return;
+
+  let sessionId;
+  if (streamable) {
+    await check('the server assigned an Mcp-Session-Id', async () => {
+      sessionId = transport.sessionId;
+      expect(typeof sessionId === 'string' && sessionId.length > 0, `no Mcp-Session-Id after initialize: ${show(sessionId)}`);
+      expect(/^[\x21-\x7e]+$/.test(sessionId), 'the session id has characters outside visible ASCII (0x21-0x7E)');
+      // the id itself is not printed: it is a credential of the session
+    });
+    await check('the client negotiated 2025-11-25 (the SDK\'s latest) and sends it as MCP-Protocol-Version', async () => {
+      expect(transport.protocolVersion === '2025-11-25', `protocolVersion = ${show(transport.protocolVersion)}`);
+    });
+  }
 
   await check('tools/list contains echo and whoami', async () => {
     const res = await client.listTools();
@@ -204,6 +232,29 @@ async function main() {
   await check('resources/read nope://x rejects with -32002', () =>
     expectMcpError(() => client.readResource({ uri: 'nope://x' }), -32002),
   );
+
+  if (streamable && sessionId) {
+    await check('terminateSession (DELETE /mcp) ends the session', async () => {
+      await transport.terminateSession(); // resolves on 2xx, and on 405, which the next step catches
+      expect(transport.sessionId === undefined, 'the transport still holds a session id after DELETE');
+    });
+    await check('a POST with the ended session id gets 404', async () => {
+      const headers = {
+        'Content-Type': 'application/json',
+        Accept: 'application/json, text/event-stream',
+        'Mcp-Session-Id': sessionId,
+        'MCP-Protocol-Version': '2025-11-25',
+      };
+      if (token) headers.Authorization = `Bearer ${token}`;
+      const res = await fetch(endpointUrl, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({ jsonrpc: '2.0', id: 'after-delete', method: 'ping' }),
+      });
+      await res.body?.cancel();
+      expect(res.status === 404, `status ${res.status}, want 404`);
+    });
+  }
 }
 
 let exitCode = 0;
