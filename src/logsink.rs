@@ -15,7 +15,7 @@ use std::thread;
 const MAX_PENDING_BYTES: usize = 1024 * 1024;
 
 /// Capacity a buffer keeps between batches; a burst's larger buffer is given back.
-const KEEP_BYTES: usize = 16 * 1024;
+const KEEP_BYTES: usize = 4 * 1024;
 
 struct Shared {
     pending: Mutex<Vec<u8>>,
