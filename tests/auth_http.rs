@@ -13,7 +13,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use common::issuer::{self, Issuer, b64, b64_json, plural_claims};
 use common::jwks_server::{self, JwksServer};
 use common::{
-    HttpResponse, SseClient, auth_settings, eventually, request_with, spawn, try_start, with_auth,
+    HttpResponse, McpClient, SseClient, auth_settings, eventually, request_with, spawn, try_start,
+    with_auth,
 };
 use mcp_warden::auth::AuthConfig;
 use mcp_warden::auth::jwks::JwksError;
@@ -387,12 +388,8 @@ fn unix_time() -> f64 {
         .as_secs_f64()
 }
 
-#[test]
-fn a_stream_ends_when_the_token_that_opened_it_expires() {
-    // A token whose `exp` is past but within the leeway is still accepted, until
-    // `exp + leeway`; the stream it opens ends then, and not before. The token is minted
-    // so that this moment is the next whole second: the test waits for the stream to end
-    // (an event), never for a lifetime of its own choosing.
+/// A server whose streams only a token can end, and its leeway in seconds.
+fn expiry_server() -> (JwksServer, Server, f64) {
     let jwks = JwksServer::start(issuer::jwks(&[rsa().jwk()]));
     let auth = auth_settings(jwks.url(), "sre");
     let leeway = auth.policy.leeway_secs as f64;
@@ -402,43 +399,91 @@ fn a_stream_ends_when_the_token_that_opened_it_expires() {
         sse_keepalive: Duration::from_secs(3600),
         ..with_auth(auth)
     });
-    let addr = server.local_addr();
+    (jwks, server, leeway)
+}
+
+/// Opens a stream (with `open`) on a token whose `exp` is past but within the leeway, so
+/// that it is accepted until `exp + leeway`, minted so that this moment is the next whole
+/// second: a test then waits for the stream to end (an event), never for a lifetime of
+/// its own choosing. Returns the token, `exp + leeway` and what `open` gave.
+fn open_with_expiring_token<R>(
+    leeway: f64,
+    mut open: impl FnMut(&str) -> Result<R, HttpResponse>,
+) -> (String, f64, R) {
     // The server checks `exp` against whole seconds: a token minted late in a second may
-    // reach the next one before its GET is checked, and is then refused as expired. Such
-    // a refusal is the clock, not the server; mint again (the next try has a new second).
+    // reach the next one before its request is checked, and is then refused as expired.
+    // Such a refusal is the clock, not the server; mint again (the next try has a new
+    // second).
     let mut tries = Vec::new();
-    let (token, valid_until, mut client) = loop {
+    loop {
         assert!(tries.len() < 10, "never opened a stream: {tries:#?}");
         let valid_until = unix_time().floor() + 1.0;
         let mut claims = plural_claims("alice", "a@example.com", &["sre"], 0);
         claims["exp"] = json!(valid_until - leeway);
         let token = rsa().token(&claims);
-        match SseClient::try_open_with(addr, &bearer(&token)) {
-            Ok(client) => break (token, valid_until, client),
+        match open(&token) {
+            Ok(opened) => return (token, valid_until, opened),
             Err(refused) => {
                 assert_refused(&refused, "expired", &token);
                 tries.push(String::from_utf8_lossy(&refused.body).into_owned());
             }
         }
-    };
-    // The read timeout (10 s) bounds the wait; the token leaves the stream at most 1 s.
-    assert_eq!(
-        client.try_next_event(),
-        None,
-        "the stream ends at exp + leeway"
-    );
+    }
+}
+
+fn assert_ended_not_before(valid_until: f64) {
     let ended = unix_time();
     assert!(
         ended >= valid_until,
         "the stream ended {:.3} s before exp + leeway",
         valid_until - ended
     );
+}
+
+#[test]
+fn a_stream_ends_when_the_token_that_opened_it_expires() {
+    let (_jwks, server, leeway) = expiry_server();
+    let addr = server.local_addr();
+    let (token, valid_until, mut client) = open_with_expiring_token(leeway, |token| {
+        SseClient::try_open_with(addr, &bearer(token))
+    });
+    // The read timeout (10 s) bounds the wait; the token leaves the stream at most 1 s.
+    assert_eq!(
+        client.try_next_event(),
+        None,
+        "the stream ends at exp + leeway"
+    );
+    assert_ended_not_before(valid_until);
     assert!(eventually(Duration::from_secs(5), || server
         .session_count()
         == 0));
     // And the same token is refused now.
     let r = get_sse(addr, &bearer(&token));
     assert_refused(&r, "expired", &token);
+}
+
+#[test]
+fn a_get_mcp_stream_ends_when_its_token_expires_and_the_session_carries_on() {
+    let (_jwks, server, leeway) = expiry_server();
+    let addr = server.local_addr();
+    let (token, valid_until, (client, mut stream)) = open_with_expiring_token(leeway, |token| {
+        let mut client = McpClient::authed(addr, token);
+        let r = client.post(&json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
+            "params": {"protocolVersion": "2025-06-18", "capabilities": {}}}));
+        if r.status != 200 {
+            return Err(r);
+        }
+        client.session = r.header("mcp-session-id").map(str::to_string);
+        client.open_stream().map(|stream| (client, stream))
+    });
+    common::read_to_eof(&mut stream, "the GET /mcp stream until exp + leeway");
+    assert_ended_not_before(valid_until);
+    // The session outlives the token's stream: the same subject goes on with a new token.
+    let ping = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"});
+    assert_refused(&client.post(&ping), "expired", &token);
+    let mut fresh = McpClient::authed(addr, &alice());
+    fresh.session = client.session.clone();
+    assert_eq!(fresh.call(1, "ping", json!({}))["result"], json!({}));
 }
 
 #[test]

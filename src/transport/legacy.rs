@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use super::{App, Request, announces_body, hangup, refused_session, respond, send, sse};
+use super::{App, Request, announces_body, refused_session, respond, send};
 use crate::http::{Conn, Next, Response};
 use crate::mcp::rpc;
 use crate::mcp::session::{Session, Transport, Undeliverable};
@@ -26,7 +26,7 @@ impl App {
             Ok(session) => session,
             Err(e) => return respond(conn, head, refused_session(&e)),
         };
-        let Ok((outbox, ticket)) = session.attach(conn.stream().try_clone().ok()) else {
+        let Some(attached) = self.attach(conn, &session) else {
             // A new session has no stream yet; should that ever change, refuse cleanly.
             self.sessions.close(&session.id);
             let response = Response::error(503, "unavailable", "cannot open a stream; retry");
@@ -42,31 +42,9 @@ impl App {
             self.public_path("/messages"),
             session.id.as_str()
         );
-        conn.note_status(200);
-        conn.release_buffers();
-        // The client closing its connection ends the stream at once (see `hangup.rs`).
-        let _watch = hangup::watch(conn.stream(), &outbox);
-        let extra_headers = conn.extra_headers().to_owned();
-        let opening = sse::Opening {
-            extra_headers: &extra_headers,
-            endpoint: Some(&endpoint),
-        };
-        let deadline = request.verified.and_then(|v| v.deadline());
-        // Held weakly while streaming: the stream ends when the session goes (see
-        // `mcp/session.rs`).
         let (id, subject) = (session.id.clone(), session.caller.subject().to_string());
-        let weak = Arc::downgrade(&session);
-        drop(session);
-        let end = sse::run(
-            conn.stream(),
-            opening,
-            &outbox,
-            self.config.sse_keepalive,
-            deadline,
-        );
-        if let Some(session) = weak.upgrade() {
-            session.detach(&ticket);
-        }
+        let end = self.hold_stream(conn, request, session, attached, Some(&endpoint));
+        // The session lives as long as its stream.
         self.sessions.close(&id);
         log::info!(
             "session closed peer={} sub={subject} ({end:?})",

@@ -284,6 +284,56 @@ impl App {
     }
 }
 
+/// A stream attached to a session, held by its connection's thread.
+struct Attached {
+    outbox: crate::mcp::outbox::Receiver,
+    ticket: crate::mcp::session::Ticket,
+}
+
+impl App {
+    /// Attaches this connection's stream to `session`; `None` when it already has one.
+    fn attach(&self, conn: &mut Conn, session: &Session) -> Option<Attached> {
+        let (outbox, ticket) = session.attach(conn.stream().try_clone().ok()).ok()?;
+        Some(Attached { outbox, ticket })
+    }
+
+    /// Holds an attached stream on this thread: the head (and `endpoint` event, if any),
+    /// then the session's messages and keep-alives, until the client goes (noticed at once,
+    /// see `hangup.rs`), the session goes, or the request's token expires. The session is
+    /// held only weakly meanwhile (see `mcp/session.rs`); the stream is detached at the end.
+    fn hold_stream(
+        &self,
+        conn: &mut Conn,
+        request: &Request<'_>,
+        session: Arc<Session>,
+        attached: Attached,
+        endpoint: Option<&str>,
+    ) -> sse::End {
+        conn.note_status(200);
+        conn.release_buffers();
+        let _watch = hangup::watch(conn.stream(), &attached.outbox);
+        let extra_headers = conn.extra_headers().to_owned();
+        let opening = sse::Opening {
+            extra_headers: &extra_headers,
+            endpoint,
+        };
+        let deadline = request.verified.and_then(|v| v.deadline());
+        let weak = Arc::downgrade(&session);
+        drop(session);
+        let end = sse::run(
+            conn.stream(),
+            opening,
+            &attached.outbox,
+            self.config.sse_keepalive,
+            deadline,
+        );
+        if let Some(session) = weak.upgrade() {
+            session.detach(&attached.ticket);
+        }
+        end
+    }
+}
+
 /// The answer to a session that could not be opened.
 fn refused_session(e: &OpenError) -> Response {
     match e {

@@ -9,7 +9,7 @@
 //!
 //! Sessions, dispatch and the catalog are the same as the legacy transport's (`mcp/`).
 
-use super::{App, Request, announces_body, hangup, refused_session, respond, send, sse};
+use super::{App, Request, announces_body, refused_session, respond, send};
 use crate::http::{Conn, Head, Next, Response};
 use crate::identity::Caller;
 use crate::mcp::rpc::{self, Body, Message};
@@ -124,33 +124,11 @@ impl App {
             Ok(session) => session,
             Err(response) => return respond(conn, head, response),
         };
-        let Ok((outbox, ticket)) = session.attach(conn.stream().try_clone().ok()) else {
+        let Some(attached) = self.attach(conn, &session) else {
             let message = "this session already has its GET stream open; one at a time";
             return respond(conn, head, Response::error(409, "stream_open", message));
         };
-        conn.note_status(200);
-        conn.release_buffers();
-        let _watch = hangup::watch(conn.stream(), &outbox);
-        let extra_headers = conn.extra_headers().to_owned();
-        let opening = sse::Opening {
-            extra_headers: &extra_headers,
-            endpoint: None,
-        };
-        let deadline = request.verified.and_then(|v| v.deadline());
-        // Held weakly while streaming: the stream ends when the session goes (see
-        // `mcp/session.rs`).
-        let weak = std::sync::Arc::downgrade(&session);
-        drop(session);
-        let end = sse::run(
-            conn.stream(),
-            opening,
-            &outbox,
-            self.config.sse_keepalive,
-            deadline,
-        );
-        if let Some(session) = weak.upgrade() {
-            session.detach(&ticket);
-        }
+        let end = self.hold_stream(conn, request, session, attached, None);
         log::debug!("stream ended peer={} ({end:?})", conn.peer());
         Next::Close
     }
