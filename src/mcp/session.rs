@@ -60,6 +60,13 @@ impl SessionId {
     }
 }
 
+/// Lets the registry be searched by the id's text, without building a `SessionId`.
+impl std::borrow::Borrow<str> for SessionId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl fmt::Debug for SessionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("SessionId(…)")
@@ -411,12 +418,11 @@ impl Sessions {
 
     /// The session `id`, unless it has ended or expired.
     pub fn get(&self, id: &str) -> Option<Arc<Session>> {
-        let key = SessionId(id.to_string());
         let mut map = self.map();
-        let session = map.open.get(&key)?;
+        let session = map.open.get(id)?;
         if session.transport == Transport::Streamable && session.expired(self.idle, Instant::now())
         {
-            let ended = map.open.remove(&key);
+            let ended = map.open.remove(id);
             drop(map);
             end_all(ended);
             return None;

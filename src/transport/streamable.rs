@@ -48,7 +48,7 @@ impl App {
         };
         let message = match rpc::parse(&body) {
             Ok(message) => message,
-            Err(e) => return send(conn, reply_response(400, &mcp::parse_error(&e).to_line())),
+            Err(e) => return send(conn, reply_response(400, mcp::parse_error(&e).to_line())),
         };
         let session_id = head.header(SESSION_HEADER);
         if is_initialize(&message) {
@@ -73,7 +73,7 @@ impl App {
         };
         match mcp::handle(message, &cx) {
             None => send(conn, Response::new(202)),
-            Some(reply) => send(conn, reply_response(status_of(&reply), &reply.to_line())),
+            Some(reply) => send(conn, reply_response(status_of(&reply), reply.to_line())),
         }
     }
 
@@ -95,7 +95,7 @@ impl App {
         let line = reply.to_line();
         if !matches!(&reply, Reply::One(outcome) if outcome.result.is_ok()) {
             self.sessions.close(&session.id);
-            return send(conn, reply_response(status_of(&reply), &line));
+            return send(conn, reply_response(status_of(&reply), line));
         }
         log::info!(
             "session opened peer={} sub={} transport=streamable",
@@ -103,7 +103,7 @@ impl App {
             session.caller.subject()
         );
         let response =
-            reply_response(200, &line).header("Mcp-Session-Id", session.id.as_str().to_string());
+            reply_response(200, line).header("Mcp-Session-Id", session.id.as_str().to_string());
         send(conn, response)
     }
 
@@ -186,10 +186,10 @@ impl App {
 }
 
 /// A JSON-RPC reply as the response body.
-fn reply_response(status: u16, line: &str) -> Response {
+fn reply_response(status: u16, line: String) -> Response {
     Response::new(status)
         .header("Content-Type", "application/json")
-        .body(line.as_bytes().to_vec())
+        .body(line.into_bytes())
 }
 
 /// `400` when the whole body was refused (not a usable message or batch: the one outcome
