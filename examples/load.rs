@@ -1,6 +1,7 @@
 //! load: the load client behind `scripts/bench` (issue 4). Drives any server of MCP's
-//! HTTP+SSE transport (`GET /sse`, `POST /messages?sessionId=`) over plain loopback TCP and
-//! writes its figures as `key=value` lines; `report` turns two such files into the table.
+//! HTTP+SSE transport (`GET /sse`, `POST /messages?sessionId=`) or of Streamable HTTP
+//! (`/mcp`) over plain loopback TCP and writes its figures as `key=value` lines; `report`
+//! and `report-streamable` turn such files into tables.
 //!
 //! Figures only: nothing here asserts a speed. Every loop is bounded in count and in time.
 //!
@@ -21,12 +22,27 @@
 //!     `notifications/initialized`, one `tools/call echo`, close (sessions/s, p50/p99 of
 //!     the whole sequence, errors by step and kind, CPU of PID and of the client per
 //!     session, from utime + stime).
+//! load streamable --url http://127.0.0.1:PORT --pid PID --out FILE [--token-file FILE]
+//!                 [--hold 1000] [--inflight 1,16,64] [--clients 4,16] [--secs 5]
+//!                 [--warmup 1]
+//!     Streamable HTTP on `/mcp`. VmRSS, RssAnon, RssFile, threads and fds of PID at cold
+//!     idle, at warm idle (after one whole session), holding N initialized sessions
+//!     (`initialize` + `notifications/initialized`, no GET stream, every connection
+//!     closed) and 1 s after they were all `DELETE`d; `tools/call echo` at each in-flight
+//!     level (one session and one keep-alive connection per slot, each slot calling
+//!     sequentially): calls/s, p50/p99, errors, and the server's and the client's CPU
+//!     (utime + stime) per call over the measured window; then, at each level of clients,
+//!     whole sessions one after another per client on one keep-alive connection
+//!     (`initialize`, `notifications/initialized`, one `tools/call echo`, `DELETE`):
+//!     sessions/s, p50/p99, errors by step and kind, CPU per session.
 //! load startup --out FILE [--runs 20] -- CMD [ARGS...]
 //!     Spawns CMD with PORT=<free port> HOST=127.0.0.1, polls connect every 0.5 ms, and
 //!     records exec -> first accepted connection and exec -> first HTTP response.
 //! load report WARDEN_FILE PEER_FILE
 //!     The comparison table (Markdown) and the issue's targets, met or not (the burst
 //!     target twice: against cold idle and against warm idle).
+//! load report-streamable WARDEN_FILE RMCP_FILE TS_FILE
+//!     The Streamable HTTP table (Markdown) for three servers and the issue's targets.
 //! ```
 //!
 //! A round trip is: POST the request on the slot's connection, read its `202`, then read
@@ -36,6 +52,17 @@
 //! In `churn`, any failure of a session (a status other than 200 or 202, such as `503`, an
 //! I/O error or timeout, a wrong answer) counts as one error, is tallied by step and kind
 //! in the results, and the client begins its next session.
+//!
+//! On Streamable HTTP every request carries `Accept: application/json, text/event-stream`,
+//! and after `initialize` the session's `Mcp-Session-Id` and the negotiated
+//! `MCP-Protocol-Version`. A request's answer is read from an `application/json` body, or
+//! from a `text/event-stream` response: its events until the message that answers the
+//! request's id (others skipped), then the rest of the response up to its end, so that the
+//! connection carries the next request. A call's latency ends when its answer has been
+//! read. A status other than the one expected, an I/O error (any read waits `IO_TIMEOUT`
+//! at most) or an answer with another id or text is counted, never retried; only a request
+//! whose kept-alive connection the server had closed before answering is sent again on a
+//! new one (and counted).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -68,10 +95,12 @@ fn main() -> ExitCode {
     let outcome = match args.first().map(String::as_str) {
         Some("run") => run(&args[1..]),
         Some("churn") => churn(&args[1..]),
+        Some("streamable") => streamable(&args[1..]),
         Some("startup") => startup(&args[1..]),
         Some("report") => report(&args[1..]),
+        Some("report-streamable") => report_streamable(&args[1..]),
         _ => {
-            Err("usage: load run|churn|startup|report ... (see the top of examples/load.rs)".into())
+            Err("usage: load run|churn|streamable|startup|report|report-streamable ... (see the top of examples/load.rs)".into())
         }
     };
     match outcome {
@@ -228,15 +257,15 @@ impl Reading {
         })
     }
 
-    /// Writes `churn.<figure>.<when>` for every figure.
-    fn put(&self, out: &Out, when: &str) -> Result<()> {
+    /// Writes `<prefix><figure>.<when>` for every figure (`prefix` is `churn.` or empty).
+    fn put(&self, out: &Out, prefix: &str, when: &str) -> Result<()> {
         let s = &self.status;
-        out.put(&format!("churn.rss_kib.{when}"), s.rss)?;
-        out.put(&format!("churn.rss_anon_kib.{when}"), s.anon)?;
-        out.put(&format!("churn.rss_file_kib.{when}"), s.file)?;
-        out.put(&format!("churn.rss_shmem_kib.{when}"), s.shmem)?;
-        out.put(&format!("churn.threads.{when}"), s.threads)?;
-        out.put(&format!("churn.fds.{when}"), self.fds)?;
+        out.put(&format!("{prefix}rss_kib.{when}"), s.rss)?;
+        out.put(&format!("{prefix}rss_anon_kib.{when}"), s.anon)?;
+        out.put(&format!("{prefix}rss_file_kib.{when}"), s.file)?;
+        out.put(&format!("{prefix}rss_shmem_kib.{when}"), s.shmem)?;
+        out.put(&format!("{prefix}threads.{when}"), s.threads)?;
+        out.put(&format!("{prefix}fds.{when}"), self.fds)?;
         Ok(())
     }
 }
@@ -256,12 +285,18 @@ fn bad(msg: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg.into())
 }
 
-/// A response head: status, and how its body is framed.
+/// A response head: status, how its body is framed, and the headers Streamable HTTP reads.
 struct Head {
     status: u16,
     chunked: bool,
     length: usize,
+    /// A `Content-Length` was sent (else, unless chunked, the body ends at close).
+    has_length: bool,
     close: bool,
+    /// `Content-Type`, lower-cased, parameters included.
+    content_type: String,
+    /// `Mcp-Session-Id`, as sent (case kept).
+    session_id: Option<String>,
 }
 
 fn read_line(r: &mut impl BufRead, line: &mut String) -> io::Result<()> {
@@ -287,7 +322,10 @@ fn read_head(r: &mut impl BufRead) -> io::Result<Head> {
         status,
         chunked: false,
         length: 0,
+        has_length: false,
         close: false,
+        content_type: String::new(),
+        session_id: None,
     };
     for _ in 0..200 {
         read_line(r, &mut line)?;
@@ -295,18 +333,21 @@ fn read_head(r: &mut impl BufRead) -> io::Result<Head> {
         if h.is_empty() {
             return Ok(head);
         }
-        let Some((name, value)) = h.split_once(':') else {
+        let Some((name, raw)) = h.split_once(':') else {
             continue;
         };
-        let value = value.trim().to_ascii_lowercase();
+        let value = raw.trim().to_ascii_lowercase();
         match name.trim().to_ascii_lowercase().as_str() {
             "content-length" => {
                 head.length = value
                     .parse()
                     .map_err(|_| bad(format!("bad Content-Length {value:?}")))?;
+                head.has_length = true;
             }
             "transfer-encoding" => head.chunked = value.contains("chunked"),
             "connection" => head.close = value.contains("close"),
+            "content-type" => head.content_type = value,
+            "mcp-session-id" => head.session_id = Some(raw.trim().to_string()),
             _ => {}
         }
     }
@@ -527,29 +568,9 @@ impl Session {
             .set_read_timeout(Some(timeout))
     }
 
-    /// The next event's name and data (comments skipped; at most 1000 lines read).
+    /// The next event's name and data (see `next_event`).
     fn next_event(&mut self) -> io::Result<(String, String)> {
-        let mut name = String::from("message");
-        let mut data = String::new();
-        for _ in 0..1000 {
-            read_line(&mut self.events, &mut self.line)?;
-            let line = self.line.trim_end_matches(['\r', '\n']);
-            if line.is_empty() {
-                if data.is_empty() {
-                    continue;
-                }
-                return Ok((name, data));
-            }
-            if let Some(v) = line.strip_prefix("event:") {
-                name = v.trim_start().to_string();
-            } else if let Some(v) = line.strip_prefix("data:") {
-                if !data.is_empty() {
-                    data.push('\n');
-                }
-                data.push_str(v.strip_prefix(' ').unwrap_or(v));
-            }
-        }
-        Err(bad("no event within 1000 lines"))
+        next_event(&mut self.events, &mut self.line)
     }
 
     /// The next `message` event, parsed.
@@ -588,6 +609,35 @@ impl Session {
         )?;
         Ok(())
     }
+}
+
+/// The next SSE event's name and data from `r`: comments, `id:` and `retry:` lines are
+/// skipped, and so are events without data (such as a priming event, `id` and `retry`
+/// only). At most 1000 lines read.
+fn next_event(r: &mut impl BufRead, line: &mut String) -> io::Result<(String, String)> {
+    let mut name = String::from("message");
+    let mut data = String::new();
+    for _ in 0..1000 {
+        read_line(r, line)?;
+        let line = line.trim_end_matches(['\r', '\n']);
+        if line.is_empty() {
+            if data.is_empty() {
+                name.clear();
+                name.push_str("message"); // an event without data is dropped whole
+                continue;
+            }
+            return Ok((name, data));
+        }
+        if let Some(v) = line.strip_prefix("event:") {
+            name = v.trim_start().to_string();
+        } else if let Some(v) = line.strip_prefix("data:") {
+            if !data.is_empty() {
+                data.push('\n');
+            }
+            data.push_str(v.strip_prefix(' ').unwrap_or(v));
+        }
+    }
+    Err(bad("no event within 1000 lines"))
 }
 
 fn expect_202(status: u16, what: &'static str) -> Result<()> {
@@ -993,7 +1043,7 @@ fn churn(args: &[String]) -> Result<()> {
     out.put("churn.auth", if token.is_some() { "on" } else { "off" })?;
     // Cold idle: the server as started, before any request has touched its code.
     let cold = Reading::take(pid)?;
-    cold.put(&out, "cold_idle")?;
+    cold.put(&out, "churn.", "cold_idle")?;
 
     if burst > 0 {
         out.put("churn.burst", burst)?;
@@ -1016,7 +1066,7 @@ fn churn(args: &[String]) -> Result<()> {
                     Ok(now)
                 })?;
                 put_ms(&out, "churn.warm_settled_ms", settled)?;
-                Reading::take(pid)?.put(&out, "warm_idle")?;
+                Reading::take(pid)?.put(&out, "churn.", "warm_idle")?;
             }
             Err((step, e)) => out.put(
                 "churn.warm_error",
@@ -1027,7 +1077,7 @@ fn churn(args: &[String]) -> Result<()> {
         eprintln!("load: burst: opening {burst} sessions, then closing them all");
         match open_sessions(&target, burst) {
             Ok(held) => {
-                Reading::take(pid)?.put(&out, "burst_held")?;
+                Reading::take(pid)?.put(&out, "churn.", "burst_held")?;
                 drop(held);
                 // Polled every 1 ms from the close: when the server has closed the
                 // streams' sockets (fds back at cold idle) and let go of their threads
@@ -1048,7 +1098,7 @@ fn churn(args: &[String]) -> Result<()> {
                     Ok(after.is_some() && threads_back.is_some() && fds_back.is_some())
                 })?;
                 if let Some(after) = after {
-                    after.put(&out, "burst_after_1s")?;
+                    after.put(&out, "churn.", "burst_after_1s")?;
                 }
                 put_ms(&out, "churn.burst_fds_back_ms", fds_back)?;
                 put_ms(&out, "churn.burst_threads_back_ms", threads_back)?;
@@ -1323,6 +1373,971 @@ fn churn_session(
     call.map_err(|e| ("tools/call", e))?;
     drop(session); // close the stream: the client leaves
     Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// `streamable`: Streamable HTTP on `/mcp`
+
+/// Failed calls or sessions after which a slot or client stops (a server that refuses
+/// everything is not hammered for the rest of the level).
+const MAX_ERRORS_PER_CLIENT: u64 = 1000;
+/// The most of an SSE response read after its answer (to reach its end) or of a body.
+const MAX_BODY: u64 = 1 << 20;
+
+/// A Streamable HTTP session: its `Mcp-Session-Id` and the revision `initialize` agreed.
+struct McpSession {
+    id: String,
+    version: String,
+}
+
+/// What one exchange on `/mcp` brought back.
+struct McpReply {
+    status: u16,
+    session_id: Option<String>,
+    /// The JSON-RPC answer to the request (`None` for a notification, a body-less status,
+    /// or a status other than 200).
+    answer: Option<Value>,
+    /// When the answer had been read (an SSE response is then read on to its end).
+    answered: Instant,
+    /// The body of a response without an answer (for the error message).
+    body: Vec<u8>,
+}
+
+/// An answer that came but was not the right one (another id, another text).
+#[derive(Debug)]
+struct Mismatch(String);
+
+impl std::fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Mismatch {}
+
+/// A response body read through its framing (`Content-Length`, chunked, or up to the
+/// close), never past its end, so that the connection can carry the next request.
+struct Framed<'a> {
+    inner: &'a mut BufReader<TcpStream>,
+    framing: Framing,
+    line: String,
+}
+
+enum Framing {
+    /// Bytes left of a `Content-Length` body.
+    Length(usize),
+    /// Bytes left in the current chunk; the CRLF after a chunk's data is still to read;
+    /// the last chunk (and trailers) have been read.
+    Chunked { left: usize, crlf: bool, done: bool },
+    /// Neither: the body ends when the server closes the connection.
+    UntilClose,
+}
+
+impl<'a> Framed<'a> {
+    fn new(inner: &'a mut BufReader<TcpStream>, head: &Head) -> Framed<'a> {
+        let framing = if head.status == 204 || head.status == 304 || head.status < 200 {
+            Framing::Length(0)
+        } else if head.chunked {
+            Framing::Chunked {
+                left: 0,
+                crlf: false,
+                done: false,
+            }
+        } else if head.has_length {
+            Framing::Length(head.length)
+        } else {
+            Framing::UntilClose
+        };
+        Framed {
+            inner,
+            framing,
+            line: String::new(),
+        }
+    }
+
+    /// Whether the connection may carry another request once the body has been read.
+    fn reusable(&self) -> bool {
+        !matches!(self.framing, Framing::UntilClose)
+    }
+}
+
+impl Read for Framed<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let cap = match &mut self.framing {
+            Framing::UntilClose => return self.inner.read(buf),
+            Framing::Length(0) => return Ok(0),
+            Framing::Length(left) => *left,
+            Framing::Chunked { done: true, .. } => return Ok(0),
+            Framing::Chunked { left, crlf, done } => {
+                if *left == 0 {
+                    if *crlf {
+                        read_line(self.inner, &mut self.line)?;
+                        *crlf = false;
+                    }
+                    read_line(self.inner, &mut self.line)?;
+                    *left = chunk_size(&self.line)?;
+                    if *left == 0 {
+                        // Trailers, up to the empty line.
+                        for _ in 0..100 {
+                            read_line(self.inner, &mut self.line)?;
+                            if self.line.trim_end().is_empty() {
+                                *done = true;
+                                return Ok(0);
+                            }
+                        }
+                        return Err(bad("too many trailer lines"));
+                    }
+                }
+                *left
+            }
+        };
+        let want = cap.min(buf.len());
+        let n = self.inner.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "connection closed inside a body",
+            ));
+        }
+        match &mut self.framing {
+            Framing::Length(left) => *left -= n,
+            Framing::Chunked { left, crlf, .. } => {
+                *left -= n;
+                *crlf = *left == 0;
+            }
+            Framing::UntilClose => {}
+        }
+        Ok(n)
+    }
+}
+
+/// One keep-alive connection to `/mcp` (reopened when the server closes it), and what it
+/// has seen: requests resent, and how answers came.
+struct McpConn {
+    target: Target,
+    conn: Option<BufReader<TcpStream>>,
+    request: String,
+    line: String,
+    /// Requests sent again on a fresh connection because the kept-alive one had been
+    /// closed before any of the response came.
+    retries: u64,
+    /// Answers that came as `text/event-stream` responses, and as `application/json`.
+    sse_answers: u64,
+    json_answers: u64,
+}
+
+impl McpConn {
+    fn new(target: &Target) -> McpConn {
+        McpConn {
+            target: target.clone(),
+            conn: None,
+            request: String::with_capacity(1024),
+            line: String::new(),
+            retries: 0,
+            sse_answers: 0,
+            json_answers: 0,
+        }
+    }
+
+    /// `METHOD /mcp` with the session's headers (if any) and `body` (if any); `want` is
+    /// the id of the request's answer, read from a JSON body or from the events of an SSE
+    /// response (others skipped, up to 100).
+    fn exchange(
+        &mut self,
+        method: &str,
+        session: Option<&McpSession>,
+        body: Option<&str>,
+        want: Option<&Value>,
+    ) -> io::Result<McpReply> {
+        self.request.clear();
+        let _ = write!(
+            self.request,
+            "{method} /mcp HTTP/1.1\r\nHost: {}\r\n{}Accept: application/json, text/event-stream\r\n",
+            self.target.host, self.target.extra
+        );
+        if let Some(s) = session {
+            let _ = write!(
+                self.request,
+                "Mcp-Session-Id: {}\r\nMCP-Protocol-Version: {}\r\n",
+                s.id, s.version
+            );
+        }
+        match body {
+            Some(body) => {
+                let _ = write!(
+                    self.request,
+                    "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+            None => self.request.push_str("\r\n"),
+        }
+        let reused = self.conn.is_some();
+        match self.send(want) {
+            Ok(reply) => Ok(reply),
+            Err((true, _)) if reused => {
+                self.retries += 1;
+                self.send(want).map_err(|(_, e)| e)
+            }
+            Err((_, e)) => Err(e),
+        }
+    }
+
+    /// Sends the request; on failure, whether it failed before any of the response came
+    /// on a connection the server had closed (so it may be sent again).
+    fn send(&mut self, want: Option<&Value>) -> std::result::Result<McpReply, (bool, io::Error)> {
+        let mut conn = match self.conn.take() {
+            Some(conn) => conn,
+            None => BufReader::new(connect(self.target.addr).map_err(|e| (false, e))?),
+        };
+        let closed = |e: io::Error| {
+            let gone = matches!(
+                e.kind(),
+                io::ErrorKind::UnexpectedEof
+                    | io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::ConnectionAborted
+                    | io::ErrorKind::BrokenPipe
+            );
+            (gone, e)
+        };
+        conn.get_mut()
+            .write_all(self.request.as_bytes())
+            .map_err(closed)?;
+        let head = read_head(&mut conn).map_err(closed)?;
+        let (reply, reusable) = self
+            .read_reply(&mut conn, &head, want)
+            .map_err(|e| (false, e))?;
+        if reusable && !head.close {
+            self.conn = Some(conn);
+        }
+        Ok(reply)
+    }
+
+    fn read_reply(
+        &mut self,
+        conn: &mut BufReader<TcpStream>,
+        head: &Head,
+        want: Option<&Value>,
+    ) -> io::Result<(McpReply, bool)> {
+        let mut framed = Framed::new(conn, head);
+        let mut reply = McpReply {
+            status: head.status,
+            session_id: head.session_id.clone(),
+            answer: None,
+            answered: Instant::now(),
+            body: Vec::new(),
+        };
+        let sse = head.content_type.starts_with("text/event-stream");
+        if head.status == 200 && sse && want.is_some() {
+            let mut events = BufReader::new(framed);
+            for _ in 0..100 {
+                let (name, data) = next_event(&mut events, &mut self.line)?;
+                if name != "message" {
+                    continue;
+                }
+                let message: Value = serde_json::from_str(&data)
+                    .map_err(|e| bad(format!("an event's data is not JSON ({e}): {data}")))?;
+                let is_answer = message.get("result").is_some() || message.get("error").is_some();
+                if is_answer && message.get("id") == want {
+                    reply.answer = Some(message);
+                    break;
+                }
+            }
+            if reply.answer.is_none() {
+                return Err(bad("no answer with the request's id within 100 events"));
+            }
+            reply.answered = Instant::now();
+            self.sse_answers += 1;
+            // The rest of the response (the server ends it after the answer), so that the
+            // connection can carry the next request.
+            let mut rest = events.take(MAX_BODY);
+            io::copy(&mut rest, &mut io::sink())?;
+            if rest.limit() == 0 {
+                return Err(bad("the SSE response went on past 1 MiB after its answer"));
+            }
+            let reusable = rest.into_inner().into_inner().reusable();
+            return Ok((reply, reusable));
+        }
+        let mut body = Vec::new();
+        (&mut framed).take(MAX_BODY + 1).read_to_end(&mut body)?;
+        if body.len() as u64 > MAX_BODY {
+            return Err(bad("body over 1 MiB"));
+        }
+        reply.answered = Instant::now();
+        if head.status == 200 && want.is_some() {
+            if sse {
+                return Err(bad("unreachable: SSE answers are read above"));
+            }
+            let message: Value = serde_json::from_slice(&body).map_err(|e| {
+                bad(format!(
+                    "the answer is not JSON ({e}): {}",
+                    String::from_utf8_lossy(&body)
+                ))
+            })?;
+            reply.answer = Some(message);
+            self.json_answers += 1;
+        } else {
+            reply.body = body;
+        }
+        Ok((reply, framed.reusable()))
+    }
+
+    /// `initialize` (no session yet): the session the server names, and the revision it
+    /// answered with.
+    fn initialize(&mut self) -> Result<McpSession> {
+        let init = json!({
+            "jsonrpc": "2.0", "id": 0, "method": "initialize",
+            "params": {
+                "protocolVersion": PROTOCOL_VERSION,
+                "capabilities": {},
+                "clientInfo": {"name": "mcp-warden-load", "version": "0"}
+            }
+        })
+        .to_string();
+        let reply = self.exchange("POST", None, Some(&init), Some(&json!(0)))?;
+        if reply.status != 200 {
+            return Err(StatusError::new("POST initialize", reply.status, &reply.body).into());
+        }
+        let answer = reply.answer.unwrap_or_default();
+        let version = answer["result"]["protocolVersion"]
+            .as_str()
+            .ok_or_else(|| Mismatch(format!("unexpected answer to initialize: {answer}")))?;
+        let id = reply
+            .session_id
+            .filter(|id| !id.is_empty())
+            .ok_or_else(|| Mismatch("initialize answered without Mcp-Session-Id".into()))?;
+        Ok(McpSession {
+            id,
+            version: version.to_string(),
+        })
+    }
+
+    /// `notifications/initialized`: `202`.
+    fn initialized(&mut self, session: &McpSession) -> Result<()> {
+        let done = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+        let reply = self.exchange("POST", Some(session), Some(done), None)?;
+        if reply.status != 202 {
+            return Err(StatusError::new(
+                "POST notifications/initialized",
+                reply.status,
+                &reply.body,
+            )
+            .into());
+        }
+        Ok(())
+    }
+
+    /// `initialize` and `notifications/initialized`.
+    fn open(&mut self) -> Result<McpSession> {
+        let session = self.initialize()?;
+        self.initialized(&session)?;
+        Ok(session)
+    }
+
+    /// `tools/call echo` with `id` and `message`; when the right answer had been read.
+    fn echo(&mut self, session: &McpSession, id: u64, message: &str) -> Result<Instant> {
+        let body = json!({
+            "jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": "echo", "arguments": {"message": message}}
+        })
+        .to_string();
+        let reply = self.exchange("POST", Some(session), Some(&body), Some(&json!(id)))?;
+        if reply.status != 200 {
+            return Err(StatusError::new("POST tools/call", reply.status, &reply.body).into());
+        }
+        let answer = reply.answer.unwrap_or_default();
+        let text = &answer["result"]["content"][0]["text"];
+        if answer["id"] != id || text.as_str() != Some(&format!("Tool echo: {message}")) {
+            return Err(Mismatch(format!("wrong answer to tools/call id {id}: {answer}")).into());
+        }
+        Ok(reply.answered)
+    }
+
+    /// `DELETE /mcp`: any 2xx (mcp-warden `204`, the TypeScript SDK `200`, rmcp `202`).
+    fn delete(&mut self, session: &McpSession) -> Result<u16> {
+        let reply = self.exchange("DELETE", Some(session), None, None)?;
+        if !(200..300).contains(&reply.status) {
+            return Err(StatusError::new("DELETE /mcp", reply.status, &reply.body).into());
+        }
+        Ok(reply.status)
+    }
+}
+
+/// How an error is tallied: `status 404 unknown_session`, `I/O error (timed out)`, `wrong
+/// reply`.
+fn error_kind(e: &(dyn std::error::Error + Send + Sync + 'static)) -> String {
+    if let Some(s) = e.downcast_ref::<StatusError>() {
+        s.kind()
+    } else if let Some(io) = e.downcast_ref::<io::Error>() {
+        format!("I/O error ({})", io.kind())
+    } else {
+        "wrong reply".to_string()
+    }
+}
+
+fn streamable(args: &[String]) -> Result<()> {
+    let flags = Flags::parse(args)?;
+    let token = match flags.get("token-file") {
+        Some(path) => Some(std::fs::read_to_string(path)?.trim().to_string()),
+        None => None,
+    };
+    let target = Target::new(flags.required("url")?, token.as_deref())?;
+    let pid: u32 = flags
+        .required("pid")?
+        .parse()
+        .map_err(|_| "--pid must be a number")?;
+    let out = Out {
+        path: flags.required("out")?.to_string(),
+    };
+    let hold: usize = flags.number("hold", 1000)?;
+    let inflight = flags.list("inflight", &[1, 16, 64])?;
+    let clients = flags.list("clients", &[4, 16])?;
+    let secs: f64 = flags.number("secs", 5.0)?;
+    let warmup: f64 = flags.number("warmup", 1.0)?;
+    if !(0.1..=600.0).contains(&secs) || !(0.0..=60.0).contains(&warmup) {
+        return Err("--secs must be 0.1-600 and --warmup 0-60".into());
+    }
+    if hold > 10_000 || inflight.iter().chain(&clients).any(|&n| n == 0 || n > 1000) {
+        return Err("--hold takes 0-10000, --inflight and --clients counts of 1-1000".into());
+    }
+    let pid_s = pid.to_string();
+
+    out.put("auth", if token.is_some() { "on" } else { "off" })?;
+    out.put(
+        "cpus",
+        thread::available_parallelism().map_or(0, |n| n.get()),
+    )?;
+    // Cold idle: as started. Warm idle: after one whole session (every path the held
+    // sessions take, for the first time) and once threads and fds are back at cold idle.
+    let cold = Reading::take(pid)?;
+    cold.put(&out, "", "cold_idle")?;
+    eprintln!("load: warm idle: one session (initialize, initialized, echo, DELETE)");
+    let one = (|| -> Result<()> {
+        let mut conn = McpConn::new(&target);
+        let session = conn.open()?;
+        conn.echo(&session, 1, "warm")?;
+        conn.delete(&session)?;
+        Ok(())
+    })();
+    match one {
+        Ok(()) => {
+            let closed = Instant::now();
+            let mut settled = None;
+            poll_every_ms(closed, SETTLE_LIMIT, || {
+                let now =
+                    proc_status(pid)?.threads <= cold.status.threads && open_fds(pid)? <= cold.fds;
+                if now {
+                    settled = Some(closed.elapsed());
+                }
+                Ok(now)
+            })?;
+            put_ms(&out, "warm_settled_ms", settled)?;
+            Reading::take(pid)?.put(&out, "", "warm_idle")?;
+        }
+        Err(e) => out.put("warm_error", one_line(&e.to_string()))?,
+    }
+
+    if hold > 0 {
+        out.put("hold", hold)?;
+        eprintln!("load: holding {hold} initialized sessions (no GET stream, no connection)");
+        let started = Instant::now();
+        let (held, error) = mcp_open_many(&target, hold);
+        out.put(
+            "hold_open_ms",
+            format!("{:.1}", started.elapsed().as_secs_f64() * 1000.0),
+        )?;
+        if let Some(e) = error {
+            out.put("hold_error", one_line(&e))?;
+        }
+        if held.len() == hold {
+            // Every connection that opened them is closed: only the sessions remain.
+            thread::sleep(SETTLE);
+            Reading::take(pid)?.put(&out, "", "held")?;
+        }
+        let (deleted, failed) = mcp_delete_many(&target, held);
+        out.put("hold_deleted", deleted)?;
+        out.put("hold_delete_errors", failed.len())?;
+        if let Some(e) = failed.first() {
+            out.put("hold_delete_first_error", one_line(e))?;
+        }
+        thread::sleep(SETTLE);
+        Reading::take(pid)?.put(&out, "", "after_delete")?;
+    }
+
+    for &slots in &inflight {
+        eprintln!("load: streamable echo, {slots} in flight, {warmup} s warm-up + {secs} s");
+        let r = mcp_echo(&target, &pid_s, slots, warmup, secs)?;
+        let k = |name: &str| format!("{name}.{slots}");
+        out.put(&k("calls"), r.calls)?;
+        out.put(&k("calls_per_s"), format!("{:.0}", r.per_sec))?;
+        out.put(&k("p50_us"), format!("{:.1}", r.p50_us))?;
+        out.put(&k("p99_us"), format!("{:.1}", r.p99_us))?;
+        out.put(&k("p999_us"), format!("{:.1}", r.p999_us))?;
+        out.put(&k("max_us"), format!("{:.1}", r.max_us))?;
+        out.put(&k("errors"), r.errors)?;
+        out.put(&k("mismatched"), r.mismatched)?;
+        out.put(&k("retries"), r.retries)?;
+        out.put(&k("sse_answers"), r.sse_answers)?;
+        out.put(&k("json_answers"), r.json_answers)?;
+        if let Some(cpu) = r.server_cpu_us {
+            out.put(&k("server_cpu_us"), format!("{cpu:.1}"))?;
+        }
+        if let Some(cpu) = r.client_cpu_us {
+            out.put(&k("client_cpu_us"), format!("{cpu:.1}"))?;
+        }
+        if let Some(first) = &r.first_error {
+            out.put(&k("first_error"), one_line(first))?;
+        }
+    }
+
+    for &n in &clients {
+        eprintln!("load: streamable sessions, {n} clients, {warmup} s warm-up + {secs} s");
+        let r = mcp_churn(&target, &pid_s, n, warmup, secs)?;
+        let k = |name: &str| format!("sessions.{name}.{n}");
+        out.put(&k("count"), r.sessions)?;
+        out.put(&k("per_s"), format!("{:.0}", r.per_sec))?;
+        out.put(&k("p50_us"), format!("{:.1}", r.p50_us))?;
+        out.put(&k("p99_us"), format!("{:.1}", r.p99_us))?;
+        out.put(&k("max_us"), format!("{:.1}", r.max_us))?;
+        out.put(&k("errors"), r.errors)?;
+        out.put(&k("retries"), r.retries)?;
+        if let Some(cpu) = r.server_cpu_us {
+            out.put(&k("server_cpu_us"), format!("{cpu:.1}"))?;
+        }
+        if let Some(cpu) = r.client_cpu_us {
+            out.put(&k("client_cpu_us"), format!("{cpu:.1}"))?;
+        }
+        if !r.kinds.is_empty() {
+            let kinds: Vec<String> = r.kinds.iter().map(|(k, c)| format!("{c} × {k}")).collect();
+            out.put(&k("error_kinds"), kinds.join("; "))?;
+        }
+        if let Some(first) = &r.first_error {
+            out.put(&k("first_error"), one_line(first))?;
+        }
+        if !r.delete_statuses.is_empty() {
+            let s: Vec<String> = r
+                .delete_statuses
+                .iter()
+                .map(|(status, c)| format!("{c} × {status}"))
+                .collect();
+            out.put(&k("delete_statuses"), s.join("; "))?;
+        }
+    }
+    Ok(())
+}
+
+/// Opens `count` initialized sessions with `OPEN_WORKERS` threads, one keep-alive
+/// connection each (closed before returning); on a failure, the sessions opened so far
+/// and the first error.
+fn mcp_open_many(target: &Target, count: usize) -> (Vec<McpSession>, Option<String>) {
+    let workers = OPEN_WORKERS.min(count.max(1));
+    thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|w| {
+                let share = count / workers + usize::from(w < count % workers);
+                scope.spawn(move || {
+                    let mut conn = McpConn::new(target);
+                    let mut mine = Vec::with_capacity(share);
+                    for _ in 0..share {
+                        match conn.open() {
+                            Ok(session) => mine.push(session),
+                            Err(e) => return (mine, Some(e.to_string())),
+                        }
+                    }
+                    (mine, None)
+                })
+            })
+            .collect();
+        let mut all = Vec::with_capacity(count);
+        let mut first = None;
+        for h in handles {
+            match h.join() {
+                Ok((mine, error)) => {
+                    all.extend(mine);
+                    first = first.or(error);
+                }
+                Err(_) => first = first.or(Some("an opening thread panicked".to_string())),
+            }
+        }
+        (all, first)
+    })
+}
+
+/// `DELETE`s every session with `OPEN_WORKERS` threads: how many went, and the errors.
+fn mcp_delete_many(target: &Target, sessions: Vec<McpSession>) -> (usize, Vec<String>) {
+    let workers = OPEN_WORKERS.min(sessions.len().max(1));
+    let mut shares: Vec<Vec<McpSession>> = (0..workers).map(|_| Vec::new()).collect();
+    for (i, s) in sessions.into_iter().enumerate() {
+        shares[i % workers].push(s);
+    }
+    thread::scope(|scope| {
+        let handles: Vec<_> = shares
+            .into_iter()
+            .map(|share| {
+                scope.spawn(move || {
+                    let mut conn = McpConn::new(target);
+                    let mut errors = Vec::new();
+                    let mut ok = 0;
+                    for s in &share {
+                        match conn.delete(s) {
+                            Ok(_) => ok += 1,
+                            Err(e) => errors.push(e.to_string()),
+                        }
+                    }
+                    (ok, errors)
+                })
+            })
+            .collect();
+        let (mut ok, mut errors) = (0, Vec::new());
+        for h in handles {
+            match h.join() {
+                Ok((n, e)) => {
+                    ok += n;
+                    errors.extend(e);
+                }
+                Err(_) => errors.push("a deleting thread panicked".to_string()),
+            }
+        }
+        (ok, errors)
+    })
+}
+
+/// utime + stime of the server and of this process over the measured window: read when
+/// the warm-up ends and again when every thread is done.
+struct CpuWindow {
+    server: u64,
+    client: u64,
+}
+
+impl CpuWindow {
+    fn start(pid: &str, from: Instant) -> Result<CpuWindow> {
+        thread::sleep(from.saturating_duration_since(Instant::now()));
+        Ok(CpuWindow {
+            server: proc_cpu_ticks(pid)?,
+            client: proc_cpu_ticks("self")?,
+        })
+    }
+
+    /// µs of CPU per unit (call or session) for the server and the client.
+    fn per(&self, pid: &str, units: usize) -> Result<(Option<f64>, Option<f64>)> {
+        let server = proc_cpu_ticks(pid)? - self.server;
+        let client = proc_cpu_ticks("self")? - self.client;
+        let per =
+            |ticks: u64| (units > 0).then(|| ticks as f64 / TICKS_PER_SEC * 1e6 / units as f64);
+        Ok((per(server), per(client)))
+    }
+}
+
+/// Percentiles of sorted nanosecond samples, in µs (NaN without samples).
+fn pct_us(sorted_ns: &[u64], p: f64) -> f64 {
+    let n = sorted_ns.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    let i = ((n as f64 * p).ceil() as usize).clamp(1, n) - 1;
+    sorted_ns[i] as f64 / 1000.0
+}
+
+#[derive(Default)]
+struct McpSlot {
+    samples_ns: Vec<u64>,
+    last_done: Option<Instant>,
+    errors: u64,
+    mismatched: u64,
+    first_error: Option<String>,
+}
+
+struct McpEcho {
+    calls: usize,
+    per_sec: f64,
+    p50_us: f64,
+    p99_us: f64,
+    p999_us: f64,
+    max_us: f64,
+    errors: u64,
+    mismatched: u64,
+    retries: u64,
+    sse_answers: u64,
+    json_answers: u64,
+    server_cpu_us: Option<f64>,
+    client_cpu_us: Option<f64>,
+    first_error: Option<String>,
+}
+
+/// `slots` threads, each with its own session and keep-alive connection, calling `echo`
+/// one call at a time for `warmup + secs` seconds; calls begun after the warm-up count.
+/// A call's latency ends when its answer has been read; the slot's next call begins when
+/// the whole response has been read.
+fn mcp_echo(target: &Target, pid: &str, slots: usize, warmup: f64, secs: f64) -> Result<McpEcho> {
+    let ready = Arc::new(Barrier::new(slots + 1));
+    let go = Arc::new(Barrier::new(slots + 1));
+    type Done = (McpSlot, McpConn, McpSession);
+    let handles: Vec<_> = (0..slots)
+        .map(|n| {
+            let (target, ready, go) = (target.clone(), Arc::clone(&ready), Arc::clone(&go));
+            thread::Builder::new()
+                .name(format!("mcp-slot-{n}"))
+                .spawn(move || -> Result<Done> {
+                    // Every slot reaches both barriers, even when its session failed to open.
+                    let mut conn = McpConn::new(&target);
+                    let opened = conn.open();
+                    ready.wait();
+                    go.wait();
+                    let session = opened?;
+                    let start = Instant::now();
+                    let measure_from = start + Duration::from_secs_f64(warmup);
+                    let end = measure_from + Duration::from_secs_f64(secs);
+                    let slot = mcp_slot_loop(n, &mut conn, &session, measure_from, end);
+                    Ok((slot, conn, session))
+                })
+        })
+        .collect::<io::Result<_>>()?;
+    ready.wait();
+    let begun = Instant::now();
+    go.wait();
+    let measure_from = begun + Duration::from_secs_f64(warmup);
+    let cpu = CpuWindow::start(pid, measure_from)?;
+
+    let mut all = McpSlot::default();
+    let (mut retries, mut sse_answers, mut json_answers) = (0, 0, 0);
+    let mut first_failure = None;
+    let mut to_delete = Vec::new();
+    for h in handles {
+        match h.join().map_err(|_| "a slot thread panicked")? {
+            Ok((slot, conn, session)) => {
+                all.samples_ns.extend(slot.samples_ns);
+                all.last_done = all.last_done.max(slot.last_done);
+                all.errors += slot.errors;
+                all.mismatched += slot.mismatched;
+                all.first_error = all.first_error.or(slot.first_error);
+                retries += conn.retries;
+                sse_answers += conn.sse_answers;
+                json_answers += conn.json_answers;
+                to_delete.push((conn, session));
+            }
+            Err(e) => first_failure = first_failure.or(Some(e)),
+        }
+    }
+    let (server_cpu_us, client_cpu_us) = cpu.per(pid, all.samples_ns.len())?;
+    // The slots' sessions end, outside the measured window.
+    for (mut conn, session) in to_delete {
+        let _ = conn.delete(&session);
+    }
+    if let Some(e) = first_failure {
+        return Err(format!("a slot could not open its session: {e}").into());
+    }
+    let window = all.last_done.map_or(0.0, |t| {
+        t.saturating_duration_since(measure_from).as_secs_f64()
+    });
+    all.samples_ns.sort_unstable();
+    let calls = all.samples_ns.len();
+    Ok(McpEcho {
+        calls,
+        per_sec: if window > 0.0 {
+            calls as f64 / window
+        } else {
+            0.0
+        },
+        p50_us: pct_us(&all.samples_ns, 0.50),
+        p99_us: pct_us(&all.samples_ns, 0.99),
+        p999_us: pct_us(&all.samples_ns, 0.999),
+        max_us: pct_us(&all.samples_ns, 1.0),
+        errors: all.errors,
+        mismatched: all.mismatched,
+        retries,
+        sse_answers,
+        json_answers,
+        server_cpu_us,
+        client_cpu_us,
+        first_error: all.first_error,
+    })
+}
+
+/// One slot's sequential calls. Ids are unique across slots (`slot * 10^9 + n`).
+fn mcp_slot_loop(
+    slot: usize,
+    conn: &mut McpConn,
+    session: &McpSession,
+    measure_from: Instant,
+    end: Instant,
+) -> McpSlot {
+    let mut result = McpSlot::default();
+    for n in 1..=MAX_CALLS_PER_SLOT {
+        let began = Instant::now();
+        if began >= end || result.errors + result.mismatched >= MAX_ERRORS_PER_CLIENT {
+            break;
+        }
+        let id = slot as u64 * 1_000_000_000 + n;
+        let message = format!("bench {id}");
+        match conn.echo(session, id, &message) {
+            Ok(answered) => {
+                if began >= measure_from {
+                    result
+                        .samples_ns
+                        .push(answered.duration_since(began).as_nanos() as u64);
+                    result.last_done = Some(Instant::now());
+                }
+            }
+            Err(e) => {
+                if e.is::<Mismatch>() {
+                    result.mismatched += 1;
+                } else {
+                    result.errors += 1;
+                }
+                if result.first_error.is_none() {
+                    result.first_error = Some(format!("slot {slot}: {e}"));
+                }
+            }
+        }
+    }
+    result
+}
+
+#[derive(Default)]
+struct McpChurnClient {
+    samples_ns: Vec<u64>,
+    last_done: Option<Instant>,
+    errors: u64,
+    kinds: BTreeMap<String, u64>,
+    delete_statuses: BTreeMap<u16, u64>,
+    retries: u64,
+    first_error: Option<String>,
+}
+
+struct McpChurn {
+    sessions: usize,
+    per_sec: f64,
+    p50_us: f64,
+    p99_us: f64,
+    max_us: f64,
+    errors: u64,
+    kinds: BTreeMap<String, u64>,
+    delete_statuses: BTreeMap<u16, u64>,
+    retries: u64,
+    server_cpu_us: Option<f64>,
+    client_cpu_us: Option<f64>,
+    first_error: Option<String>,
+}
+
+/// `clients` threads, each with one keep-alive connection, running whole sessions one
+/// after another (`initialize`, `notifications/initialized`, one `tools/call echo`,
+/// `DELETE`) for `warmup + secs` seconds; sessions begun after the warm-up count.
+fn mcp_churn(
+    target: &Target,
+    pid: &str,
+    clients: usize,
+    warmup: f64,
+    secs: f64,
+) -> Result<McpChurn> {
+    let go = Arc::new(Barrier::new(clients + 1));
+    let handles: Vec<_> = (0..clients)
+        .map(|n| {
+            let (target, go) = (target.clone(), Arc::clone(&go));
+            thread::Builder::new()
+                .name(format!("mcp-churn-{n}"))
+                .spawn(move || {
+                    go.wait();
+                    let start = Instant::now();
+                    let measure_from = start + Duration::from_secs_f64(warmup);
+                    let end = measure_from + Duration::from_secs_f64(secs);
+                    mcp_churn_client(n, &target, measure_from, end)
+                })
+        })
+        .collect::<io::Result<_>>()?;
+    let begun = Instant::now();
+    go.wait();
+    let measure_from = begun + Duration::from_secs_f64(warmup);
+    let cpu = CpuWindow::start(pid, measure_from)?;
+
+    let mut all = McpChurnClient::default();
+    for h in handles {
+        let c = h.join().map_err(|_| "a churn client thread panicked")?;
+        all.samples_ns.extend(c.samples_ns);
+        all.last_done = all.last_done.max(c.last_done);
+        all.errors += c.errors;
+        for (k, v) in c.kinds {
+            *all.kinds.entry(k).or_default() += v;
+        }
+        for (k, v) in c.delete_statuses {
+            *all.delete_statuses.entry(k).or_default() += v;
+        }
+        all.retries += c.retries;
+        all.first_error = all.first_error.or(c.first_error);
+    }
+    let (server_cpu_us, client_cpu_us) = cpu.per(pid, all.samples_ns.len())?;
+    let window = all.last_done.map_or(0.0, |t| {
+        t.saturating_duration_since(measure_from).as_secs_f64()
+    });
+    all.samples_ns.sort_unstable();
+    let n = all.samples_ns.len();
+    Ok(McpChurn {
+        sessions: n,
+        per_sec: if window > 0.0 { n as f64 / window } else { 0.0 },
+        p50_us: pct_us(&all.samples_ns, 0.50),
+        p99_us: pct_us(&all.samples_ns, 0.99),
+        max_us: pct_us(&all.samples_ns, 1.0),
+        errors: all.errors,
+        kinds: all.kinds,
+        delete_statuses: all.delete_statuses,
+        retries: all.retries,
+        server_cpu_us,
+        client_cpu_us,
+        first_error: all.first_error,
+    })
+}
+
+/// One client's sessions, one after another until `end`; a failure is counted by step
+/// and kind and the next session begins.
+fn mcp_churn_client(
+    client: usize,
+    target: &Target,
+    measure_from: Instant,
+    end: Instant,
+) -> McpChurnClient {
+    let mut result = McpChurnClient::default();
+    let mut conn = McpConn::new(target);
+    for n in 1..=MAX_SESSIONS_PER_CLIENT {
+        let began = Instant::now();
+        if began >= end || result.errors >= MAX_ERRORS_PER_CLIENT {
+            break;
+        }
+        let message = format!("churn {client}.{n}");
+        let outcome = (|| {
+            let session = conn.initialize().map_err(|e| ("initialize", e))?;
+            conn.initialized(&session)
+                .map_err(|e| ("notifications/initialized", e))?;
+            conn.echo(&session, 1, &message)
+                .map_err(|e| ("tools/call", e))?;
+            conn.delete(&session).map_err(|e| ("DELETE", e))
+        })();
+        let done = Instant::now();
+        if began >= measure_from {
+            // Failed attempts end the window too: sessions/s is over the time spent.
+            result.last_done = Some(done);
+        }
+        match outcome {
+            Ok(status) => {
+                *result.delete_statuses.entry(status).or_default() += 1;
+                if began >= measure_from {
+                    result
+                        .samples_ns
+                        .push(done.duration_since(began).as_nanos() as u64);
+                }
+            }
+            Err((step, e)) => {
+                result.errors += 1;
+                *result
+                    .kinds
+                    .entry(format!("{step}: {}", error_kind(e.as_ref())))
+                    .or_default() += 1;
+                if result.first_error.is_none() {
+                    result.first_error = Some(format!("client {client}, {step}: {e}"));
+                }
+            }
+        }
+    }
+    result.retries = conn.retries;
+    result
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1659,6 +2674,355 @@ fn report(args: &[String]) -> Result<()> {
             verdict(back.as_ref().map(|b| b.ok))
         );
     }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// `report-streamable`: the Streamable HTTP table (mcp-warden, rmcp, the TypeScript SDK)
+
+/// Figures of one `streamable` result file, by key.
+struct Figures(BTreeMap<String, String>);
+
+impl Figures {
+    fn num(&self, key: &str) -> Option<f64> {
+        self.0
+            .get(key)
+            .and_then(|v| v.parse().ok())
+            .filter(|v: &f64| !v.is_nan())
+    }
+
+    /// KiB of VmRSS per held session, from `idle` (`cold_idle` or `warm_idle`).
+    fn per_session(&self, idle: &str) -> Option<f64> {
+        let n = self.num("hold")?;
+        Some((self.num("rss_kib.held")? - self.num(&format!("rss_kib.{idle}"))?) / n)
+    }
+
+    /// The sum of `<prefix>.<level>` over every level present.
+    fn total(&self, prefix: &str) -> Option<f64> {
+        let keys = keys_with_prefix(&self.0, &format!("{prefix}."));
+        (!keys.is_empty()).then(|| {
+            keys.iter()
+                .filter_map(|k| self.num(&format!("{prefix}.{k}")))
+                .sum()
+        })
+    }
+}
+
+fn report_streamable(args: &[String]) -> Result<()> {
+    let [warden, rmcp, ts] = args else {
+        return Err("usage: load report-streamable WARDEN_FILE RMCP_FILE TS_FILE".into());
+    };
+    let sides = [
+        Figures(read_results(warden)?),
+        Figures(read_results(rmcp)?),
+        Figures(read_results(ts)?),
+    ];
+    let [w, r, _] = &sides;
+    let auth = |f: &Figures| match f.0.get("auth").map(String::as_str) {
+        Some("on") => "auth on",
+        Some(_) => "no auth",
+        None => "?",
+    };
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "| measure | mcp-warden ({}) | rmcp ({}) | TS SDK ({}) | warden/rmcp | warden/TS |",
+        auth(&sides[0]),
+        auth(&sides[1]),
+        auth(&sides[2])
+    );
+    let _ = writeln!(t, "|---|---:|---:|---:|---:|---:|");
+    let mib = |v: f64| format!("{:.1} MiB", v / 1024.0);
+    let kib = |v: f64| format!("{v:.2} KiB");
+    let int = |v: f64| format!("{v:.0}");
+    let us = |v: f64| format!("{v:.0} µs");
+    let us1 = |v: f64| format!("{v:.1} µs");
+    let ms = |v: f64| format!("{v:.1} ms");
+    let row3 = |t: &mut String, name: &str, v: [Option<f64>; 3], fmt: &dyn Fn(f64) -> String| {
+        if v.iter().all(Option::is_none) {
+            return; // not measured in this run
+        }
+        let cell = |v: Option<f64>| v.map_or("-".to_string(), fmt);
+        let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) if b != 0.0 && a / b < 0.1 => format!("{:.4}", a / b),
+            (Some(a), Some(b)) if b != 0.0 => format!("{:.2}", a / b),
+            _ => "-".to_string(),
+        };
+        let _ = writeln!(
+            t,
+            "| {name} | {} | {} | {} | {} | {} |",
+            cell(v[0]),
+            cell(v[1]),
+            cell(v[2]),
+            ratio(v[0], v[1]),
+            ratio(v[0], v[2])
+        );
+    };
+    let text3 = |t: &mut String, name: &str, v: [String; 3]| {
+        let _ = writeln!(t, "| {name} | {} | {} | {} | | |", v[0], v[1], v[2]);
+    };
+    let each = |f: &dyn Fn(&Figures) -> Option<f64>| -> [Option<f64>; 3] {
+        [f(&sides[0]), f(&sides[1]), f(&sides[2])]
+    };
+
+    // How the answers came.
+    let how = |f: &Figures| -> String {
+        match (f.total("sse_answers"), f.total("json_answers")) {
+            (Some(sse), Some(json)) if sse == 0.0 && json > 0.0 => "application/json".into(),
+            (Some(sse), Some(json)) if json == 0.0 && sse > 0.0 => "text/event-stream".into(),
+            (Some(sse), Some(json)) => format!("{json:.0} JSON, {sse:.0} SSE"),
+            _ => "-".into(),
+        }
+    };
+    text3(
+        &mut t,
+        "answers to tools/call came as",
+        [how(&sides[0]), how(&sides[1]), how(&sides[2])],
+    );
+
+    let hold =
+        w.0.get("hold")
+            .or(r.0.get("hold"))
+            .cloned()
+            .unwrap_or_else(|| "?".into());
+    for (label, key) in [
+        ("VmRSS, cold idle (as started)", "rss_kib.cold_idle"),
+        ("VmRSS, warm idle (after one session)", "rss_kib.warm_idle"),
+        (
+            "VmRSS, {hold} initialized sessions held, no stream",
+            "rss_kib.held",
+        ),
+        (
+            "VmRSS, 1 s after DELETE of all of them",
+            "rss_kib.after_delete",
+        ),
+    ] {
+        let label = label.replace("{hold}", &hold);
+        row3(&mut t, &label, each(&|f| f.num(key)), &mib);
+    }
+    row3(
+        &mut t,
+        "RSS per held session (warm idle → held)",
+        each(&|f| f.per_session("warm_idle")),
+        &kib,
+    );
+    row3(
+        &mut t,
+        "RSS per held session (cold idle → held)",
+        each(&|f| f.per_session("cold_idle")),
+        &kib,
+    );
+    row3(
+        &mut t,
+        "RssAnon per held session (warm idle → held)",
+        each(&|f| {
+            Some((f.num("rss_anon_kib.held")? - f.num("rss_anon_kib.warm_idle")?) / f.num("hold")?)
+        }),
+        &kib,
+    );
+    let pair = |f: &Figures, key: &str| -> String {
+        match (
+            f.num(&format!("{key}.warm_idle")),
+            f.num(&format!("{key}.held")),
+        ) {
+            (Some(a), Some(b)) => format!("{a:.0} / {b:.0}"),
+            _ => "-".into(),
+        }
+    };
+    text3(
+        &mut t,
+        "threads: warm idle / sessions held",
+        [
+            pair(&sides[0], "threads"),
+            pair(&sides[1], "threads"),
+            pair(&sides[2], "threads"),
+        ],
+    );
+    text3(
+        &mut t,
+        "open fds: warm idle / sessions held",
+        [
+            pair(&sides[0], "fds"),
+            pair(&sides[1], "fds"),
+            pair(&sides[2], "fds"),
+        ],
+    );
+    row3(
+        &mut t,
+        &format!("time to open the {hold} sessions (8 clients)"),
+        each(&|f| f.num("hold_open_ms")),
+        &ms,
+    );
+
+    let mut levels = keys_with_prefix(&w.0, "calls_per_s.");
+    if levels.is_empty() {
+        levels = keys_with_prefix(&r.0, "calls_per_s.");
+    }
+    for l in &levels {
+        let k = |name: &str| format!("{name}.{l}");
+        row3(
+            &mut t,
+            &format!("echo calls/s, {l} in flight"),
+            each(&|f| f.num(&k("calls_per_s"))),
+            &int,
+        );
+        row3(
+            &mut t,
+            &format!("echo p50, {l} in flight"),
+            each(&|f| f.num(&k("p50_us"))),
+            &us,
+        );
+        row3(
+            &mut t,
+            &format!("echo p99, {l} in flight"),
+            each(&|f| f.num(&k("p99_us"))),
+            &us,
+        );
+        row3(
+            &mut t,
+            &format!("server CPU per call, {l} in flight"),
+            each(&|f| f.num(&k("server_cpu_us"))),
+            &us1,
+        );
+        row3(
+            &mut t,
+            &format!("load client CPU per call, {l} in flight"),
+            each(&|f| f.num(&k("client_cpu_us"))),
+            &us1,
+        );
+    }
+    for (name, prefix) in [
+        ("failed calls (all levels)", "errors"),
+        ("wrong answers (all levels)", "mismatched"),
+        (
+            "requests resent on a new connection (all levels)",
+            "retries",
+        ),
+    ] {
+        row3(&mut t, name, each(&|f| f.total(prefix)), &int);
+    }
+
+    let mut clients = keys_with_prefix(&w.0, "sessions.per_s.");
+    if clients.is_empty() {
+        clients = keys_with_prefix(&r.0, "sessions.per_s.");
+    }
+    for c in &clients {
+        let k = |name: &str| format!("sessions.{name}.{c}");
+        row3(
+            &mut t,
+            &format!("sessions/s (initialize … DELETE), {c} clients"),
+            each(&|f| f.num(&k("per_s"))),
+            &int,
+        );
+        row3(
+            &mut t,
+            &format!("session p50, {c} clients"),
+            each(&|f| f.num(&k("p50_us"))),
+            &us,
+        );
+        row3(
+            &mut t,
+            &format!("session p99, {c} clients"),
+            each(&|f| f.num(&k("p99_us"))),
+            &us,
+        );
+        row3(
+            &mut t,
+            &format!("session errors, {c} clients"),
+            each(&|f| f.num(&k("errors"))),
+            &int,
+        );
+        row3(
+            &mut t,
+            &format!("server CPU per session, {c} clients"),
+            each(&|f| f.num(&k("server_cpu_us"))),
+            &us,
+        );
+        row3(
+            &mut t,
+            &format!("load client CPU per session, {c} clients"),
+            each(&|f| f.num(&k("client_cpu_us"))),
+            &us,
+        );
+        let statuses = |f: &Figures| {
+            f.0.get(&k("delete_statuses"))
+                .cloned()
+                .unwrap_or_else(|| "-".into())
+        };
+        text3(
+            &mut t,
+            &format!("DELETE answered, {c} clients (warm-up included)"),
+            [
+                statuses(&sides[0]),
+                statuses(&sides[1]),
+                statuses(&sides[2]),
+            ],
+        );
+    }
+    print!("{t}");
+
+    for (f, name) in sides.iter().zip(["mcp-warden", "rmcp", "TS SDK"]) {
+        for (key, value) in &f.0 {
+            let problem = key.contains("first_error")
+                || key.contains("error_kinds")
+                || key == "warm_error"
+                || key == "hold_error";
+            if problem {
+                println!("{name}: {key}: {value}");
+            }
+        }
+        if let Some(n) = f.num("hold_delete_errors").filter(|&n| n > 0.0) {
+            println!("{name}: {n:.0} held sessions could not be deleted");
+        }
+    }
+
+    println!();
+    println!("Targets (mcp-warden, Streamable HTTP, auth on):");
+    let verdict = |ok: Option<bool>| match ok {
+        Some(true) => "met",
+        Some(false) => "NOT met",
+        None => "not measured",
+    };
+    let (wc, rc) = (w.num("calls_per_s.16"), r.num("calls_per_s.16"));
+    let ratio = wc.zip(rc).filter(|(_, b)| *b > 0.0).map(|(a, b)| a / b);
+    println!(
+        "- calls/s ≥ 1.5× rmcp's at 16 in flight: {} — {}",
+        match (wc, rc, ratio) {
+            (Some(a), Some(b), Some(x)) => format!("{a:.0} vs {b:.0} calls/s, {x:.2}×"),
+            _ => "-".into(),
+        },
+        verdict(ratio.map(|x| x >= 1.5))
+    );
+    let p99 = w.num("p99_us.16");
+    println!(
+        "- p99 ≤ 1 ms at 16 in flight: {} — {}",
+        p99.map_or("-".into(), us),
+        verdict(p99.map(|v| v <= 1000.0))
+    );
+    for (idle, label) in [
+        ("warm_idle", "from warm idle (after one session)"),
+        ("cold_idle", "from cold idle (as started)"),
+    ] {
+        let ps = w.per_session(idle);
+        println!(
+            "- ≤ 4 KiB RSS per initialized session without a stream, {label}: {} — {}",
+            ps.map_or("-".into(), kib),
+            verdict(ps.map(|v| v <= 4.0))
+        );
+    }
+    let failures = [
+        w.total("errors"),
+        w.total("mismatched"),
+        w.total("sessions.errors"),
+    ];
+    let failures = failures
+        .iter()
+        .any(Option::is_some)
+        .then(|| failures.iter().flatten().sum::<f64>());
+    println!(
+        "- (not a target) failed calls, wrong answers and failed sessions: {}",
+        failures.map_or("-".into(), int)
+    );
     Ok(())
 }
 
