@@ -1,8 +1,10 @@
 //! Where log lines go: stderr, written by one thread that takes every line waiting at
 //! once, so request threads do not queue on the stderr lock and pay a `write(2)` each.
 //!
-//! Lines are in order and appear at once when the server is quiet; under load, many go out
-//! in one write. `sync` writes what is pending on the calling thread (exit paths). Above
+//! Lines are in order. The writer sleeps until a line arrives, then gathers for
+//! `BATCH_WINDOW` and writes everything waiting in one write; a request thread wakes it
+//! only when it is asleep, so under load a line costs no system call of its own and the
+//! writer runs a few hundred times a second, not once per request. `sync` writes what is pending on the calling thread (exit paths). Above
 //! `MAX_PENDING_BYTES` waiting (stderr blocked), writers write themselves: slower, but no
 //! line is lost and memory stays bounded.
 
@@ -13,6 +15,9 @@ use std::thread;
 
 /// Log bytes allowed to wait for the writer thread.
 const MAX_PENDING_BYTES: usize = 1024 * 1024;
+
+/// How long the writer gathers lines after the first one wakes it: the most a line waits.
+const BATCH_WINDOW: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// Capacity a buffer keeps between batches; a burst's larger buffer is given back.
 const KEEP_BYTES: usize = 4 * 1024;
@@ -26,6 +31,9 @@ struct Shared {
     out: Mutex<Vec<u8>>,
     /// Whether the writer thread runs; if it could not start, each flush writes.
     threaded: AtomicBool,
+    /// Whether the writer waits on `wake` (set and cleared under `pending`'s lock): only
+    /// then does a flush need to notify it.
+    asleep: AtomicBool,
 }
 
 impl Shared {
@@ -57,6 +65,7 @@ pub fn start() -> Sink {
         wake: Condvar::new(),
         out: Mutex::new(Vec::new()),
         threaded: AtomicBool::new(true),
+        asleep: AtomicBool::new(false),
     });
     let writer = Arc::clone(&shared);
     let spawned = thread::Builder::new()
@@ -67,9 +76,12 @@ pub fn start() -> Sink {
                 {
                     let mut pending = writer.pending();
                     while pending.is_empty() {
+                        writer.asleep.store(true, Ordering::Release);
                         pending = writer.wake.wait(pending).unwrap_or_else(|p| p.into_inner());
                     }
+                    writer.asleep.store(false, Ordering::Release);
                 }
+                thread::sleep(BATCH_WINDOW);
                 writer.write_pending();
             }
         });
@@ -98,10 +110,15 @@ impl Write for Sink {
         Ok(bytes.len())
     }
 
-    /// The logger flushes after every line: that only wakes the writer thread.
+    /// The logger flushes after every line: that only wakes the writer thread, and only
+    /// when it is asleep. (`asleep` is set under `pending`'s lock before the writer waits,
+    /// and the line was added under that lock before this runs: a line never waits for a
+    /// wake-up that will not come.)
     fn flush(&mut self) -> io::Result<()> {
         if self.0.threaded.load(Ordering::Acquire) {
-            self.0.wake.notify_one();
+            if self.0.asleep.load(Ordering::Acquire) {
+                self.0.wake.notify_one();
+            }
         } else {
             self.0.write_pending();
         }
