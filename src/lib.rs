@@ -113,7 +113,7 @@ impl Server {
         let auth = self.app.auth.as_ref()?;
         let keys = auth.keys().current();
         Some(format!(
-            "authentication on: {} key(s) from {}, kids {:?}; required groups: {}; tokens checked at every request to /sse and /messages",
+            "authentication on: {} key(s) from {}, kids {:?}; required groups: {}; tokens checked at every request to /mcp, /sse and /messages",
             keys.set.len(),
             auth.keys().uri(),
             keys.set.kids(),

@@ -147,6 +147,15 @@ fn the_protocol_version_header_is_checked_and_may_be_absent() {
         message.contains("2025-11-25") && message.contains("2025-03-26"),
         "{message}"
     );
+    // 2024-11-05 had no Streamable HTTP: not served on /mcp, and not negotiated there.
+    c.version = Some("2024-11-05".into());
+    assert_error(
+        &c.post(&json!({"jsonrpc": "2.0", "id": 3, "method": "ping"})),
+        400,
+        "unsupported_protocol_version",
+    );
+    let mut old = McpClient::new(server.local_addr());
+    assert_eq!(old.initialize("2024-11-05")["protocolVersion"], "2025-11-25");
     // Absent: taken as 2025-03-26, and served.
     c.version = None;
     assert_eq!(c.call(2, "ping", json!({}))["result"], json!({}));

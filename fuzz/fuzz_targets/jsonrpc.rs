@@ -48,6 +48,7 @@ fuzz_target!(|data: &[u8]| {
     let cx = Context {
         session: &session,
         tools: mcp_warden::tools::TOOLS,
+        versions: &Version::SUPPORTED,
         adopt_uninitialized: control & 0x20 != 0,
     };
     let version = match control & 7 {

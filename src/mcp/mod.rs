@@ -66,9 +66,20 @@ impl Version {
         self == Version::V2025_03_26
     }
 
-    /// Every revision served, newest first, comma-separated (for error messages).
-    pub fn list() -> String {
-        Version::SUPPORTED.map(Version::as_str).join(", ")
+    /// The revisions Streamable HTTP serves: it first appeared in 2025-03-26.
+    pub const STREAMABLE: [Version; 3] = [
+        Version::V2025_11_25,
+        Version::V2025_06_18,
+        Version::V2025_03_26,
+    ];
+
+    /// `versions`, comma-separated (for error messages).
+    pub fn list(versions: &[Version]) -> String {
+        versions
+            .iter()
+            .map(|v| v.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -108,6 +119,9 @@ pub struct Context<'a> {
     pub session: &'a Session,
     /// The tool catalog (`tools::TOOLS` unless the server was started with another).
     pub tools: &'a [Tool],
+    /// The revisions this transport serves (`Version::SUPPORTED` or `Version::STREAMABLE`);
+    /// a client asking for another is offered `Version::LATEST`.
+    pub versions: &'a [Version],
     /// Whether a request before `initialize` is served, as a `Version::ADOPTED` session
     /// with empty client capabilities, instead of refused. The legacy HTTP+SSE transport
     /// sets it: the official SDK's `SSEClientTransport` reopens its stream after a server
@@ -374,7 +388,9 @@ fn adopt(cx: &Context<'_>) -> bool {
 
 fn initialize(params: &Map<String, Value>, cx: &Context<'_>) -> Result<Value, RpcError> {
     let asked = str_param(params, "protocolVersion")?;
-    let version = Version::parse(asked).unwrap_or(Version::LATEST);
+    let version = Version::parse(asked)
+        .filter(|v| cx.versions.contains(v))
+        .unwrap_or(Version::LATEST);
     let capabilities = match params.get("capabilities") {
         Some(Value::Object(c)) => c.clone(),
         _ => Map::new(),
@@ -466,6 +482,7 @@ mod tests {
     struct Client {
         session: Session,
         tools: &'static [Tool],
+        versions: &'static [Version],
         adopt: bool,
     }
 
@@ -478,6 +495,7 @@ mod tests {
             Client {
                 session: Session::detached(caller),
                 tools: crate::mcp::tools::TOOLS,
+                versions: &Version::SUPPORTED,
                 adopt: false,
             }
         }
@@ -508,6 +526,7 @@ mod tests {
             let cx = Context {
                 session: &self.session,
                 tools: self.tools,
+                versions: self.versions,
                 adopt_uninitialized: self.adopt,
             };
             handle(parsed, &cx).map(|reply| serde_json::from_str(&reply.to_line()).unwrap())
@@ -546,6 +565,11 @@ mod tests {
             }
         }
         let reply = Client::new().call("initialize", json!({"protocolVersion": "2099-01-01"}));
+        assert_eq!(reply["result"]["protocolVersion"], Version::LATEST.as_str());
+        // A transport that does not serve a revision offers the latest instead.
+        let mut streamable = Client::new();
+        streamable.versions = &Version::STREAMABLE;
+        let reply = streamable.call("initialize", json!({"protocolVersion": "2024-11-05"}));
         assert_eq!(reply["result"]["protocolVersion"], Version::LATEST.as_str());
     }
 

@@ -9,7 +9,7 @@ use super::{App, Request, announces_body, refused_session, respond, send};
 use crate::http::{Conn, Next, Response};
 use crate::mcp::rpc;
 use crate::mcp::session::{Session, Transport, Undeliverable};
-use crate::mcp::{self, Context};
+use crate::mcp::{self, Context, Version};
 
 impl App {
     /// `GET /sse`: opens a session and holds its stream on this thread until the client
@@ -95,6 +95,7 @@ impl App {
         let cx = Context {
             session: &session,
             tools: self.tools,
+            versions: &Version::SUPPORTED,
             adopt_uninitialized: true,
         };
         if let Some(reply) = mcp::handle(message, &cx) {

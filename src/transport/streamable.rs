@@ -69,6 +69,7 @@ impl App {
         let cx = Context {
             session: &session,
             tools: self.tools,
+            versions: &Version::STREAMABLE,
             adopt_uninitialized: false,
         };
         match mcp::handle(message, &cx) {
@@ -86,6 +87,7 @@ impl App {
         let cx = Context {
             session: &session,
             tools: self.tools,
+            versions: &Version::STREAMABLE,
             adopt_uninitialized: false,
         };
         let Some(reply) = mcp::handle(message, &cx) else {
@@ -163,11 +165,12 @@ impl App {
         };
         if let Some(version) = request.head.header(VERSION_HEADER) {
             // Absent means 2025-03-26 (the revision before the header existed).
-            if Version::parse(version.trim()).is_none() {
+            let served = Version::parse(version.trim()).filter(|v| Version::STREAMABLE.contains(v));
+            if served.is_none() {
                 let message = format!(
-                    "MCP-Protocol-Version {:?} is not supported; this server speaks {}",
+                    "MCP-Protocol-Version {:?} is not supported on /mcp; it speaks {}",
                     version.trim(),
-                    Version::list()
+                    Version::list(&Version::STREAMABLE)
                 );
                 return Err(Response::error(
                     400,
