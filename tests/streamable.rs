@@ -155,7 +155,10 @@ fn the_protocol_version_header_is_checked_and_may_be_absent() {
         "unsupported_protocol_version",
     );
     let mut old = McpClient::new(server.local_addr());
-    assert_eq!(old.initialize("2024-11-05")["protocolVersion"], "2025-11-25");
+    assert_eq!(
+        old.initialize("2024-11-05")["protocolVersion"],
+        "2025-11-25"
+    );
     // Absent: taken as 2025-03-26, and served.
     c.version = None;
     assert_eq!(c.call(2, "ping", json!({}))["result"], json!({}));

@@ -35,6 +35,13 @@ pub const OUTBOX_CAPACITY: usize = 256;
 const REAP_INTERVAL: Duration = Duration::from_millis(10);
 /// How often, at most, opening a session also ends the sessions idle for too long.
 const EXPIRE_INTERVAL: Duration = Duration::from_secs(10);
+/// When `MAX_SESSIONS` are open, a Streamable HTTP session with no stream that has gone
+/// unused this long may be ended to make room (its client, if it ever returns, gets `404`
+/// and initializes again, as the specification asks). Clients that never `DELETE` their
+/// sessions would otherwise lock new ones out for `SESSION_IDLE_SECS`.
+const EVICT_AFTER: Duration = Duration::from_secs(60);
+/// Sessions ended at most per sweep to make room.
+const EVICT_AT_ONCE: usize = 16;
 
 /// 128 random bits as 32 lower-case hex digits. A capability: never logged (its `Debug`
 /// says so instead).
@@ -291,6 +298,8 @@ pub struct Sessions {
     max: usize,
     /// `SESSION_IDLE_SECS`: a session unused this long, with no stream, ends.
     idle: Duration,
+    /// Unused this long (and no stream), a Streamable session may be ended to make room.
+    evict_after: Duration,
     /// Held by the one thread sweeping the registry (see `reap`); holds when it last did.
     reaping: Mutex<Option<Instant>>,
     /// Sweeps finished so far: a thread that waited for another's sweep does not repeat it.
@@ -321,6 +330,7 @@ impl Sessions {
             }),
             max,
             idle,
+            evict_after: EVICT_AFTER.min(idle),
             reaping: Mutex::new(None),
             reaps: AtomicU64::new(0),
         }
@@ -392,7 +402,11 @@ impl Sessions {
             for session in &gone {
                 map.open.remove(&session.id);
             }
-            self.remove_expired(&mut map)
+            let mut ended = self.remove_expired(&mut map);
+            if map.open.len() >= self.max {
+                ended.extend(self.evict_longest_idle(&mut map));
+            }
+            ended
         };
         if !gone.is_empty() {
             log::debug!("closed {} sessions whose clients had gone", gone.len());
@@ -401,6 +415,37 @@ impl Sessions {
         end_all(ended);
         *last = Some(Instant::now());
         self.reaps.fetch_add(1, Ordering::Release);
+    }
+
+    /// Removes (and returns) up to `EVICT_AT_ONCE` Streamable sessions with no stream that
+    /// have gone unused for `evict_after`, the longest unused first.
+    fn evict_longest_idle(&self, map: &mut Registry) -> Vec<Arc<Session>> {
+        let now = Instant::now();
+        let mut idle: Vec<(Duration, SessionId)> = map
+            .open
+            .values()
+            .filter(|s| s.transport == Transport::Streamable && !s.has_stream())
+            .map(|s| {
+                (
+                    now.saturating_duration_since(*lock(&s.last_used)),
+                    s.id.clone(),
+                )
+            })
+            .filter(|(unused, _)| *unused >= self.evict_after)
+            .collect();
+        idle.sort_unstable_by_key(|(unused, _)| std::cmp::Reverse(*unused));
+        let evicted: Vec<Arc<Session>> = idle
+            .into_iter()
+            .take(EVICT_AT_ONCE)
+            .filter_map(|(_, id)| map.open.remove(&id))
+            .collect();
+        if !evicted.is_empty() {
+            log::info!(
+                "ended {} Streamable HTTP sessions unused the longest, to make room (MAX_SESSIONS)",
+                evicted.len()
+            );
+        }
+        evicted
     }
 
     /// Ends every session, and refuses new ones from now on: each stream ends once
@@ -629,6 +674,41 @@ mod tests {
         // Once its stream ends, the other session's idle time starts from then.
         streaming.detach(&ticket);
         assert!(sessions.get(streaming.id.as_str()).is_some());
+    }
+
+    #[test]
+    fn a_full_registry_ends_the_streamable_session_unused_longest_but_no_busy_one() {
+        let mut sessions = Sessions::new(3, Duration::MAX);
+        sessions.evict_after = Duration::from_millis(200);
+        let oldest = sessions
+            .open(Caller::Anonymous, Transport::Streamable)
+            .unwrap();
+        let streaming = sessions
+            .open(Caller::Anonymous, Transport::Streamable)
+            .unwrap();
+        let (_rx, _ticket) = streaming.attach(None).unwrap();
+        let legacy = sessions.open(Caller::Anonymous, LEGACY).unwrap();
+        let (_legacy_rx, _legacy_ticket) = legacy.attach(None).unwrap();
+        // Nobody has been unused long enough: refused.
+        assert!(matches!(
+            sessions.open(Caller::Anonymous, Transport::Streamable),
+            Err(OpenError::Full { .. })
+        ));
+        std::thread::sleep(Duration::from_millis(250)); // the unused time is what is tested
+        let newcomer = sessions
+            .open(Caller::Anonymous, Transport::Streamable)
+            .expect("the session unused longest made room");
+        assert!(sessions.get(oldest.id.as_str()).is_none());
+        for kept in [&streaming, &legacy, &newcomer] {
+            assert!(sessions.get(kept.id.as_str()).is_some());
+        }
+        // Now the only candidate is the newcomer, used just now: refused again (after the
+        // sweep's rate limit, so that a sweep does run).
+        std::thread::sleep(REAP_INTERVAL);
+        assert!(matches!(
+            sessions.open(Caller::Anonymous, Transport::Streamable),
+            Err(OpenError::Full { .. })
+        ));
     }
 
     #[test]
