@@ -48,6 +48,8 @@ fuzz_target!(|data: &[u8]| {
     let cx = Context {
         session: &session,
         tools: mcp_warden::tools::TOOLS,
+        outlet: &mcp_warden::mcp::call::Nowhere,
+        client_gone: &|| false,
         versions: &Version::SUPPORTED,
         adopt_uninitialized: control & 0x20 != 0,
     };

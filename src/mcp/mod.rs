@@ -5,6 +5,7 @@
 //! `rpc.rs`; sessions in `session.rs`; the catalog in `tools/`, `prompts.rs` and
 //! `resources.rs`.
 
+pub mod call;
 pub mod outbox;
 pub mod prompts;
 pub mod resources;
@@ -22,6 +23,7 @@ use serde_json::{Map, Value, json};
 
 use crate::identity::Caller;
 use crate::mcp::tools::Tool;
+use call::{Call, LOG_LEVELS, Outlet};
 use rpc::{Body, Id, Message, RpcError};
 use session::Session;
 
@@ -89,18 +91,6 @@ impl fmt::Display for Version {
     }
 }
 
-/// Log levels of `logging/setLevel` (RFC 5424 names), least severe first.
-const LOG_LEVELS: &[&str] = &[
-    "debug",
-    "info",
-    "notice",
-    "warning",
-    "error",
-    "critical",
-    "alert",
-    "emergency",
-];
-
 /// What one MCP session has agreed with its client.
 #[derive(Debug, Default)]
 pub struct SessionState {
@@ -119,6 +109,11 @@ pub struct Context<'a> {
     pub session: &'a Session,
     /// The tool catalog (`tools::TOOLS` unless the server was started with another).
     pub tools: &'a [Tool],
+    /// Where messages a request emits before its result go (progress, log messages).
+    pub outlet: &'a dyn Outlet,
+    /// Whether the client has gone (the transport looks when a tool asks): running tools
+    /// then see a cancellation.
+    pub client_gone: &'a dyn Fn() -> bool,
     /// The revisions this transport serves (`Version::SUPPORTED` or `Version::STREAMABLE`);
     /// a client asking for another is offered `Version::LATEST`.
     pub versions: &'a [Version],
@@ -271,7 +266,7 @@ fn handle_one<'a>(message: &'a RawValue, cx: &Context<'_>) -> Option<Outcome<'a>
             log::debug!("{} {method}", cx.caller().subject());
             // A bug in one method (or one tool) answers this request with an internal error
             // and leaves the session, and every other one, running.
-            let result = catch_unwind(AssertUnwindSafe(|| request(&method, &params, cx)))
+            let result = catch_unwind(AssertUnwindSafe(|| request(id, &method, &params, cx)))
                 .unwrap_or_else(|_| {
                     log::error!("{method} panicked; answered with an internal error");
                     Err(RpcError::new(
@@ -279,6 +274,10 @@ fn handle_one<'a>(message: &'a RawValue, cx: &Context<'_>) -> Option<Outcome<'a>
                         format!("internal error while handling {method}"),
                     ))
                 });
+            if matches!(&result, Err(e) if e.code == CANCELLED) {
+                log::debug!("{method} cancelled by the client: no answer sent");
+                return None;
+            }
             Some(Outcome {
                 id: Some(id),
                 result,
@@ -287,17 +286,25 @@ fn handle_one<'a>(message: &'a RawValue, cx: &Context<'_>) -> Option<Outcome<'a>
     }
 }
 
+/// The error of a request the client cancelled; never sent (the client asked not to hear).
+const CANCELLED: i64 = -32800;
+
 fn notify(method: &str, _params: &Map<String, Value>, cx: &Context<'_>) {
     match method {
         "notifications/initialized" => cx.state().initialized = true,
-        // Every request is answered synchronously on its own thread, so there is nothing
-        // left to cancel by the time this arrives.
-        "notifications/cancelled" => {}
+        // A tool still running for that request sees it (`Call::is_cancelled`), and its
+        // answer is not sent.
+        "notifications/cancelled" => {
+            if let Some(id) = _params.get("requestId") {
+                cx.session.cancel(&id.to_string());
+            }
+        }
         other => log::debug!("ignoring notification {other}"),
     }
 }
 
 fn request(
+    id: &RawValue,
     method: &str,
     params: &Map<String, Value>,
     cx: &Context<'_>,
@@ -319,7 +326,7 @@ fn request(
             "description": t.description,
             "inputSchema": (t.input_schema)(),
         })).collect::<Vec<_>>() })),
-        "tools/call" => return call_tool(params, cx).map(Answer::Tool),
+        "tools/call" => return call_tool(id, params, cx).map(Answer::Tool),
         "resources/list" => Ok(json!({ "resources": [] })),
         "resources/templates/list" => Ok(json!({
             "resourceTemplates": resources::TEMPLATES.iter().map(|t| t.listing()).collect::<Vec<_>>()
@@ -418,14 +425,46 @@ fn initialize(params: &Map<String, Value>, cx: &Context<'_>) -> Result<Value, Rp
     }))
 }
 
-fn call_tool(params: &Map<String, Value>, cx: &Context<'_>) -> Result<ToolResult, RpcError> {
+fn call_tool(
+    id: &RawValue,
+    params: &Map<String, Value>,
+    cx: &Context<'_>,
+) -> Result<ToolResult, RpcError> {
     let name = str_param(params, "name")?;
     let tool = cx
         .tools
         .iter()
         .find(|t| t.name == name)
         .ok_or_else(|| RpcError::invalid_params(format!("unknown tool: {name}")))?;
-    let (text, is_error) = match (tool.call)(object_param(params, "arguments")?, cx.caller()) {
+    let arguments = object_param(params, "arguments")?;
+    // The id as the client would name it in `notifications/cancelled` (normalized JSON).
+    let key = serde_json::from_str::<Value>(id.get())
+        .map_or_else(|_| id.get().to_string(), |v| v.to_string());
+    let running = cx.session.begin(&key);
+    let progress_token = match params.get("_meta") {
+        Some(Value::Object(meta)) => meta
+            .get("progressToken")
+            .filter(|t| t.is_string() || t.is_i64() || t.is_u64()),
+        _ => None,
+    };
+    let call = Call {
+        caller: cx.caller(),
+        progress_token,
+        outlet: cx.outlet,
+        cancelled: &running.flag,
+        client_gone: cx.client_gone,
+        log_level: cx.state().log_level,
+    };
+    let outcome = (tool.call)(arguments, &call);
+    let cancelled = running.flag.load(std::sync::atomic::Ordering::Acquire);
+    drop(running);
+    if cancelled {
+        return Err(RpcError::new(
+            CANCELLED,
+            "the client cancelled this request",
+        ));
+    }
+    let (text, is_error) = match outcome {
         Ok(text) => (text, false),
         Err(text) => (text, true),
     };
@@ -526,6 +565,8 @@ mod tests {
             let cx = Context {
                 session: &self.session,
                 tools: self.tools,
+                outlet: &call::Nowhere,
+                client_gone: &|| false,
                 versions: self.versions,
                 adopt_uninitialized: self.adopt,
             };

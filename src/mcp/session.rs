@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::fmt::{self, Write as _};
 use std::hash::Hash;
 use std::net::{Shutdown, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -104,6 +104,29 @@ pub struct Session {
     /// Requests we sent the client that await its answer: our id → the waiting handler.
     pending: Mutex<HashMap<String, mpsc::SyncSender<ClientReply>>>,
     next_request: AtomicU64,
+    /// Requests of the client's still running: their id (normalized JSON) → the flag its
+    /// `notifications/cancelled` sets.
+    running: Mutex<HashMap<String, Arc<AtomicBool>>>,
+}
+
+/// A request registered as running; dropping it deregisters it.
+pub struct Running<'a> {
+    session: &'a Session,
+    key: String,
+    pub flag: Arc<AtomicBool>,
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        let mut running = lock(&self.session.running);
+        // Only our own entry (a reused id may have registered anew meanwhile).
+        if running
+            .get(&self.key)
+            .is_some_and(|f| Arc::ptr_eq(f, &self.flag))
+        {
+            running.remove(&self.key);
+        }
+    }
 }
 
 /// The stream attached to a session.
@@ -150,6 +173,7 @@ impl Session {
             stream: Mutex::new(None),
             pending: Mutex::new(HashMap::new()),
             next_request: AtomicU64::new(1),
+            running: Mutex::new(HashMap::new()),
         })
     }
 
@@ -164,6 +188,7 @@ impl Session {
             stream: Mutex::new(None),
             pending: Mutex::new(HashMap::new()),
             next_request: AtomicU64::new(1),
+            running: Mutex::new(HashMap::new()),
         }
     }
 
@@ -256,6 +281,28 @@ impl Session {
     /// Whether the session has gone unused, with no stream attached, for `idle`.
     fn expired(&self, idle: Duration, now: Instant) -> bool {
         !self.has_stream() && now.saturating_duration_since(*lock(&self.last_used)) >= idle
+    }
+
+    /// Registers a request of the client's as running, under its id (normalized JSON).
+    pub fn begin(&self, key: &str) -> Running<'_> {
+        let flag = Arc::new(AtomicBool::new(false));
+        lock(&self.running).insert(key.to_string(), Arc::clone(&flag));
+        Running {
+            session: self,
+            key: key.to_string(),
+            flag,
+        }
+    }
+
+    /// The client cancelled its request `key` (normalized JSON): a tool still running for
+    /// it sees so. Returns whether one was running.
+    pub fn cancel(&self, key: &str) -> bool {
+        let running = lock(&self.running);
+        let flag = running.get(key);
+        if let Some(flag) = flag {
+            flag.store(true, Ordering::Release);
+        }
+        flag.is_some()
     }
 
     /// Registers a request to the client; returns its id (a JSON string, unlike any id a

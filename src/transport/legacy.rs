@@ -7,9 +7,22 @@ use std::sync::Arc;
 
 use super::{App, Request, announces_body, refused_session, respond, send};
 use crate::http::{Conn, Next, Response};
+use crate::mcp::call::Outlet;
 use crate::mcp::rpc;
 use crate::mcp::session::{Session, Transport, Undeliverable};
 use crate::mcp::{self, Context, Version};
+
+/// Messages a request emits before its result join the session's stream.
+struct StreamOutlet<'a> {
+    app: &'a App,
+    session: &'a Arc<Session>,
+}
+
+impl Outlet for StreamOutlet<'_> {
+    fn send(&self, line: String) {
+        self.app.deliver(self.session, line);
+    }
+}
 
 impl App {
     /// `GET /sse`: opens a session and holds its stream on this thread until the client
@@ -92,9 +105,17 @@ impl App {
         // Acknowledge first: the reply travels on the stream, and a slow method must not
         // hold the client's POST open.
         let next = send(conn, Response::new(202));
+        let outlet = StreamOutlet {
+            app: self,
+            session: &session,
+        };
         let cx = Context {
             session: &session,
             tools: self.tools,
+            outlet: &outlet,
+            // The answer goes out on the stream, not on this POST: its client leaving
+            // cancels nothing.
+            client_gone: &|| false,
             versions: &Version::SUPPORTED,
             adopt_uninitialized: true,
         };

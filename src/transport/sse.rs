@@ -30,6 +30,48 @@ fn event(out: &mut Vec<u8>, name: &str, data: &str) {
     }
 }
 
+/// An event stream that answers one request (a Streamable HTTP `POST` whose handler sent
+/// something before its result): the head goes out with the first event, then each event
+/// as it comes; the connection closes after the last (the body is close-delimited).
+pub struct ResponseStream<'a> {
+    stream: &'a TcpStream,
+    extra_headers: &'a str,
+    out: std::cell::RefCell<Vec<u8>>,
+    started: std::cell::Cell<bool>,
+}
+
+impl<'a> ResponseStream<'a> {
+    pub fn new(stream: &'a TcpStream, extra_headers: &'a str) -> ResponseStream<'a> {
+        ResponseStream {
+            stream,
+            extra_headers,
+            out: std::cell::RefCell::new(Vec::new()),
+            started: std::cell::Cell::new(false),
+        }
+    }
+
+    /// Whether the head has gone out (the answer must then be an event too).
+    pub fn started(&self) -> bool {
+        self.started.get()
+    }
+
+    /// Writes one `message` event (and the head first, if not yet sent).
+    pub fn message(&self, line: &str) -> io::Result<()> {
+        let mut out = self.out.borrow_mut();
+        if !self.started.replace(true) {
+            out.extend_from_slice(HEAD.as_bytes());
+            out.extend_from_slice(self.extra_headers.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        event(&mut out, "message", line);
+        let mut stream = self.stream;
+        let sent = stream.write_all(&out).and_then(|()| stream.flush());
+        out.clear();
+        out.shrink_to(KEEP_BUFFER);
+        sent
+    }
+}
+
 /// Why a stream ended.
 #[derive(Debug, PartialEq, Eq)]
 pub enum End {

@@ -9,9 +9,12 @@
 //!
 //! Sessions, dispatch and the catalog are the same as the legacy transport's (`mcp/`).
 
-use super::{App, Request, announces_body, refused_session, respond, send};
-use crate::http::{Conn, Head, Next, Response};
+use std::net::TcpStream;
+
+use super::{App, Request, announces_body, refused_session, respond, send, sse};
+use crate::http::{Conn, Head, Next, Response, peek_now};
 use crate::identity::Caller;
+use crate::mcp::call::{Nowhere, Outlet};
 use crate::mcp::rpc::{self, Body, Message};
 use crate::mcp::session::{Session, Transport};
 use crate::mcp::{self, Context, Reply, Version};
@@ -66,13 +69,30 @@ impl App {
             Err(response) => return send(conn, response),
         };
         session.touch();
+        let extra_headers = conn.extra_headers().to_owned();
+        let stream: &TcpStream = conn.stream();
+        // What the handler sends before its result turns the response into an event
+        // stream; otherwise the answer is plain JSON.
+        let events = sse::ResponseStream::new(stream, &extra_headers);
+        let outlet = EventOutlet(&events);
+        let gone = || client_left(stream);
         let cx = Context {
             session: &session,
             tools: self.tools,
+            outlet: &outlet,
+            client_gone: &gone,
             versions: &Version::STREAMABLE,
             adopt_uninitialized: false,
         };
-        match mcp::handle(message, &cx) {
+        let reply = mcp::handle(message, &cx);
+        if events.started() {
+            if let Some(reply) = reply {
+                let _ = events.message(&reply.to_line());
+            }
+            conn.note_status(200);
+            return Next::Close;
+        }
+        match reply {
             None => send(conn, Response::new(202)),
             Some(reply) => send(conn, reply_response(status_of(&reply), reply.to_line())),
         }
@@ -87,6 +107,9 @@ impl App {
         let cx = Context {
             session: &session,
             tools: self.tools,
+            // initialize emits nothing before its answer.
+            outlet: &Nowhere,
+            client_gone: &|| false,
             versions: &Version::STREAMABLE,
             adopt_uninitialized: false,
         };
@@ -186,6 +209,23 @@ impl App {
                 Response::error(404, "unknown_session", message)
             })
     }
+}
+
+/// Messages a request emits before its result, as events of its response.
+struct EventOutlet<'a>(&'a sse::ResponseStream<'a>);
+
+impl Outlet for EventOutlet<'_> {
+    fn send(&self, line: String) {
+        if let Err(e) = self.0.message(&line) {
+            log::debug!("an event for a client that has gone: {e}");
+        }
+    }
+}
+
+/// Whether the client closed the POST's connection (end of file, or an error). Bytes
+/// waiting are not a departure: a client may send its next request early.
+fn client_left(stream: &TcpStream) -> bool {
+    matches!(peek_now(stream), Ok(Some(0)) | Err(_))
 }
 
 /// A JSON-RPC reply as the response body.

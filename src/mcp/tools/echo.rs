@@ -14,5 +14,5 @@ pub const TOOL: Tool = Tool {
             "required": ["message"]
         })
     },
-    call: |args, _caller| Ok(format!("Tool echo: {}", str_arg(args, "message")?)),
+    call: |args, _call| Ok(format!("Tool echo: {}", str_arg(args, "message")?)),
 };

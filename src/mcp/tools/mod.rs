@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::identity::Caller;
+use crate::mcp::call::Call;
 
 mod echo;
 mod whoami;
@@ -20,9 +20,11 @@ pub struct Tool {
     pub description: &'static str,
     /// JSON Schema of `arguments`.
     pub input_schema: fn() -> Value,
-    /// Runs the tool. `Ok` is the text result; `Err` is a failure the caller sees as a
-    /// result with `isError: true` (so a model can read it and try again).
-    pub call: fn(&Map<String, Value>, &Caller) -> Result<String, String>,
+    /// Runs the tool with its arguments. `call` says who is calling and is the way back
+    /// to the client meanwhile (progress, log messages, cancellation: see `mcp::call`).
+    /// `Ok` is the text result; `Err` is a failure the caller sees as a result with
+    /// `isError: true` (so a model can read it and try again).
+    pub call: fn(&Map<String, Value>, &Call<'_>) -> Result<String, String>,
 }
 
 /// Argument `name` as a string, or a message saying what is missing.

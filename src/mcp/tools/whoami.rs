@@ -10,8 +10,8 @@ pub const TOOL: Tool = Tool {
     name: "whoami",
     description: "Reports the identity this server sees for the caller: subject, email and groups.",
     input_schema: || json!({ "type": "object", "properties": {} }),
-    call: |_args, caller| {
-        let report = match caller {
+    call: |_args, call| {
+        let report = match call.caller() {
             Caller::Anonymous => json!({
                 "subject": "anonymous",
                 "authenticated": false,

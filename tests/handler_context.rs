@@ -1,0 +1,240 @@
+//! What a running tool can do through its `Call`, on both transports: progress and log
+//! messages reach the client before the result (on `/mcp` the POST's answer becomes an
+//! event stream; on `/sse` they join the session's stream), and a tool sees that its request
+//! was cancelled, by `notifications/cancelled` or, on `/mcp`, by its client leaving.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::{BufReader, Write};
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use common::{
+    ACCEPT_BOTH, McpClient, SseClient, connect, eventually, read_response, spawn_with_tools,
+    test_config,
+};
+use mcp_warden::mcp::call::Call;
+use mcp_warden::tools::{Tool, str_arg};
+use serde_json::{Map, Value, json};
+
+/// Tags of the `until_cancelled` calls that saw their cancellation.
+static CANCELLED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+/// Tags of the `until_cancelled` calls that have started.
+static STARTED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+fn progress(_args: &Map<String, Value>, call: &Call<'_>) -> Result<String, String> {
+    call.log("info", json!("starting"));
+    call.log("debug", json!("below the level the tests set: never sent"));
+    call.progress(1.0, Some(2.0), Some("half"));
+    call.progress(2.0, Some(2.0), None);
+    Ok("done".into())
+}
+
+fn until_cancelled(args: &Map<String, Value>, call: &Call<'_>) -> Result<String, String> {
+    let tag = str_arg(args, "tag")?.to_string();
+    STARTED.lock().unwrap().push(tag.clone());
+    let end = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < end {
+        if call.is_cancelled() {
+            CANCELLED.lock().unwrap().push(tag);
+            return Ok("cancelled".into());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok("never cancelled".into())
+}
+
+static TOOLS: &[Tool] = &[
+    Tool {
+        name: "progress",
+        description: "Logs, reports progress twice, then answers.",
+        input_schema: || json!({"type": "object"}),
+        call: progress,
+    },
+    Tool {
+        name: "until_cancelled",
+        description: "Runs until cancelled (10 s at most).",
+        input_schema: || json!({"type": "object"}),
+        call: until_cancelled,
+    },
+];
+
+fn started(tag: &str) -> bool {
+    STARTED.lock().unwrap().iter().any(|t| t == tag)
+}
+
+fn cancelled(tag: &str) -> bool {
+    CANCELLED.lock().unwrap().iter().any(|t| t == tag)
+}
+
+/// POSTs `body` to `/mcp` for `client`'s session and reads the whole answer: its head,
+/// and the `message` events of an event-stream body (read to its end).
+fn post_events(client: &McpClient, body: &Value) -> (common::HttpResponse, Vec<Value>) {
+    let text = body.to_string();
+    let mut s = connect(client.addr);
+    write!(
+        s,
+        "POST /mcp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n{ACCEPT_BOTH}{}Content-Length: {}\r\n\r\n{text}",
+        client.session_headers(),
+        text.len()
+    )
+    .unwrap();
+    let mut reader = BufReader::new(s);
+    let head = read_response(&mut reader);
+    let mut events = Vec::new();
+    if head.header("content-type") == Some("text/event-stream") {
+        let rest = common::read_to_eof(&mut reader, "the event stream answering a POST");
+        for line in String::from_utf8(rest).unwrap().lines() {
+            if let Some(data) = line.strip_prefix("data: ") {
+                events.push(serde_json::from_str(data).unwrap());
+            }
+        }
+    }
+    (head, events)
+}
+
+fn call_with_token(id: i64, tool: &str, token: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+        "params": {"name": tool, "arguments": {}, "_meta": {"progressToken": token}}})
+}
+
+fn streamable(addr: SocketAddr) -> McpClient {
+    let mut c = McpClient::new(addr);
+    c.initialize("2025-06-18");
+    c
+}
+
+#[test]
+fn on_mcp_what_a_tool_sends_turns_its_answer_into_an_event_stream() {
+    let server = spawn_with_tools(test_config(), TOOLS);
+    let c = streamable(server.local_addr());
+    assert_eq!(
+        c.call(1, "logging/setLevel", json!({"level": "info"}))["result"],
+        json!({})
+    );
+    let (head, events) = post_events(&c, &call_with_token(2, "progress", json!("p-1")));
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("connection"), Some("close"));
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["method"].as_str().unwrap_or("(answer)"))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "notifications/message",
+            "notifications/progress",
+            "notifications/progress",
+            "(answer)"
+        ]
+    );
+    assert_eq!(events[0]["params"]["level"], "info");
+    assert_eq!(events[0]["params"]["data"], "starting");
+    assert_eq!(
+        events[1]["params"],
+        json!({"progressToken": "p-1", "progress": 1.0, "total": 2.0, "message": "half"})
+    );
+    assert_eq!(events[3]["id"], 2);
+    assert_eq!(events[3]["result"]["content"][0]["text"], "done");
+}
+
+#[test]
+fn on_mcp_a_tool_that_sends_nothing_is_answered_in_json() {
+    let server = spawn_with_tools(test_config(), TOOLS);
+    let c = streamable(server.local_addr());
+    // No progress token and no log level: the tool's progress and logs go nowhere.
+    let reply = c.call(
+        1,
+        "tools/call",
+        json!({"name": "progress", "arguments": {}}),
+    );
+    assert_eq!(reply["result"]["content"][0]["text"], "done");
+}
+
+#[test]
+fn on_sse_what_a_tool_sends_arrives_on_the_stream_before_its_result() {
+    let server = spawn_with_tools(test_config(), TOOLS);
+    let mut c = SseClient::initialized(server.local_addr());
+    c.post(&call_with_token(5, "progress", json!(17)));
+    let first = c.next_message();
+    assert_eq!(first["method"], "notifications/progress");
+    assert_eq!(first["params"]["progressToken"], 17);
+    assert_eq!(c.next_message()["params"]["progress"], 2.0);
+    let answer = c.next_message();
+    assert_eq!(answer["id"], 5);
+    assert_eq!(answer["result"]["content"][0]["text"], "done");
+}
+
+#[test]
+fn on_sse_notifications_cancelled_stops_the_tool_and_its_answer() {
+    let server = spawn_with_tools(test_config(), TOOLS);
+    let mut c = SseClient::initialized(server.local_addr());
+    c.post(
+        &json!({"jsonrpc": "2.0", "id": "long-1", "method": "tools/call",
+        "params": {"name": "until_cancelled", "arguments": {"tag": "sse-1"}}}),
+    );
+    assert!(eventually(Duration::from_secs(5), || started("sse-1")));
+    c.post(
+        &json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+        "params": {"requestId": "long-1", "reason": "the user gave up"}}),
+    );
+    assert!(eventually(Duration::from_secs(5), || cancelled("sse-1")));
+    // No answer for the cancelled request: the next message is the ping's.
+    assert_eq!(c.call(2, "ping", json!({}))["id"], 2);
+}
+
+#[test]
+fn on_mcp_notifications_cancelled_from_another_post_ends_the_request_without_an_answer() {
+    let server = spawn_with_tools(test_config(), TOOLS);
+    let addr = server.local_addr();
+    let c = streamable(addr);
+    let long = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call",
+        "params": {"name": "until_cancelled", "arguments": {"tag": "mcp-1"}}});
+    let poster = {
+        let session = c.session.clone();
+        std::thread::spawn(move || {
+            let mut c = McpClient::new(addr);
+            c.session = session;
+            c.version = Some("2025-06-18".into());
+            c.post(&long)
+        })
+    };
+    assert!(eventually(Duration::from_secs(5), || started("mcp-1")));
+    let r = c.post(
+        &json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+        "params": {"requestId": 9}}),
+    );
+    assert_eq!(r.status, 202);
+    let answered = poster.join().unwrap();
+    assert!(cancelled("mcp-1"));
+    assert_eq!(answered.status, 202, "a cancelled request gets no answer");
+    assert!(answered.body.is_empty());
+}
+
+#[test]
+fn on_mcp_a_client_that_leaves_cancels_its_running_tool() {
+    let server = spawn_with_tools(test_config(), TOOLS);
+    let c = streamable(server.local_addr());
+    let body = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+        "params": {"name": "until_cancelled", "arguments": {"tag": "gone-1"}}})
+    .to_string();
+    let mut s = connect(c.addr);
+    write!(
+        s,
+        "POST /mcp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n{ACCEPT_BOTH}{}Content-Length: {}\r\n\r\n{body}",
+        c.session_headers(),
+        body.len()
+    )
+    .unwrap();
+    assert!(eventually(Duration::from_secs(5), || started("gone-1")));
+    drop(s);
+    assert!(
+        eventually(Duration::from_secs(5), || cancelled("gone-1")),
+        "the tool never saw its client leave"
+    );
+    // The session carries on.
+    assert_eq!(c.call(4, "ping", json!({}))["result"], json!({}));
+}
