@@ -437,10 +437,16 @@ fn call_tool(
         .find(|t| t.name == name)
         .ok_or_else(|| RpcError::invalid_params(format!("unknown tool: {name}")))?;
     let arguments = object_param(params, "arguments")?;
-    // The id as the client would name it in `notifications/cancelled` (normalized JSON).
-    let key = serde_json::from_str::<Value>(id.get())
-        .map_or_else(|_| id.get().to_string(), |v| v.to_string());
-    let running = cx.session.begin(&key);
+    // The id as the client would name it in `notifications/cancelled`, as normalized
+    // JSON; an integer or a string without escapes is already in that form.
+    let raw = id.get();
+    let running = if raw.contains(['\\', ' ', '\t', '\n', '\r']) {
+        let key =
+            serde_json::from_str::<Value>(raw).map_or_else(|_| raw.to_string(), |v| v.to_string());
+        cx.session.begin(&key)
+    } else {
+        cx.session.begin(raw)
+    };
     let progress_token = match params.get("_meta") {
         Some(Value::Object(meta)) => meta
             .get("progressToken")

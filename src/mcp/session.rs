@@ -106,13 +106,13 @@ pub struct Session {
     next_request: AtomicU64,
     /// Requests of the client's still running: their id (normalized JSON) → the flag its
     /// `notifications/cancelled` sets.
-    running: Mutex<HashMap<String, Arc<AtomicBool>>>,
+    running: Mutex<HashMap<Arc<str>, Arc<AtomicBool>>>,
 }
 
 /// A request registered as running; dropping it deregisters it.
 pub struct Running<'a> {
     session: &'a Session,
-    key: String,
+    key: Arc<str>,
     pub flag: Arc<AtomicBool>,
 }
 
@@ -285,11 +285,12 @@ impl Session {
 
     /// Registers a request of the client's as running, under its id (normalized JSON).
     pub fn begin(&self, key: &str) -> Running<'_> {
+        let key: Arc<str> = Arc::from(key);
         let flag = Arc::new(AtomicBool::new(false));
-        lock(&self.running).insert(key.to_string(), Arc::clone(&flag));
+        lock(&self.running).insert(Arc::clone(&key), Arc::clone(&flag));
         Running {
             session: self,
-            key: key.to_string(),
+            key,
             flag,
         }
     }
