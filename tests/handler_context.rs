@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::io::{BufReader, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -47,7 +47,21 @@ fn until_cancelled(args: &Map<String, Value>, call: &Call<'_>) -> Result<String,
     Ok("never cancelled".into())
 }
 
+/// Asks the client for its roots, waiting `wait_ms` (default 5 s) for the answer.
+fn ask_roots(args: &Map<String, Value>, call: &Call<'_>) -> Result<String, String> {
+    let wait = args.get("wait_ms").and_then(Value::as_u64).unwrap_or(5000);
+    call.ask("roots/list", json!({}), Duration::from_millis(wait))
+        .map(|roots| roots.to_string())
+        .map_err(|e| e.to_string())
+}
+
 static TOOLS: &[Tool] = &[
+    Tool {
+        name: "ask_roots",
+        description: "Asks the client for its roots and answers with them.",
+        input_schema: || json!({"type": "object"}),
+        call: ask_roots,
+    },
     Tool {
         name: "progress",
         description: "Logs, reports progress twice, then answers.",
@@ -237,4 +251,125 @@ fn on_mcp_a_client_that_leaves_cancels_its_running_tool() {
     );
     // The session carries on.
     assert_eq!(c.call(4, "ping", json!({}))["result"], json!({}));
+}
+
+// ---- asking the client -------------------------------------------------------------------
+
+const ROOTS: &str = r#"{"roots":[{"uri":"file:///work","name":"work"}]}"#;
+
+fn initialize_with_roots() -> Value {
+    json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {"roots": {}},
+                   "clientInfo": {"name": "test", "version": "0"}}})
+}
+
+fn ask_call(id: i64, wait_ms: u64) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+        "params": {"name": "ask_roots", "arguments": {"wait_ms": wait_ms}}})
+}
+
+#[test]
+fn on_sse_a_tool_asks_the_client_and_gets_its_answer() {
+    let server = spawn_with_tools(test_config(), TOOLS);
+    let mut c = SseClient::open(server.local_addr());
+    c.post(&initialize_with_roots());
+    assert_eq!(c.next_message()["id"], 0);
+    c.post(&ask_call(1, 5000));
+    let request = c.next_message();
+    assert_eq!(request["method"], "roots/list");
+    let id = request["id"].clone();
+    assert!(id.is_string(), "{request}");
+    let answer = format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{ROOTS}}}"#);
+    let r = c.post_raw(answer.as_bytes());
+    assert_eq!(r.status, 202);
+    let result = c.next_message();
+    assert_eq!(result["id"], 1);
+    assert_eq!(result["result"]["isError"], false);
+    let text = result["result"]["content"][0]["text"].as_str().unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(text).unwrap(),
+        serde_json::from_str::<Value>(ROOTS).unwrap()
+    );
+}
+
+#[test]
+fn on_mcp_a_tool_asks_the_client_in_its_event_stream_and_gets_the_answer_by_post() {
+    let server = spawn_with_tools(test_config(), TOOLS);
+    let addr = server.local_addr();
+    let mut c = McpClient::new(addr);
+    let r = c.post(&initialize_with_roots());
+    c.session = r.header("mcp-session-id").map(str::to_string);
+    c.version = Some("2025-06-18".into());
+    let body = ask_call(2, 5000).to_string();
+    let mut s = connect(addr);
+    write!(
+        s,
+        "POST /mcp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n{ACCEPT_BOTH}{}Content-Length: {}\r\n\r\n{body}",
+        c.session_headers(),
+        body.len()
+    )
+    .unwrap();
+    let mut reader = BufReader::new(s);
+    let head = read_response(&mut reader);
+    assert_eq!(head.header("content-type"), Some("text/event-stream"));
+    let request = next_data(&mut reader);
+    assert_eq!(request["method"], "roots/list");
+    // The answer comes as a POST of its own, while the tool's POST is still open.
+    let answer = format!(
+        r#"{{"jsonrpc":"2.0","id":{},"result":{ROOTS}}}"#,
+        request["id"]
+    );
+    assert_eq!(c.post_raw("", answer.as_bytes()).status, 202);
+    let result = next_data(&mut reader);
+    assert_eq!(result["id"], 2);
+    let text = result["result"]["content"][0]["text"].as_str().unwrap();
+    assert!(text.contains("file:///work"), "{text}");
+    // Then the stream ends (after the blank line that closes the last event).
+    let rest = common::read_to_eof(&mut reader, "the rest of the answer");
+    assert!(rest.iter().all(u8::is_ascii_whitespace), "{rest:?}");
+}
+
+#[test]
+fn a_client_that_never_answers_times_the_question_out_and_others_go_on() {
+    let server = spawn_with_tools(test_config(), TOOLS);
+    let addr = server.local_addr();
+    let mut c = SseClient::open(addr);
+    c.post(&initialize_with_roots());
+    c.next_message();
+    c.post(&ask_call(3, 300));
+    assert_eq!(c.next_message()["method"], "roots/list");
+    // Meanwhile another session is served at once.
+    let other = streamable(addr);
+    assert_eq!(other.call(1, "ping", json!({}))["result"], json!({}));
+    let result = c.next_message();
+    assert_eq!(result["id"], 3);
+    assert_eq!(result["result"]["isError"], true);
+    let text = result["result"]["content"][0]["text"].as_str().unwrap();
+    assert!(text.contains("no answer within"), "{text}");
+}
+
+#[test]
+fn a_client_that_did_not_declare_roots_is_not_asked() {
+    let server = spawn_with_tools(test_config(), TOOLS);
+    let c = streamable(server.local_addr()); // capabilities: {}
+    let result = c.call(
+        1,
+        "tools/call",
+        json!({"name": "ask_roots", "arguments": {}}),
+    );
+    assert_eq!(result["result"]["isError"], true);
+    let text = result["result"]["content"][0]["text"].as_str().unwrap();
+    assert!(text.contains("\"roots\" capability"), "{text}");
+}
+
+/// The next `data:` line of an event stream, parsed.
+fn next_data(reader: &mut impl BufRead) -> Value {
+    loop {
+        let mut line = String::new();
+        let n = reader.read_line(&mut line).unwrap();
+        assert!(n > 0, "the event stream ended early");
+        if let Some(data) = line.trim_end().strip_prefix("data: ") {
+            return serde_json::from_str(data).unwrap();
+        }
+    }
 }

@@ -4,15 +4,24 @@
 //! `logging/setLevel`), and see that the request was cancelled (the client's
 //! `notifications/cancelled`, or, on Streamable HTTP, the client gone from the POST).
 //!
+//! It can also ask the client something (`ask`: `roots/list`, `sampling/createMessage`,
+//! `elicitation/create`) and wait, with a timeout, for the answer, which arrives as another
+//! POST and is routed back by the session's table of outstanding requests.
+//!
 //! Messages a tool sends before its result go out through the transport's `Outlet`: on
 //! `/sse` they join the session's stream; on `/mcp` they turn the POST's response into an
 //! event stream that ends with the result.
 
+use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use crate::identity::Caller;
+use crate::mcp::rpc::RpcError;
+use crate::mcp::session::Session;
 
 /// Where a transport sends the messages a request emits before its result (one line of
 /// JSON each).
@@ -39,8 +48,43 @@ pub const LOG_LEVELS: &[&str] = &[
     "emergency",
 ];
 
+/// How often a tool waiting for the client's answer looks whether it was cancelled.
+const CANCEL_CHECK: Duration = Duration::from_millis(50);
+
+/// Why a request to the client brought no answer.
+#[derive(Debug, PartialEq)]
+pub enum AskError {
+    /// The client did not declare the capability the request needs in `initialize`.
+    NotDeclared(&'static str),
+    /// No answer within the timeout.
+    Timeout(Duration),
+    /// The client answered with an error (or the session ended first).
+    Refused(RpcError),
+    /// This tool's own request was cancelled while it waited.
+    Cancelled,
+}
+
+impl fmt::Display for AskError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AskError::NotDeclared(capability) => write!(
+                f,
+                "the client did not declare the \"{capability}\" capability, so it cannot be asked"
+            ),
+            AskError::Timeout(t) => write!(f, "the client gave no answer within {t:?}"),
+            AskError::Refused(e) => write!(f, "the client answered with an error: {}", e.message),
+            AskError::Cancelled => {
+                f.write_str("the request was cancelled while waiting for the client")
+            }
+        }
+    }
+}
+
+impl std::error::Error for AskError {}
+
 /// One tool call in progress.
 pub struct Call<'a> {
+    pub(crate) session: &'a Session,
     pub(crate) caller: &'a Caller,
     pub(crate) progress_token: Option<&'a Value>,
     pub(crate) outlet: &'a dyn Outlet,
@@ -94,6 +138,51 @@ impl Call<'_> {
                 json!({ "level": level, "logger": "mcp-warden", "data": data }),
             );
         }
+    }
+
+    /// Asks the client (`roots/list`, `sampling/createMessage`, `elicitation/create`, …)
+    /// and waits up to `timeout` for its answer, which it sends as a separate message.
+    /// Other sessions, and this session's other requests, go on meanwhile.
+    pub fn ask(&self, method: &str, params: Value, timeout: Duration) -> Result<Value, AskError> {
+        let needs = match method {
+            "sampling/createMessage" => Some("sampling"),
+            "elicitation/create" => Some("elicitation"),
+            "roots/list" => Some("roots"),
+            _ => None,
+        };
+        if let Some(capability) = needs
+            && !self
+                .session
+                .state()
+                .client_capabilities
+                .contains_key(capability)
+        {
+            return Err(AskError::NotDeclared(capability));
+        }
+        let (id, answer) = self.session.expect_reply();
+        let request = format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":{},"params":{params}}}"#,
+            json!(method)
+        );
+        self.outlet.send(request);
+        let end = Instant::now() + timeout;
+        let outcome = loop {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break Err(AskError::Timeout(timeout));
+            }
+            match answer.recv_timeout(left.min(CANCEL_CHECK)) {
+                Ok(Ok(value)) => return Ok(value),
+                Ok(Err(error)) => return Err(AskError::Refused(error)),
+                Err(RecvTimeoutError::Timeout) if self.is_cancelled() => {
+                    break Err(AskError::Cancelled);
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break Err(AskError::Cancelled),
+            }
+        };
+        self.session.forget_reply(&id);
+        outcome
     }
 
     fn notify(&self, method: &str, params: Value) {

@@ -454,6 +454,7 @@ fn call_tool(
         _ => None,
     };
     let call = Call {
+        session: cx.session,
         caller: cx.caller(),
         progress_token,
         outlet: cx.outlet,
