@@ -139,6 +139,8 @@ fn the_endpoint_event_arrives_before_anything_else_happens() {
         body.starts_with("event: endpoint\ndata: /messages?sessionId="),
         "{body}"
     );
+    // Then how soon to reconnect if the stream ends (an EventSource waits 3 s otherwise).
+    assert!(body.ends_with("\n\nretry: 1000\n\n"), "{body}");
 }
 
 #[test]

@@ -17,6 +17,9 @@ Cache-Control: no-cache\r\n\
 X-Accel-Buffering: no\r\n\
 Connection: close\r\n";
 
+/// The `retry` field sent after the `endpoint` event (milliseconds).
+const RETRY: &str = "retry: 1000\n\n";
+
 /// Bytes kept in a stream's event buffer between events; a larger one (after a big reply)
 /// is given back, so an idle session stays cheap.
 const KEEP_BUFFER: usize = 4096;
@@ -110,6 +113,9 @@ pub fn run(
     out.extend_from_slice(b"\r\n");
     if let Some(endpoint) = opening.endpoint {
         event(&mut out, "endpoint", endpoint);
+        // How soon a client's EventSource reopens the stream after it ends (a restart, a
+        // rollout): its default is 3 s, during which every call fails.
+        out.extend_from_slice(RETRY.as_bytes());
     }
     if send(stream, &mut out).is_err() {
         return End::ClientGone;
