@@ -255,7 +255,7 @@ fn connection(stream: TcpStream, handler: &dyn Handler, limits: Limits, shared: 
         return;
     }
     let mut conn = Conn {
-        stream,
+        stream: Arc::new(stream),
         buf: Vec::new(),
         peer,
         limits,
@@ -306,7 +306,7 @@ fn connection(stream: TcpStream, handler: &dyn Handler, limits: Limits, shared: 
             _ => break,
         }
     }
-    linger_close(conn.stream);
+    linger_close(&conn.stream);
 }
 
 /// What a non-blocking look at `stream` sees: `Some(n)` with `n` > 0 when bytes are
@@ -333,7 +333,8 @@ pub fn stream_client_gone(stream: &TcpStream) -> bool {
 /// Closes after RFC 9112 §9.6: stop sending first, then read and discard what the client
 /// still sends (bounded in bytes and time) before closing. Closing with unread bytes makes
 /// the kernel send a reset, which can destroy a `413` or `400` before the client reads it.
-fn linger_close(mut stream: TcpStream) {
+fn linger_close(stream: &TcpStream) {
+    let mut stream = stream;
     const LINGER: Duration = Duration::from_millis(500);
     const MAX_DISCARD: usize = 256 * 1024;
     if stream.shutdown(Shutdown::Write).is_err() {
@@ -443,7 +444,9 @@ impl Head {
 
 /// One client connection, owned by its thread.
 pub struct Conn {
-    stream: TcpStream,
+    /// Shared with a session that holds this connection's stream (to cut a client that
+    /// stops reading, or to see that it left), so no second descriptor is needed.
+    stream: Arc<TcpStream>,
     /// Bytes read but not yet consumed (the start of a body, or of the next request).
     buf: Vec<u8>,
     peer: SocketAddr,
@@ -488,8 +491,13 @@ impl Conn {
     }
 
     /// The underlying socket, for a handler that takes the connection over (SSE).
-    pub fn stream(&mut self) -> &mut TcpStream {
-        &mut self.stream
+    pub fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+
+    /// The socket, shared: what a session keeps of the stream it holds.
+    pub fn shared_stream(&self) -> Arc<TcpStream> {
+        Arc::clone(&self.stream)
     }
 
     /// Frees the read buffer, for a handler about to hold the connection for long (an SSE
@@ -551,7 +559,7 @@ impl Conn {
         // resident in every idle SSE thread's stack for the life of its stream.
         let start = self.buf.len();
         self.buf.resize(start + READ_CHUNK_BYTES, 0);
-        let read = self.stream.read(&mut self.buf[start..]);
+        let read = (&*self.stream).read(&mut self.buf[start..]);
         self.buf.truncate(start + *read.as_ref().unwrap_or(&0));
         match read {
             Ok(n) => Ok(n),
@@ -623,7 +631,7 @@ impl Conn {
             {
                 return Err(HttpError::BodyTooLarge(self.limits.max_body_bytes));
             }
-            self.stream
+            (&*self.stream)
                 .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
                 .map_err(HttpError::Io)?;
         }
@@ -734,8 +742,8 @@ impl Conn {
             bytes.len()
         };
         self.status = response.status;
-        self.stream.write_all(&bytes[..end])?;
-        self.stream.flush()
+        (&*self.stream).write_all(&bytes[..end])?;
+        (&*self.stream).flush()
     }
 }
 

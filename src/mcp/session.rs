@@ -133,7 +133,7 @@ impl Drop for Running<'_> {
 struct Attached {
     outbox: outbox::Sender,
     /// A handle on the stream's socket, to cut a client that stopped reading.
-    socket: Option<TcpStream>,
+    socket: Option<Arc<TcpStream>>,
     ticket: u64,
 }
 
@@ -203,7 +203,10 @@ impl Session {
 
     /// Attaches a stream; the receiver is the stream's end of its outbox. `socket` (the
     /// stream's connection) is what `disconnect` cuts.
-    pub fn attach(&self, socket: Option<TcpStream>) -> Result<(Receiver, Ticket), AlreadyAttached> {
+    pub fn attach(
+        &self,
+        socket: Option<Arc<TcpStream>>,
+    ) -> Result<(Receiver, Ticket), AlreadyAttached> {
         static TICKETS: AtomicU64 = AtomicU64::new(0);
         let mut stream = lock(&self.stream);
         if stream.is_some() {
@@ -274,7 +277,7 @@ impl Session {
     fn client_gone(&self) -> bool {
         lock(&self.stream)
             .as_ref()
-            .and_then(|a| a.socket.as_ref())
+            .and_then(|a| a.socket.as_deref())
             .is_some_and(stream_client_gone)
     }
 
@@ -676,7 +679,7 @@ mod tests {
         let mut clients = Vec::new();
         for (client, server) in pairs {
             let s = sessions.open(Caller::Anonymous, LEGACY).unwrap();
-            rxs.push(s.attach(Some(server)).unwrap().0);
+            rxs.push(s.attach(Some(Arc::new(server))).unwrap().0);
             clients.push(client);
         }
         // Full, and both clients still there: refused.
@@ -691,7 +694,7 @@ mod tests {
             .open(Caller::Anonymous, LEGACY)
             .expect("the gone client's slot is free");
         // Nothing else holds the gone client's session: its stream has ended.
-        let _third = third.attach(Some(third_server)).unwrap();
+        let _third = third.attach(Some(Arc::new(third_server))).unwrap();
         assert_eq!(sessions.len(), 2);
         assert_eq!(rxs[0].recv_timeout(Duration::ZERO), Err(RecvError::Closed));
         assert_eq!(rxs[1].recv_timeout(Duration::ZERO), Err(RecvError::Timeout));

@@ -293,7 +293,7 @@ struct Attached {
 impl App {
     /// Attaches this connection's stream to `session`; `None` when it already has one.
     fn attach(&self, conn: &mut Conn, session: &Session) -> Option<Attached> {
-        let (outbox, ticket) = session.attach(conn.stream().try_clone().ok()).ok()?;
+        let (outbox, ticket) = session.attach(Some(conn.shared_stream())).ok()?;
         Some(Attached { outbox, ticket })
     }
 

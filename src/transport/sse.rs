@@ -97,7 +97,7 @@ pub struct Opening<'a> {
 /// message from `outbox`, with a keep-alive comment after each `keepalive` of quiet,
 /// until `deadline`.
 pub fn run(
-    stream: &mut TcpStream,
+    stream: &TcpStream,
     opening: Opening<'_>,
     outbox: &Receiver,
     keepalive: Duration,
@@ -147,7 +147,8 @@ pub fn run(
 }
 
 /// Writes and flushes `out`, then empties it (keeping up to `KEEP_BUFFER` of capacity).
-fn send(stream: &mut TcpStream, out: &mut Vec<u8>) -> io::Result<()> {
+fn send(stream: &TcpStream, out: &mut Vec<u8>) -> io::Result<()> {
+    let mut stream = stream;
     let sent = stream.write_all(out).and_then(|()| stream.flush());
     out.clear();
     out.shrink_to(KEEP_BUFFER);
@@ -166,7 +167,7 @@ mod tests {
     #[test]
     fn a_large_event_arrives_intact_and_its_buffer_is_given_back() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut writer = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let writer = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (mut reader, _) = listener.accept().unwrap();
         let data: String = (0..4 << 20)
             .map(|i| char::from(b'a' + (i % 26) as u8))
@@ -178,7 +179,7 @@ mod tests {
         });
         let mut out = Vec::new();
         event(&mut out, "message", &data);
-        send(&mut writer, &mut out).unwrap();
+        send(&writer, &mut out).unwrap();
         assert!(out.is_empty() && out.capacity() <= KEEP_BUFFER);
         drop(writer);
         let bytes = received.join().unwrap();
