@@ -1,7 +1,8 @@
-//! The HTTP/1.1 layer: accept loop, one thread per connection, request heads parsed by
-//! `httparse`, bodies by `Content-Length` or a chunked decoder, responses written in one go.
+//! The HTTP/1.1 layer: accept loop, one thread per connection (reused for the next one if it
+//! arrives within `WORKER_LINGER`), request heads parsed by `httparse`, bodies by
+//! `Content-Length` or a chunked decoder, responses written in one go.
 //!
-//! What a request means is decided elsewhere (`routes.rs`); this file only knows bytes,
+//! What a request means is decided elsewhere (`transport/`); this file only knows bytes,
 //! limits and deadlines. Read top to bottom: `serve` → `connection` → `Conn::read_head` →
 //! `Conn::read_body` → `Response`.
 

@@ -1,9 +1,11 @@
 //! mcp-warden: a small, auditable MCP server over HTTP.
 //!
-//! Layers, outside in: `http` (connections, request heads and bodies) → `routes` (the
-//! endpoints and the HTTP+SSE transport, with `sse` for the stream and `sessions` for the
-//! registry) → `mcp` (methods, over `rpc` envelopes) → the catalog (`tools`, `prompts`,
-//! `resources`). `config` reads the environment.
+//! Layers, outside in: `http` (connections, request heads and bodies) → `transport` (the
+//! routes, the checks every MCP endpoint shares, and the two transports: `legacy` for
+//! HTTP+SSE, `streamable` for Streamable HTTP on `/mcp`; `sse` holds a stream, `hangup`
+//! notices a client leaving) → `mcp`, the one core both share (dispatch over `rpc`
+//! envelopes, `session`s, the `call` a tool sees, and the catalog: `tools`, `prompts`,
+//! `resources`). `auth` verifies tokens and knows no HTTP; `config` reads the environment.
 #![forbid(unsafe_code)]
 
 pub mod auth;
