@@ -333,6 +333,10 @@ fn a_host_that_is_not_loopback_is_refused_on_a_loopback_server() {
         );
         assert_error(&common::raw(addr, raw.as_bytes()), 403, "forbidden_host");
     }
+    // Two Host headers: which one a proxy in front read cannot be known (RFC 9112 §3.2).
+    let raw =
+        b"GET /mcp HTTP/1.1\r\nHost: localhost\r\nHost: evil.example\r\nConnection: close\r\n\r\n";
+    assert_error(&common::raw(addr, raw), 400, "bad_host");
     for host in ["localhost", "127.0.0.1", "[::1]"] {
         let mut c = McpClient::new(addr);
         c.headers = format!("Origin: http://{host}:{}\r\n", addr.port());

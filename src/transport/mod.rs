@@ -183,6 +183,15 @@ impl App {
     /// unless it is listed in `ALLOWED_ORIGINS` or (on loopback) is itself a loopback
     /// origin. Requests without `Origin` (every non-browser client) pass.
     fn guard(&self, conn: &mut Conn, head: &Head) -> Result<(), Response> {
+        if head.all("host").nth(1).is_some() {
+            // RFC 9112 §3.2: more than one Host is a 400; and which one a proxy in front
+            // would have read cannot be known.
+            return Err(Response::error(
+                400,
+                "bad_host",
+                "the request has more than one Host header",
+            ));
+        }
         if self.loopback
             && let Some(host) = head.header("host")
             && !is_loopback_authority(host)
