@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use super::{App, Request, announces_body, refused_session, respond, send};
+use super::{App, Request, announces_body, read_body, refused_session, respond, send};
 use crate::http::{Conn, Next, Response};
 use crate::mcp::call::Outlet;
 use crate::mcp::rpc;
@@ -86,13 +86,9 @@ impl App {
             let message = "unknown sessionId: the session has ended or never existed; open a new one with GET /sse";
             return respond(conn, head, Response::error(404, "unknown_session", message));
         };
-        let body = match conn.read_body(head) {
+        let body = match read_body(conn, head) {
             Ok(body) => body,
-            Err(e) => {
-                let status = e.status().unwrap_or(400);
-                let _ = conn.send(&Response::error(status, e.code(), &e.to_string()).closing());
-                return Next::Close;
-            }
+            Err(next) => return next,
         };
         let message = match rpc::parse(&body) {
             Ok(message) => message,

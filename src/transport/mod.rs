@@ -417,6 +417,16 @@ fn respond(conn: &mut Conn, head: &Head, response: Response) -> Next {
     )
 }
 
+/// The request's body, or the refusal already sent (`413`, `408`, `400`…) after which the
+/// connection closes.
+fn read_body(conn: &mut Conn, head: &Head) -> Result<Vec<u8>, Next> {
+    conn.read_body(head).map_err(|e| {
+        let status = e.status().unwrap_or(400);
+        let _ = conn.send(&Response::error(status, e.code(), &e.to_string()).closing());
+        Next::Close
+    })
+}
+
 fn announces_body(head: &Head) -> bool {
     head.all("transfer-encoding").next().is_some() || head.all("content-length").any(|v| v != b"0")
 }

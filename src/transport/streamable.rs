@@ -11,7 +11,7 @@
 
 use std::net::TcpStream;
 
-use super::{App, Request, announces_body, refused_session, respond, send, sse};
+use super::{App, Request, announces_body, read_body, refused_session, respond, send, sse};
 use crate::http::{Conn, Head, Next, Response, peek_now};
 use crate::identity::Caller;
 use crate::mcp::call::{Nowhere, Outlet};
@@ -41,13 +41,9 @@ impl App {
                 Response::error(415, "unsupported_media_type", message),
             );
         }
-        let body = match conn.read_body(head) {
+        let body = match read_body(conn, head) {
             Ok(body) => body,
-            Err(e) => {
-                let status = e.status().unwrap_or(400);
-                let _ = conn.send(&Response::error(status, e.code(), &e.to_string()).closing());
-                return Next::Close;
-            }
+            Err(next) => return next,
         };
         let message = match rpc::parse(&body) {
             Ok(message) => message,
