@@ -43,6 +43,10 @@ pub struct Config {
     /// `SESSION_IDLE_SECS`: a Streamable HTTP session unused this long, with no stream
     /// open, ends. Defaults to 1800 s.
     pub session_idle: Duration,
+    /// `TOOL_TIMEOUT_SECS`: how long a tool call may run. Past it the tool's `Call` reports
+    /// cancelled, and the client gets an error result instead of whatever the tool returns
+    /// late. Defaults to 60 s.
+    pub tool_timeout: Duration,
     /// `BASE_PATH`: a prefix every route carries (`/tools` serves `/tools/mcp`), for a
     /// deployment behind a path-prefix proxy. Defaults to none; never ends in `/`.
     pub base_path: String,
@@ -68,6 +72,7 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(5),
             log_json: false,
             session_idle: Duration::from_secs(1800),
+            tool_timeout: Duration::from_secs(60),
             base_path: String::new(),
             allowed_origins: Vec::new(),
             auth: None,
@@ -96,6 +101,8 @@ Configuration is read from the environment:
                           more gets 503                               [default: 1000]
     SESSION_IDLE_SECS     a Streamable HTTP session unused this long
                           (no stream open) ends (10-604800)           [default: 1800]
+    TOOL_TIMEOUT_SECS     how long a tool call may run; past it the
+                          client gets an error result (1-3600)       [default: 60]
     BASE_PATH             prefix of every route, e.g. /tools serves
                           /tools/mcp and /tools/sse                   [default: none]
     ALLOWED_ORIGINS       comma-separated browser origins allowed to
@@ -247,6 +254,14 @@ impl Config {
                 "a whole number of seconds from 10 to 604800",
             )?
             .map_or(d.session_idle, Duration::from_secs),
+            tool_timeout: int_var(
+                &get,
+                "TOOL_TIMEOUT_SECS",
+                1,
+                3600,
+                "a whole number of seconds from 1 to 3600",
+            )?
+            .map_or(d.tool_timeout, Duration::from_secs),
             base_path: match get("BASE_PATH") {
                 None => d.base_path,
                 Some(v) => parse_base_path(&v).ok_or(ConfigError {
@@ -514,6 +529,11 @@ mod tests {
     fn reads_the_streamable_http_settings() {
         let d = from(&[]).unwrap();
         assert_eq!(d.session_idle, Duration::from_secs(1800));
+        assert_eq!(d.tool_timeout, Duration::from_secs(60));
+        assert_eq!(
+            from(&[("TOOL_TIMEOUT_SECS", "5")]).unwrap().tool_timeout,
+            Duration::from_secs(5)
+        );
         assert_eq!(d.base_path, "");
         assert!(d.allowed_origins.is_empty());
         let c = from(&[
@@ -534,6 +554,8 @@ mod tests {
         assert_eq!(from(&[("BASE_PATH", "/")]).unwrap().base_path, "");
         for (var, value) in [
             ("SESSION_IDLE_SECS", "5"),
+            ("TOOL_TIMEOUT_SECS", "0"),
+            ("TOOL_TIMEOUT_SECS", "3601"),
             ("BASE_PATH", "tools"),
             ("BASE_PATH", "/a//b"),
             ("BASE_PATH", "/a/../b"),

@@ -373,3 +373,30 @@ fn next_data(reader: &mut impl BufRead) -> Value {
         }
     }
 }
+
+#[test]
+fn a_tool_past_tool_timeout_secs_sees_a_cancellation_and_the_client_an_error() {
+    let server = spawn_with_tools(
+        mcp_warden::config::Config {
+            tool_timeout: Duration::from_secs(1),
+            ..test_config()
+        },
+        TOOLS,
+    );
+    for client in ["sse", "mcp"] {
+        let tag = format!("deadline-{client}");
+        let call = json!({"name": "until_cancelled", "arguments": {"tag": tag}});
+        let reply = if client == "sse" {
+            SseClient::initialized(server.local_addr()).call(1, "tools/call", call)
+        } else {
+            streamable(server.local_addr()).call(1, "tools/call", call)
+        };
+        assert!(
+            cancelled(&tag),
+            "the tool saw the deadline as a cancellation"
+        );
+        assert_eq!(reply["result"]["isError"], true, "{reply}");
+        let text = reply["result"]["content"][0]["text"].as_str().unwrap();
+        assert!(text.contains("TOOL_TIMEOUT_SECS"), "{text}");
+    }
+}

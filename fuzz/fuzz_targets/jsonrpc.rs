@@ -50,6 +50,7 @@ fuzz_target!(|data: &[u8]| {
         tools: mcp_warden::tools::TOOLS,
         outlet: &mcp_warden::mcp::call::Nowhere,
         client_gone: &|| false,
+        tool_timeout: std::time::Duration::from_secs(60),
         versions: &Version::SUPPORTED,
         adopt_uninitialized: control & 0x20 != 0,
     };

@@ -94,6 +94,8 @@ pub struct Call<'a> {
     pub(crate) client_gone: &'a dyn Fn() -> bool,
     /// The session's `logging/setLevel`; `None` sends no log messages.
     pub(crate) log_level: Option<&'static str>,
+    /// `TOOL_TIMEOUT_SECS` from the call's start: past it the call counts as cancelled.
+    pub(crate) deadline: Instant,
 }
 
 impl Call<'_> {
@@ -102,10 +104,12 @@ impl Call<'_> {
         self.caller
     }
 
-    /// Whether the client cancelled this request or went away: the result will not be
-    /// read, so a long tool should stop.
+    /// Whether the client cancelled this request or went away, or the call ran past
+    /// `TOOL_TIMEOUT_SECS`: the result will not be read, so a long tool should stop.
     pub fn is_cancelled(&self) -> bool {
-        self.cancelled.load(Ordering::Acquire) || (self.client_gone)()
+        self.cancelled.load(Ordering::Acquire)
+            || Instant::now() >= self.deadline
+            || (self.client_gone)()
     }
 
     /// Reports progress (`notifications/progress`), if the client asked for it with a
@@ -165,7 +169,7 @@ impl Call<'_> {
             json!(method)
         );
         self.outlet.send(request);
-        let end = Instant::now() + timeout;
+        let end = (Instant::now() + timeout).min(self.deadline);
         let outcome = loop {
             let left = end.saturating_duration_since(Instant::now());
             if left.is_zero() {

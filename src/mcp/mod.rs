@@ -114,6 +114,8 @@ pub struct Context<'a> {
     /// Whether the client has gone (the transport looks when a tool asks): running tools
     /// then see a cancellation.
     pub client_gone: &'a dyn Fn() -> bool,
+    /// `TOOL_TIMEOUT_SECS`: how long a tool call may run.
+    pub tool_timeout: std::time::Duration,
     /// The revisions this transport serves (`Version::SUPPORTED` or `Version::STREAMABLE`);
     /// a client asking for another is offered `Version::LATEST`.
     pub versions: &'a [Version],
@@ -437,6 +439,7 @@ fn call_tool(
         .find(|t| t.name == name)
         .ok_or_else(|| RpcError::invalid_params(format!("unknown tool: {name}")))?;
     let arguments = object_param(params, "arguments")?;
+    let started = std::time::Instant::now();
     // The id as the client would name it in `notifications/cancelled`, as normalized
     // JSON; an integer or a string without escapes is already in that form.
     let raw = id.get();
@@ -461,8 +464,10 @@ fn call_tool(
         cancelled: &running.flag,
         client_gone: cx.client_gone,
         log_level: cx.state().log_level,
+        deadline: started + cx.tool_timeout,
     };
     let outcome = (tool.call)(arguments, &call);
+    let overran = started.elapsed() > cx.tool_timeout;
     let cancelled = running.flag.load(std::sync::atomic::Ordering::Acquire);
     drop(running);
     if cancelled {
@@ -472,6 +477,18 @@ fn call_tool(
         ));
     }
     let (text, is_error) = match outcome {
+        _ if overran => {
+            log::warn!(
+                "tool {name} ran past TOOL_TIMEOUT_SECS ({} s) sub={}; answered with an error",
+                cx.tool_timeout.as_secs(),
+                cx.caller().subject()
+            );
+            let text = format!(
+                "the tool {name} did not finish within {} s (TOOL_TIMEOUT_SECS); its result was dropped",
+                cx.tool_timeout.as_secs()
+            );
+            (text, true)
+        }
         Ok(text) => (text, false),
         Err(text) => (text, true),
     };
@@ -574,6 +591,7 @@ mod tests {
                 tools: self.tools,
                 outlet: &call::Nowhere,
                 client_gone: &|| false,
+                tool_timeout: std::time::Duration::from_secs(60),
                 versions: self.versions,
                 adopt_uninitialized: self.adopt,
             };

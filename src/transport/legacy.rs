@@ -112,6 +112,7 @@ impl App {
             // The answer goes out on the stream, not on this POST: its client leaving
             // cancels nothing.
             client_gone: &|| false,
+            tool_timeout: self.config.tool_timeout,
             versions: &Version::SUPPORTED,
             adopt_uninitialized: true,
         };

@@ -77,6 +77,7 @@ impl App {
             tools: self.tools,
             outlet: &outlet,
             client_gone: &gone,
+            tool_timeout: self.config.tool_timeout,
             versions: &Version::STREAMABLE,
             adopt_uninitialized: false,
         };
@@ -106,6 +107,7 @@ impl App {
             // initialize emits nothing before its answer.
             outlet: &Nowhere,
             client_gone: &|| false,
+            tool_timeout: self.config.tool_timeout,
             versions: &Version::STREAMABLE,
             adopt_uninitialized: false,
         };
