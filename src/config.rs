@@ -54,6 +54,10 @@ pub struct Config {
     /// given CORS answers. Defaults to none (loopback origins pass while bound to
     /// loopback; requests without `Origin` always pass).
     pub allowed_origins: Vec<String>,
+    /// `ALLOWED_HOSTS`: host names (lower case, no port) accepted in `Host` besides the
+    /// loopback names while listening on loopback, e.g. the public name a reverse proxy on
+    /// the same machine forwards. Defaults to none.
+    pub allowed_hosts: Vec<String>,
     /// `JWT_AUTH_ENABLED=true` and its companions; `None` while authentication is off,
     /// which is the default.
     pub auth: Option<AuthConfig>,
@@ -75,6 +79,7 @@ impl Default for Config {
             tool_timeout: Duration::from_secs(60),
             base_path: String::new(),
             allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
             auth: None,
         }
     }
@@ -105,6 +110,8 @@ Configuration is read from the environment:
                           client gets an error result (1-3600)       [default: 60]
     BASE_PATH             prefix of every route, e.g. /tools serves
                           /tools/mcp and /tools/sse                   [default: none]
+    ALLOWED_HOSTS         host names accepted in Host besides the
+                          loopback ones while listening on loopback   [default: none]
     ALLOWED_ORIGINS       comma-separated browser origins allowed to
                           call (and given CORS answers)               [default: none]
     MAX_CONNECTIONS       open connections at most, more than
@@ -270,6 +277,14 @@ impl Config {
                     expected: "a path prefix such as /tools: starting with /, made of letters, digits and -._~/ only".into(),
                 })?,
             },
+            allowed_hosts: match get("ALLOWED_HOSTS") {
+                None => d.allowed_hosts,
+                Some(v) => parse_hosts(&v).map_err(|bad| ConfigError {
+                    var: "ALLOWED_HOSTS",
+                    value: bad,
+                    expected: "a comma-separated list of host names such as mcp.example.com (no scheme, port or path)".into(),
+                })?,
+            },
             allowed_origins: match get("ALLOWED_ORIGINS") {
                 None => d.allowed_origins,
                 Some(v) => parse_origins(&v).map_err(|bad| ConfigError {
@@ -407,6 +422,24 @@ fn parse_origins(v: &str) -> Result<Vec<String>, String> {
                     Ok(lower)
                 }
                 _ => Err(o.to_string()),
+            }
+        })
+        .collect()
+}
+
+/// Host names, lower-cased; `Err` carries the first that is not one.
+fn parse_hosts(v: &str) -> Result<Vec<String>, String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .map(|h| {
+            let ok = h
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+            if ok {
+                Ok(h.to_ascii_lowercase())
+            } else {
+                Err(h.to_string())
             }
         })
         .collect()
@@ -552,6 +585,12 @@ mod tests {
             ["https://app.example.com", "http://localhost:6274"]
         );
         assert_eq!(from(&[("BASE_PATH", "/")]).unwrap().base_path, "");
+        assert_eq!(
+            from(&[("ALLOWED_HOSTS", "MCP.example.com, proxy-1")])
+                .unwrap()
+                .allowed_hosts,
+            ["mcp.example.com", "proxy-1"]
+        );
         for (var, value) in [
             ("SESSION_IDLE_SECS", "5"),
             ("TOOL_TIMEOUT_SECS", "0"),
@@ -560,6 +599,8 @@ mod tests {
             ("BASE_PATH", "/a//b"),
             ("BASE_PATH", "/a/../b"),
             ("BASE_PATH", "/a b"),
+            ("ALLOWED_HOSTS", "mcp.example.com:443"),
+            ("ALLOWED_HOSTS", "https://mcp.example.com"),
             ("ALLOWED_ORIGINS", "app.example.com"),
             ("ALLOWED_ORIGINS", "https://app.example.com/path"),
             ("ALLOWED_ORIGINS", "https://ok.example,ftp://x"),

@@ -350,6 +350,27 @@ fn a_host_that_is_not_loopback_is_refused_on_a_loopback_server() {
 }
 
 #[test]
+fn a_host_listed_in_allowed_hosts_passes_on_a_loopback_server() {
+    // A reverse proxy on the same machine forwards its public name.
+    let server = spawn(Config {
+        allowed_hosts: vec!["mcp.example.com".into()],
+        ..test_config()
+    });
+    let addr = server.local_addr();
+    let get = |host: &str| {
+        let raw = format!(
+            "GET /mcp HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\nConnection: close\r\n\r\n"
+        );
+        common::raw(addr, raw.as_bytes())
+    };
+    // Past the guard (then 400 for the missing session id).
+    assert_error(&get("mcp.example.com"), 400, "missing_session_id");
+    assert_error(&get("MCP.example.com:443"), 400, "missing_session_id");
+    assert_error(&get("evil.example"), 403, "forbidden_host");
+    assert_error(&get("mcp.example.com.evil.example"), 403, "forbidden_host");
+}
+
+#[test]
 fn an_origin_not_allowed_is_refused_and_a_listed_one_gets_cors_answers() {
     let server = spawn(Config {
         allowed_origins: vec!["https://app.example.com".into()],

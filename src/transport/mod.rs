@@ -195,12 +195,13 @@ impl App {
         if self.loopback
             && let Some(host) = head.header("host")
             && !is_loopback_authority(host)
+            && !self.allowed_host(host)
         {
             log::info!("refused peer={}: Host is not a loopback name", conn.peer());
             return Err(Response::error(
                 403,
                 "forbidden_host",
-                "the Host header names no loopback address, but the server listens on loopback only (DNS rebinding protection); connect to localhost or 127.0.0.1, or set HOST to listen elsewhere",
+                "the Host header names no loopback address, but the server listens on loopback only (DNS rebinding protection); connect to localhost or 127.0.0.1, or list this host name in ALLOWED_HOSTS (a reverse proxy on this machine), or set HOST to listen elsewhere",
             ));
         }
         let Some(origin) = head.all("origin").next() else {
@@ -231,6 +232,18 @@ impl App {
             conn.add_header("Vary", "Origin");
         }
         Ok(())
+    }
+
+    /// Whether `authority`'s host name (without its port) is listed in `ALLOWED_HOSTS`.
+    fn allowed_host(&self, authority: &str) -> bool {
+        let name = match authority.trim().rsplit_once(':') {
+            Some((name, port)) if port.parse::<u16>().is_ok() => name,
+            _ => authority.trim(),
+        };
+        self.config
+            .allowed_hosts
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case(name))
     }
 
     /// A CORS preflight (`OPTIONS`) to an MCP endpoint: only listed origins get one.
