@@ -126,6 +126,18 @@ fn text(raw: &RawValue) -> Option<Cow<'_, str>> {
         .map(|t| t.0)
 }
 
+/// The method of a request (a message with both `id` and `method`), read from the envelope
+/// alone: its `params` are not built. `None` for anything else, including messages that
+/// `classify` would refuse.
+pub fn request_method(raw: &RawValue) -> Option<Cow<'_, str>> {
+    if !raw.get().starts_with('{') {
+        return None;
+    }
+    let envelope: Envelope<'_> = serde_json::from_str(raw.get()).ok()?;
+    envelope.id?;
+    text(envelope.method?)
+}
+
 /// Classifies one message. An `Err` carries the id to answer with (`null` when the id
 /// itself is unusable) and the error to send.
 pub fn classify(raw: &RawValue) -> Result<Message<'_>, (Id<'_>, RpcError)> {
@@ -279,6 +291,22 @@ mod tests {
 
     fn reply_value(line: &str) -> Value {
         serde_json::from_str(line).unwrap()
+    }
+
+    #[test]
+    fn request_method_reads_only_requests() {
+        let method = |text: &str| request_method(raw(text)).map(|m| m.into_owned());
+        assert_eq!(
+            method(r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"a":[1]}}"#),
+            Some("initialize".into())
+        );
+        assert_eq!(method(r#"{"jsonrpc":"2.0","method":"initialize"}"#), None);
+        assert_eq!(method(r#"{"jsonrpc":"2.0","id":1,"result":{}}"#), None);
+        assert_eq!(
+            method(r#"{"id":1,"method":"x","id":2}"#),
+            None,
+            "named twice"
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@ use super::{App, Request, announces_body, read_body, refused_session, respond, s
 use crate::http::{Conn, Head, Next, Response, peek_now};
 use crate::identity::Caller;
 use crate::mcp::call::{Nowhere, Outlet};
-use crate::mcp::rpc::{self, Body, Message};
+use crate::mcp::rpc::{self, Body};
 use crate::mcp::session::{Session, Transport};
 use crate::mcp::{self, Context, Reply, Version};
 
@@ -242,13 +242,11 @@ fn status_of(reply: &Reply<'_>) -> u16 {
     }
 }
 
-/// Whether the body is one `initialize` request.
+/// Whether the body is one `initialize` request (from its envelope alone: every POST asks,
+/// and dispatch reads the message in full afterwards).
 fn is_initialize(body: &Body<'_>) -> bool {
     match body {
-        Body::One(raw) => matches!(
-            rpc::classify(raw),
-            Ok(Message::Request { ref method, .. }) if method == "initialize"
-        ),
+        Body::One(raw) => rpc::request_method(raw).is_some_and(|m| m == "initialize"),
         Body::Batch(_) => false,
     }
 }
