@@ -291,13 +291,13 @@ fn handle_one<'a>(message: &'a RawValue, cx: &Context<'_>) -> Option<Outcome<'a>
 /// The error of a request the client cancelled; never sent (the client asked not to hear).
 const CANCELLED: i64 = -32800;
 
-fn notify(method: &str, _params: &Map<String, Value>, cx: &Context<'_>) {
+fn notify(method: &str, params: &Map<String, Value>, cx: &Context<'_>) {
     match method {
         "notifications/initialized" => cx.state().initialized = true,
         // A tool still running for that request sees it (`Call::is_cancelled`), and its
         // answer is not sent.
         "notifications/cancelled" => {
-            if let Some(id) = _params.get("requestId") {
+            if let Some(id) = params.get("requestId") {
                 cx.session.cancel(&id.to_string());
             }
         }

@@ -164,25 +164,19 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Session {
     fn new(caller: Caller, transport: Transport) -> Result<Session, getrandom::Error> {
-        Ok(Session {
-            id: SessionId::new()?,
-            caller,
-            transport,
-            state: Mutex::new(SessionState::default()),
-            last_used: Mutex::new(Instant::now()),
-            stream: Mutex::new(None),
-            pending: Mutex::new(HashMap::new()),
-            next_request: AtomicU64::new(1),
-            running: Mutex::new(HashMap::new()),
-        })
+        Ok(Session::with_id(SessionId::new()?, caller, transport))
     }
 
     /// A session outside any registry (for tests and fuzzing of dispatch).
     pub fn detached(caller: Caller) -> Session {
+        Session::with_id(SessionId(String::new()), caller, Transport::Legacy)
+    }
+
+    fn with_id(id: SessionId, caller: Caller, transport: Transport) -> Session {
         Session {
-            id: SessionId(String::new()),
+            id,
             caller,
-            transport: Transport::Legacy,
+            transport,
             state: Mutex::new(SessionState::default()),
             last_used: Mutex::new(Instant::now()),
             stream: Mutex::new(None),

@@ -208,11 +208,7 @@ impl App {
             return Ok(());
         };
         let origin = std::str::from_utf8(origin).unwrap_or("").trim();
-        let listed = self
-            .config
-            .allowed_origins
-            .iter()
-            .any(|o| o.eq_ignore_ascii_case(origin));
+        let listed = self.listed_origin(origin);
         let local = self.loopback
             && origin
                 .strip_prefix("http://")
@@ -234,6 +230,14 @@ impl App {
         Ok(())
     }
 
+    /// Whether `origin` is listed in `ALLOWED_ORIGINS` (and so gets CORS answers).
+    fn listed_origin(&self, origin: &str) -> bool {
+        self.config
+            .allowed_origins
+            .iter()
+            .any(|o| o.eq_ignore_ascii_case(origin))
+    }
+
     /// Whether `authority`'s host name (without its port) is listed in `ALLOWED_HOSTS`.
     fn allowed_host(&self, authority: &str) -> bool {
         let name = match authority.trim().rsplit_once(':') {
@@ -248,12 +252,9 @@ impl App {
 
     /// A CORS preflight (`OPTIONS`) to an MCP endpoint: only listed origins get one.
     fn preflight(&self, conn: &mut Conn, head: &Head, endpoint: Endpoint) -> Next {
-        let listed = head.header("origin").is_some_and(|origin| {
-            self.config
-                .allowed_origins
-                .iter()
-                .any(|o| o.eq_ignore_ascii_case(origin.trim()))
-        });
+        let listed = head
+            .header("origin")
+            .is_some_and(|origin| self.listed_origin(origin.trim()));
         if !listed {
             let response = Response::new(204).header("Allow", endpoint.allow());
             return respond(conn, head, response);
