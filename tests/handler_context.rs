@@ -400,3 +400,35 @@ fn a_tool_past_tool_timeout_secs_sees_a_cancellation_and_the_client_an_error() {
         assert!(text.contains("TOOL_TIMEOUT_SECS"), "{text}");
     }
 }
+
+#[test]
+fn a_session_that_ends_cancels_its_running_tools() {
+    let server = spawn_with_tools(test_config(), TOOLS);
+    let addr = server.local_addr();
+    // HTTP+SSE: the client closes its stream while its tool runs.
+    let c = SseClient::initialized(addr);
+    c.post(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "until_cancelled", "arguments": {"tag": "ended-sse"}}}));
+    assert!(eventually(Duration::from_secs(5), || started("ended-sse")));
+    drop(c);
+    assert!(
+        eventually(Duration::from_secs(5), || cancelled("ended-sse")),
+        "the tool outlived its session"
+    );
+    // Streamable HTTP: the session is DELETEd while its tool runs on another POST.
+    let c = streamable(addr);
+    let (session, version) = (c.session.clone(), c.version.clone());
+    let poster = std::thread::spawn(move || {
+        let mut c = McpClient::new(addr);
+        (c.session, c.version) = (session, version);
+        c.post(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+            "params": {"name": "until_cancelled", "arguments": {"tag": "ended-mcp"}}}))
+    });
+    assert!(eventually(Duration::from_secs(5), || started("ended-mcp")));
+    assert_eq!(c.delete().status, 204);
+    assert!(
+        eventually(Duration::from_secs(5), || cancelled("ended-mcp")),
+        "the tool outlived its session"
+    );
+    poster.join().unwrap();
+}

@@ -254,10 +254,14 @@ impl Session {
         }
     }
 
-    /// Fails every request still waiting for the client. The attached stream ends when
-    /// the session itself goes: once the registry and every request in flight have let go
-    /// of it, and what they queued is sent.
+    /// Cancels the client's requests still running (their tools see `is_cancelled`: nobody
+    /// will read their answers) and fails every request of ours still waiting for the
+    /// client. The attached stream ends when the session itself goes: once the registry
+    /// and every request in flight have let go of it, and what they queued is sent.
     fn end(&self) {
+        for flag in lock(&self.running).values() {
+            flag.store(true, Ordering::Release);
+        }
         for (_, waiting) in lock(&self.pending).drain() {
             let _ = waiting.try_send(Err(RpcError::new(
                 crate::mcp::rpc::INTERNAL_ERROR,
