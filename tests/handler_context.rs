@@ -432,3 +432,26 @@ fn a_session_that_ends_cancels_its_running_tools() {
     );
     poster.join().unwrap();
 }
+
+#[test]
+fn a_client_that_answers_with_an_error_is_reported_to_the_tool() {
+    let server = spawn_with_tools(test_config(), TOOLS);
+    let mut c = SseClient::open(server.local_addr());
+    c.post(&initialize_with_roots());
+    c.next_message();
+    c.post(&ask_call(4, 5000));
+    let request = c.next_message();
+    let refusal = format!(
+        r#"{{"jsonrpc":"2.0","id":{},"error":{{"code":-32601,"message":"no roots here"}}}}"#,
+        request["id"]
+    );
+    assert_eq!(c.post_raw(refusal.as_bytes()).status, 202);
+    let result = c.next_message();
+    assert_eq!(result["id"], 4);
+    assert_eq!(result["result"]["isError"], true);
+    let text = result["result"]["content"][0]["text"].as_str().unwrap();
+    assert!(
+        text.contains("answered with an error: no roots here"),
+        "{text}"
+    );
+}
