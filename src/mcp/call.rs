@@ -2,7 +2,8 @@
 //! client while it runs. It can report progress (when the request carried
 //! `_meta.progressToken`), send log messages (at or above the session's
 //! `logging/setLevel`), and see that the request was cancelled (the client's
-//! `notifications/cancelled`, or, on Streamable HTTP, the client gone from the POST).
+//! `notifications/cancelled`, its session ending, or, on Streamable HTTP, the client gone
+//! from the POST).
 //!
 //! It can also ask the client something (`ask`: `roots/list`, `sampling/createMessage`,
 //! `elicitation/create`) and wait, with a timeout, for the answer, which arrives as another
