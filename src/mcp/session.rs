@@ -254,13 +254,17 @@ impl Session {
         }
     }
 
-    /// Cancels the client's requests still running (their tools see `is_cancelled`: nobody
-    /// will read their answers) and fails every request of ours still waiting for the
-    /// client. The attached stream ends when the session itself goes: once the registry
-    /// and every request in flight have let go of it, and what they queued is sent.
-    fn end(&self) {
-        for flag in lock(&self.running).values() {
-            flag.store(true, Ordering::Release);
+    /// Ends the session: with `cancel_running`, the client's requests still running are
+    /// cancelled (their tools see `is_cancelled`: nobody will read their answers); every
+    /// request of ours still waiting for the client fails. The attached stream ends when
+    /// the session itself goes: once the registry and every request in flight have let go
+    /// of it, and what they queued is sent. A shutdown does not cancel: its grace period
+    /// lets requests in flight finish and their answers go out.
+    fn end(&self, cancel_running: bool) {
+        if cancel_running {
+            for flag in lock(&self.running).values() {
+                flag.store(true, Ordering::Release);
+            }
         }
         for (_, waiting) in lock(&self.pending).drain() {
             let _ = waiting.try_send(Err(RpcError::new(
@@ -506,7 +510,9 @@ impl Sessions {
             map.open.drain().map(|(_, s)| s).collect()
         };
         let n = ended.len();
-        end_all(ended);
+        for session in ended {
+            session.end(false);
+        }
         n
     }
 
@@ -547,9 +553,10 @@ impl Sessions {
     }
 }
 
+/// Ends `sessions`, cancelling what runs for them.
 fn end_all(sessions: impl IntoIterator<Item = Arc<Session>>) {
     for session in sessions {
-        session.end();
+        session.end(true);
     }
 }
 
@@ -775,7 +782,7 @@ mod tests {
         assert!(!s.route_reply("\"unknown\"", Ok(json!({}))));
         assert_eq!(second_rx.try_recv().unwrap(), Ok(json!({"n": 2})));
         assert!(first_rx.try_recv().is_err(), "still waiting");
-        s.end();
+        s.end(true);
         assert!(
             first_rx.try_recv().unwrap().is_err(),
             "the session's end fails it"
