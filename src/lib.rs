@@ -9,14 +9,24 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod builtin;
 pub mod config;
 pub mod http;
 pub mod identity;
 pub mod logsink;
 pub mod mcp;
+mod serve;
 pub mod transport;
 
-pub use mcp::{rpc, tools};
+pub use config::Config;
+pub use identity::{Caller, Identity};
+pub use mcp::call::{AskError, Call};
+pub use mcp::catalog::{
+    Catalog, CatalogError, Completing, NoArgs, Prompt, PromptArgs, Resource, ResourceTemplate,
+    Tool, ToolHandler, Vars,
+};
+pub use mcp::content::{Content, HandlerError, PromptMessage, ResourceContents, Role, ToolResult};
+pub use mcp::rpc;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
@@ -25,7 +35,7 @@ use std::time::{Duration, Instant};
 use std::{fmt, io};
 
 use auth::Authenticator;
-use config::Config;
+use mcp::catalog::Live;
 use transport::App;
 
 /// A running server: its address, its live state, and the handle that stops it.
@@ -43,6 +53,8 @@ pub enum StartError {
     Io(io::Error),
     /// Authentication is on and the JWKS could not be used.
     Jwks(auth::jwks::JwksError),
+    /// The catalog cannot be served (two tools of one name, …).
+    Catalog(CatalogError),
 }
 
 impl fmt::Display for StartError {
@@ -50,6 +62,7 @@ impl fmt::Display for StartError {
         match self {
             StartError::Io(e) => write!(f, "{e}"),
             StartError::Jwks(e) => write!(f, "{e}"),
+            StartError::Catalog(e) => write!(f, "{e}"),
         }
     }
 }
@@ -62,45 +75,158 @@ impl From<io::Error> for StartError {
     }
 }
 
-/// Starts serving on `listener` (already bound) on a background thread, with the built-in
-/// tools. With auth on, the JWKS is fetched first: no key, no server.
+/// Starts the binary's server (the built-in tools, see `builtin`) on `listener`.
 pub fn start(config: Config, listener: TcpListener) -> Result<Server, StartError> {
-    start_with_tools(config, listener, tools::TOOLS)
+    builtin::add(Server::builder()).start(config, listener)
 }
 
-/// `start` with another tool catalog (for embedding, and for tests).
-pub fn start_with_tools(
-    config: Config,
-    listener: TcpListener,
-    tools: &'static [tools::Tool],
-) -> Result<Server, StartError> {
-    let addr = listener.local_addr()?;
-    let auth = match &config.auth {
-        None => None,
-        Some(auth) => Some(Authenticator::start(auth).map_err(StartError::Jwks)?),
-    };
-    let app = App::new(config, auth, tools, addr);
-    transport::hangup::start();
-    let shared = Arc::new(http::Shared::default());
-    let limits = http::Limits {
-        request_timeout: app.config.request_timeout,
-        max_body_bytes: app.config.max_body_bytes,
-        max_connections: app.config.max_connections,
-    };
-    let handler: Arc<dyn http::Handler> = app.clone();
-    let accept = thread::Builder::new().name("accept".into()).spawn({
-        let shared = Arc::clone(&shared);
-        move || http::serve(listener, handler, limits, shared)
-    })?;
-    Ok(Server {
-        addr,
-        app,
-        shared,
-        accept: Some(accept),
-    })
+/// Builds a server: what it offers (tools, prompts, resources, resource templates), then
+/// `serve` (the whole program: configuration from the environment, logging, signals) or
+/// `start` (on a listener of yours, with a `Config` of yours: for embedding and tests).
+pub struct Builder {
+    catalog: Catalog,
+    live: Option<Arc<Live>>,
+}
+
+impl Builder {
+    /// The name and version clients see (`serverInfo`).
+    pub fn name(mut self, name: impl Into<String>, version: impl Into<String>) -> Builder {
+        self.catalog.info.name = name.into();
+        self.catalog.info.version = version.into();
+        self
+    }
+
+    /// Guidance for the model on how to use this server (`instructions`).
+    pub fn instructions(mut self, text: impl Into<String>) -> Builder {
+        self.catalog.info.instructions = Some(text.into());
+        self
+    }
+
+    pub fn tool(mut self, tool: Tool) -> Builder {
+        self.catalog.tools.push(tool);
+        self
+    }
+
+    pub fn prompt(mut self, prompt: Prompt) -> Builder {
+        self.catalog.prompts.push(prompt);
+        self
+    }
+
+    pub fn resource(mut self, resource: Resource) -> Builder {
+        self.catalog.resources.push(resource);
+        self
+    }
+
+    pub fn template(mut self, template: ResourceTemplate) -> Builder {
+        self.catalog.templates.push(template);
+        self
+    }
+
+    /// A handle on the catalog the server will serve, for handlers (or anyone) to change
+    /// it or announce a resource's change once it runs. Everything added to the builder
+    /// before `start` is in it; later changes go through the handle.
+    pub fn handle(&mut self) -> Handle {
+        let live = self
+            .live
+            .get_or_insert_with(|| Arc::new(Live::new(Catalog::new())));
+        Handle(Arc::clone(live))
+    }
+
+    /// Serves on `listener` (already bound) on background threads. With auth on, the JWKS
+    /// is fetched first: no key, no server.
+    pub fn start(self, config: Config, listener: TcpListener) -> Result<Server, StartError> {
+        self.catalog.check().map_err(StartError::Catalog)?;
+        let live = match self.live {
+            Some(live) => {
+                let catalog = self.catalog;
+                live.update(move |c| *c = catalog)
+                    .map_err(StartError::Catalog)?;
+                live
+            }
+            None => Arc::new(Live::new(self.catalog)),
+        };
+        let addr = listener.local_addr()?;
+        let auth = match &config.auth {
+            None => None,
+            Some(auth) => Some(Authenticator::start(auth).map_err(StartError::Jwks)?),
+        };
+        let app = App::new(config, auth, live, addr);
+        transport::hangup::start();
+        let shared = Arc::new(http::Shared::default());
+        let limits = http::Limits {
+            request_timeout: app.config.request_timeout,
+            max_body_bytes: app.config.max_body_bytes,
+            max_connections: app.config.max_connections,
+        };
+        let handler: Arc<dyn http::Handler> = app.clone();
+        let accept = thread::Builder::new().name("accept".into()).spawn({
+            let shared = Arc::clone(&shared);
+            move || http::serve(listener, handler, limits, shared)
+        })?;
+        Ok(Server {
+            addr,
+            app,
+            shared,
+            accept: Some(accept),
+        })
+    }
+
+    /// Runs the program: reads the configuration from the environment (every setting of
+    /// the `mcp-warden` binary; `--help` lists them), sets up logging, binds `HOST:PORT`,
+    /// serves, and shuts down gracefully on SIGTERM/SIGINT. Exit status 2 for bad
+    /// configuration, 1 when the server cannot start, 0 after a shutdown.
+    pub fn serve(self) -> std::process::ExitCode {
+        serve::run(self)
+    }
+
+    /// What the server will offer, as added so far.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    fn info(&self) -> &mcp::catalog::ServerInfo {
+        &self.catalog.info
+    }
+}
+
+/// A handle on a server's catalog: change what it offers while it runs, or tell the
+/// clients subscribed to a resource that it changed.
+#[derive(Clone)]
+pub struct Handle(Arc<Live>);
+
+impl Handle {
+    /// Changes the catalog (add or remove tools, prompts, resources, templates); every
+    /// session is sent the `list_changed` notification of each list that changed. A
+    /// change that leaves two entries of one name is refused, and nothing changes.
+    pub fn update(&self, change: impl FnOnce(&mut Catalog)) -> Result<(), CatalogError> {
+        self.0.update(change)
+    }
+
+    /// Sends `notifications/resources/updated` to the sessions subscribed to `uri`.
+    pub fn resource_updated(&self, uri: &str) {
+        self.0.resource_updated(uri);
+    }
+
+    /// The catalog as it is now.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.0.current()
+    }
 }
 
 impl Server {
+    /// A server with nothing to offer yet: add tools, prompts and resources, then `serve`.
+    pub fn builder() -> Builder {
+        Builder {
+            catalog: Catalog::new(),
+            live: None,
+        }
+    }
+
+    /// A handle on the catalog being served.
+    pub fn handle(&self) -> Handle {
+        Handle(Arc::clone(&self.app.catalog))
+    }
+
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
     }

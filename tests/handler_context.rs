@@ -16,8 +16,8 @@ use common::{
     ACCEPT_BOTH, McpClient, SseClient, connect, eventually, read_response, spawn_with_tools,
     test_config,
 };
+use common::{FnTool as Tool, str_arg};
 use mcp_warden::mcp::call::Call;
-use mcp_warden::tools::{Tool, str_arg};
 use serde_json::{Map, Value, json};
 
 /// Tags of the `until_cancelled` calls that saw their cancellation.

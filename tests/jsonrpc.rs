@@ -88,8 +88,13 @@ fn unknown_methods_get_method_not_found() {
     c.initialize("2025-06-18");
     assert_eq!(error_code(&c.call(1, "tools/destroy", json!({}))), -32601);
     assert_eq!(
-        error_code(&c.call(2, "completion/complete", json!({}))),
+        error_code(&c.call(2, "sampling/createMessage", json!({}))),
         -32601
+    );
+    // A method this server has, without its parameters, is invalid params instead.
+    assert_eq!(
+        error_code(&c.call(3, "completion/complete", json!({}))),
+        -32602
     );
 }
 

@@ -12,6 +12,7 @@ use std::sync::{Condvar, Mutex, PoisonError};
 use std::thread;
 use std::time::Duration;
 
+use common::FnTool as Tool;
 use common::issuer::{self, Issuer};
 use common::jwks_server::JwksServer;
 use common::{
@@ -22,7 +23,6 @@ use common::{
 use mcp_warden::Server;
 use mcp_warden::auth::AuthConfig;
 use mcp_warden::config::Config;
-use mcp_warden::tools::Tool;
 use serde_json::{Value, json};
 
 /// The `gated` tool's gate: calls inside it, and whether it is open. A test sees a call

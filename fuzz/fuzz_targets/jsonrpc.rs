@@ -45,9 +45,13 @@ fuzz_target!(|data: &[u8]| {
         })
     };
     let session = Session::detached(caller);
+    static CATALOG: std::sync::LazyLock<mcp_warden::Catalog> = std::sync::LazyLock::new(|| {
+        mcp_warden::builtin::add(mcp_warden::Server::builder()).catalog().clone()
+    });
+    let catalog = &*CATALOG;
     let cx = Context {
         session: &session,
-        tools: mcp_warden::tools::TOOLS,
+        catalog,
         outlet: &mcp_warden::mcp::call::Nowhere,
         client_gone: &|| false,
         tool_timeout: std::time::Duration::from_secs(60),

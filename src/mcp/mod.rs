@@ -6,12 +6,12 @@
 //! `resources.rs`.
 
 pub mod call;
+pub mod catalog;
+pub mod content;
 pub mod outbox;
-pub mod prompts;
-pub mod resources;
 pub mod rpc;
+pub mod schema;
 pub mod session;
-pub mod tools;
 
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -22,8 +22,9 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use crate::identity::Caller;
-use crate::mcp::tools::Tool;
 use call::{Call, LOG_LEVELS, Outlet};
+use catalog::{Catalog, Completing};
+use content::{ErrorKind, HandlerError, ToolResult};
 use rpc::{Body, Id, Message, RpcError};
 use session::Session;
 
@@ -102,13 +103,15 @@ pub struct SessionState {
     pub log_level: Option<&'static str>,
     /// The `capabilities` the client declared in `initialize` (empty when adopted).
     pub client_capabilities: Map<String, Value>,
+    /// The resource URIs the client subscribed to (`resources/subscribe`).
+    pub subscriptions: std::collections::HashSet<String>,
 }
 
 /// What every method sees: the session (its caller and state) and the catalog.
 pub struct Context<'a> {
     pub session: &'a Session,
-    /// The tool catalog (`tools::TOOLS` unless the server was started with another).
-    pub tools: &'a [Tool],
+    /// What the server offers.
+    pub catalog: &'a Catalog,
     /// Where messages a request emits before its result go (progress, log messages).
     pub outlet: &'a dyn Outlet,
     /// Whether the client has gone (the transport looks when a tool asks): running tools
@@ -220,21 +223,6 @@ pub enum Answer {
     Tool(ToolResult),
 }
 
-/// `tools/call`'s result: one text block.
-#[derive(Serialize)]
-pub struct ToolResult {
-    content: [TextContent; 1],
-    #[serde(rename = "isError")]
-    is_error: bool,
-}
-
-#[derive(Serialize)]
-struct TextContent {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    text: String,
-}
-
 fn handle_one<'a>(message: &'a RawValue, cx: &Context<'_>) -> Option<Outcome<'a>> {
     match rpc::classify(message) {
         Err((id, error)) => Some(Outcome {
@@ -322,40 +310,43 @@ fn request(
             format!("session is not initialized: send \"initialize\" before \"{method}\""),
         ));
     }
+    let catalog = cx.catalog;
     let result = match method {
-        "tools/list" => Ok(json!({ "tools": cx.tools.iter().map(|t| json!({
-            "name": t.name,
-            "description": t.description,
-            "inputSchema": (t.input_schema)(),
-        })).collect::<Vec<_>>() })),
+        "tools/list" => Ok(catalog.list_tools()),
         "tools/call" => return call_tool(id, params, cx).map(Answer::Tool),
-        "resources/list" => Ok(json!({ "resources": [] })),
-        "resources/templates/list" => Ok(json!({
-            "resourceTemplates": resources::TEMPLATES.iter().map(|t| t.listing()).collect::<Vec<_>>()
-        })),
+        "resources/list" => Ok(catalog.list_resources()),
+        "resources/templates/list" => Ok(catalog.list_templates()),
         "resources/read" => {
             let uri = str_param(params, "uri")?;
-            match resources::read(uri) {
-                Some(contents) => Ok(json!({ "contents": contents })),
-                None => Err(RpcError::new(
-                    rpc::RESOURCE_NOT_FOUND,
-                    format!("resource not found: {uri}"),
-                )
-                .with_data(json!({ "uri": uri }))),
+            match catalog.read(uri, cx.caller()) {
+                Some(Ok(contents)) => Ok(json!({ "contents": contents })),
+                Some(Err(e)) => Err(handler_error(e, uri, method)),
+                None => Err(not_found(uri)),
             }
         }
-        "prompts/list" => Ok(json!({
-            "prompts": prompts::PROMPTS.iter().map(|p| p.listing()).collect::<Vec<_>>()
-        })),
+        "resources/subscribe" | "resources/unsubscribe" => {
+            let uri = str_param(params, "uri")?;
+            let mut state = cx.state();
+            if method == "resources/unsubscribe" {
+                state.subscriptions.remove(uri);
+            } else if catalog.knows(uri) {
+                state.subscriptions.insert(uri.to_string());
+            } else {
+                return Err(not_found(uri));
+            }
+            Ok(json!({}))
+        }
+        "prompts/list" => Ok(catalog.list_prompts()),
         "prompts/get" => {
             let name = str_param(params, "name")?;
-            let prompt = prompts::find(name)
+            let prompt = catalog
+                .prompt(name)
                 .ok_or_else(|| RpcError::invalid_params(format!("unknown prompt: {name}")))?;
-            let messages = prompt
-                .get(object_param(params, "arguments")?)
-                .map_err(RpcError::invalid_params)?;
-            Ok(json!({ "description": prompt.description, "messages": messages }))
+            prompt
+                .get(object_param(params, "arguments")?, cx.caller())
+                .map_err(|e| handler_error(e, name, method))
         }
+        "completion/complete" => complete(params, catalog),
         "logging/setLevel" => {
             let level = str_param(params, "level")?;
             let level = LOG_LEVELS.iter().find(|l| **l == level).ok_or_else(|| {
@@ -373,6 +364,61 @@ fn request(
         )),
     };
     result.map(Answer::Json)
+}
+
+/// `-32002` for a URI nothing here has, with the URI in `data`.
+fn not_found(uri: &str) -> RpcError {
+    RpcError::new(
+        rpc::RESOURCE_NOT_FOUND,
+        format!("resource not found: {uri}"),
+    )
+    .with_data(json!({ "uri": uri }))
+}
+
+/// A prompt's or a resource reader's failure as a JSON-RPC error.
+fn handler_error(e: HandlerError, what: &str, method: &str) -> RpcError {
+    match e.kind() {
+        ErrorKind::NotFound => not_found(what),
+        ErrorKind::Invalid => RpcError::invalid_params(e.message().to_string()),
+        ErrorKind::Failed => {
+            log::warn!("{method} {what} failed: {}", e.message());
+            RpcError::new(rpc::INTERNAL_ERROR, e.message().to_string())
+        }
+    }
+}
+
+/// Most values a completion answers with (the schema's limit).
+const MAX_COMPLETIONS: usize = 100;
+
+/// `completion/complete`: values for a prompt's argument or a template's variable. A
+/// reference with no completion handler gets no values; an unknown one is `-32602`.
+fn complete(params: &Map<String, Value>, catalog: &Catalog) -> Result<Value, RpcError> {
+    let reference = object_param(params, "ref")?;
+    let argument = object_param(params, "argument")?;
+    let name = str_param(argument, "name")?;
+    let value = str_param(argument, "value")?;
+    let context = match params.get("context") {
+        Some(Value::Object(context)) => object_param(context, "arguments")?,
+        _ => object_param(params, "context")?,
+    };
+    let completing = Completing {
+        argument: name,
+        value,
+        context,
+    };
+    let mut values = catalog.complete(reference, &completing).ok_or_else(|| {
+        RpcError::invalid_params(format!(
+            "completion/complete: no prompt or resource template matches the reference {}",
+            Value::Object(reference.clone())
+        ))
+    })?;
+    let total = values.len();
+    values.truncate(MAX_COMPLETIONS);
+    Ok(json!({ "completion": {
+        "values": values,
+        "total": total,
+        "hasMore": total > MAX_COMPLETIONS,
+    }}))
 }
 
 /// Serves an uninitialized session as a `Version::ADOPTED` one, when the transport allows
@@ -415,16 +461,22 @@ fn initialize(params: &Map<String, Value>, cx: &Context<'_>) -> Result<Value, Rp
         state.version = Some(version);
         state.client_capabilities = capabilities;
     }
-    Ok(json!({
+    let info = &cx.catalog.info;
+    let mut result = json!({
         "protocolVersion": version.as_str(),
         "capabilities": {
-            "tools": { "listChanged": false },
-            "resources": { "subscribe": false, "listChanged": false },
-            "prompts": { "listChanged": false },
+            "tools": { "listChanged": true },
+            "resources": { "subscribe": true, "listChanged": true },
+            "prompts": { "listChanged": true },
+            "completions": {},
             "logging": {},
         },
-        "serverInfo": { "name": "mcp-warden", "version": env!("CARGO_PKG_VERSION") },
-    }))
+        "serverInfo": { "name": info.name, "version": info.version },
+    });
+    if let Some(instructions) = &info.instructions {
+        result["instructions"] = json!(instructions);
+    }
+    Ok(result)
 }
 
 fn call_tool(
@@ -434,11 +486,18 @@ fn call_tool(
 ) -> Result<ToolResult, RpcError> {
     let name = str_param(params, "name")?;
     let tool = cx
-        .tools
-        .iter()
-        .find(|t| t.name == name)
+        .catalog
+        .tool(name)
         .ok_or_else(|| RpcError::invalid_params(format!("unknown tool: {name}")))?;
-    let arguments = object_param(params, "arguments")?;
+    static NO_ARGUMENTS: std::sync::LazyLock<Value> =
+        std::sync::LazyLock::new(|| Value::Object(Map::new()));
+    let arguments = match params.get("arguments") {
+        None | Some(Value::Null) => &*NO_ARGUMENTS,
+        Some(object @ Value::Object(_)) => object,
+        Some(_) => {
+            return Err(RpcError::invalid_params("\"arguments\" must be an object"));
+        }
+    };
     let started = std::time::Instant::now();
     // The id as the client would name it in `notifications/cancelled`, as normalized
     // JSON; an integer or a string without escapes is already in that form.
@@ -466,7 +525,7 @@ fn call_tool(
         log_level: cx.state().log_level,
         deadline: started + cx.tool_timeout,
     };
-    let outcome = (tool.call)(arguments, &call);
+    let outcome = tool.invoke(arguments, &call);
     let overran = started.elapsed() > cx.tool_timeout;
     let cancelled = running.flag.load(std::sync::atomic::Ordering::Acquire);
     drop(running);
@@ -476,26 +535,18 @@ fn call_tool(
             "the client cancelled this request",
         ));
     }
-    let (text, is_error) = match outcome {
-        _ if overran => {
-            log::warn!(
-                "tool {name} ran past TOOL_TIMEOUT_SECS ({} s) sub={}; answered with an error",
-                cx.tool_timeout.as_secs(),
-                cx.caller().subject()
-            );
-            let text = format!(
-                "the tool {name} did not finish within {} s (TOOL_TIMEOUT_SECS); its result was dropped",
-                cx.tool_timeout.as_secs()
-            );
-            (text, true)
-        }
-        Ok(text) => (text, false),
-        Err(text) => (text, true),
-    };
-    Ok(ToolResult {
-        content: [TextContent { kind: "text", text }],
-        is_error,
-    })
+    if overran {
+        log::warn!(
+            "tool {name} ran past TOOL_TIMEOUT_SECS ({} s) sub={}; answered with an error",
+            cx.tool_timeout.as_secs(),
+            cx.caller().subject()
+        );
+        return Ok(ToolResult::error(format!(
+            "the tool {name} did not finish within {} s (TOOL_TIMEOUT_SECS); its result was dropped",
+            cx.tool_timeout.as_secs()
+        )));
+    }
+    Ok(outcome)
 }
 
 fn str_param<'a>(params: &'a Map<String, Value>, name: &str) -> Result<&'a str, RpcError> {
@@ -535,16 +586,26 @@ mod tests {
 
     const ECHO: &str = "echo";
 
-    static PANICS: &[Tool] = &[Tool {
-        name: "boom",
-        description: "panics",
-        input_schema: || json!({"type": "object"}),
-        call: |_, _| panic!("a tool bug"),
-    }];
+    fn builtins() -> Catalog {
+        crate::builtin::add(crate::Server::builder())
+            .catalog()
+            .clone()
+    }
+
+    fn panics() -> Catalog {
+        let mut catalog = Catalog::new();
+        catalog.tools.push(crate::Tool::new(
+            "boom",
+            "panics",
+            json!({"type": "object"}),
+            |_: crate::NoArgs, _| -> Result<String, HandlerError> { panic!("a tool bug") },
+        ));
+        catalog
+    }
 
     struct Client {
         session: Session,
-        tools: &'static [Tool],
+        catalog: Catalog,
         versions: &'static [Version],
         adopt: bool,
     }
@@ -557,7 +618,7 @@ mod tests {
         fn as_caller(caller: Caller) -> Client {
             Client {
                 session: Session::detached(caller),
-                tools: crate::mcp::tools::TOOLS,
+                catalog: builtins(),
                 versions: &Version::SUPPORTED,
                 adopt: false,
             }
@@ -588,7 +649,7 @@ mod tests {
             let parsed = rpc::parse(text.as_bytes()).unwrap();
             let cx = Context {
                 session: &self.session,
-                tools: self.tools,
+                catalog: &self.catalog,
                 outlet: &call::Nowhere,
                 client_gone: &|| false,
                 tool_timeout: std::time::Duration::from_secs(60),
@@ -744,7 +805,7 @@ mod tests {
     #[test]
     fn a_panicking_tool_is_an_internal_error_and_the_session_carries_on() {
         let mut s = Client::initialized("2025-06-18");
-        s.tools = PANICS;
+        s.catalog = panics();
         assert_eq!(
             code(&s.call("tools/call", json!({"name": "boom"}))),
             rpc::INTERNAL_ERROR

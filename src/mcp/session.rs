@@ -548,6 +548,11 @@ impl Sessions {
         self.map().open.len()
     }
 
+    /// Every open session (a snapshot: the registry's lock is not held while it is used).
+    pub fn all(&self) -> Vec<Arc<Session>> {
+        self.map().open.values().cloned().collect()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -107,7 +107,7 @@ impl App {
         };
         let cx = Context {
             session: &session,
-            tools: self.tools,
+            catalog: &self.catalog.current(),
             outlet: &outlet,
             // The answer goes out on the stream, not on this POST: its client leaving
             // cancels nothing.

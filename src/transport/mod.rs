@@ -21,15 +21,16 @@ use crate::auth::{Authenticator, Verified};
 use crate::config::Config;
 use crate::http::{Conn, Handler, Head, Next, Response};
 use crate::identity::Caller;
+use crate::mcp::catalog::Live;
 use crate::mcp::session::{OpenError, Session, Sessions};
-use crate::mcp::tools::Tool;
 
 /// The application: configuration, the token checker (when auth is on), live sessions.
 pub struct App {
     pub config: Config,
     pub auth: Option<Authenticator>,
-    pub sessions: Sessions,
-    pub tools: &'static [Tool],
+    pub sessions: Arc<Sessions>,
+    /// What the server offers (it may change while the server runs).
+    pub catalog: Arc<Live>,
     /// Listening on a loopback address only: a `Host` that is not a loopback name is a
     /// DNS-rebinding attempt.
     loopback: bool,
@@ -136,15 +137,17 @@ impl App {
     pub fn new(
         config: Config,
         auth: Option<Authenticator>,
-        tools: &'static [Tool],
+        catalog: Arc<Live>,
         local: SocketAddr,
     ) -> Arc<App> {
+        let sessions = Arc::new(Sessions::new(config.max_sessions, config.session_idle));
+        catalog.serve(&sessions);
         Arc::new(App {
-            sessions: Sessions::new(config.max_sessions, config.session_idle),
+            sessions,
             loopback: local.ip().is_loopback(),
             config,
             auth,
-            tools,
+            catalog,
         })
     }
 

@@ -74,7 +74,7 @@ impl App {
         let gone = || client_left(stream);
         let cx = Context {
             session: &session,
-            tools: self.tools,
+            catalog: &self.catalog.current(),
             outlet: &outlet,
             client_gone: &gone,
             tool_timeout: self.config.tool_timeout,
@@ -103,7 +103,7 @@ impl App {
         };
         let cx = Context {
             session: &session,
-            tools: self.tools,
+            catalog: &self.catalog.current(),
             // initialize emits nothing before its answer.
             outlet: &Nowhere,
             client_gone: &|| false,

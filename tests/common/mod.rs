@@ -23,9 +23,8 @@ use std::time::{Duration, Instant};
 use mcp_warden::auth::jwt::Policy;
 use mcp_warden::auth::{AuthConfig, RequiredGroups};
 use mcp_warden::config::Config;
-use mcp_warden::tools::Tool;
-use mcp_warden::{Server, StartError};
-use serde_json::{Value, json};
+use mcp_warden::{Builder, Call, HandlerError, Server, StartError, Tool, ToolResult};
+use serde_json::{Map, Value, json};
 
 /// How long any single read in a test may block.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -76,10 +75,48 @@ pub fn spawn(config: Config) -> Server {
     try_start(config).unwrap_or_else(|e| panic!("the server did not start: {e}"))
 }
 
-/// Like `spawn`, with another tool catalog.
-pub fn spawn_with_tools(config: Config, tools: &'static [Tool]) -> Server {
+/// A test tool as a table entry: tests declare theirs in a `static` and serve them with
+/// `spawn_with_tools`, which builds each into a library `Tool`.
+pub struct FnTool {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub input_schema: fn() -> Value,
+    /// `Ok` is the text result; `Err` a result with `isError: true`.
+    pub call: fn(&Map<String, Value>, &Call<'_>) -> Result<String, String>,
+}
+
+/// Argument `name` as a string, or a message saying what is missing.
+pub fn str_arg<'a>(args: &'a Map<String, Value>, name: &str) -> Result<&'a str, String> {
+    match args.get(name) {
+        Some(Value::String(s)) => Ok(s),
+        Some(other) => Err(format!("argument \"{name}\" must be a string, not {other}")),
+        None => Err(format!("missing required argument \"{name}\" (a string)")),
+    }
+}
+
+/// Like `spawn`, offering only `tools`.
+pub fn spawn_with_tools(config: Config, tools: &'static [FnTool]) -> Server {
+    let builder = tools.iter().fold(Server::builder(), |builder, tool| {
+        let run = tool.call;
+        builder.tool(Tool::with_handler(
+            tool.name,
+            tool.description,
+            (tool.input_schema)(),
+            move |args: &Map<String, Value>, call: &Call<'_>| {
+                run(args, call)
+                    .map(ToolResult::text)
+                    .map_err(HandlerError::new)
+            },
+        ))
+    });
+    spawn_with(config, builder)
+}
+
+/// Like `spawn`, serving what `builder` offers.
+pub fn spawn_with(config: Config, builder: Builder) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-    mcp_warden::start_with_tools(config, listener, tools)
+    builder
+        .start(config, listener)
         .unwrap_or_else(|e| panic!("the server did not start: {e}"))
 }
 

@@ -1,0 +1,47 @@
+//! `echo`: says back what it is given, as a tool, a prompt and a resource template. Parity
+//! with Plural's Echo MCP Server example.
+
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::{Content, Prompt, PromptMessage, ResourceContents, ResourceTemplate, Tool};
+
+#[derive(Deserialize)]
+struct Args {
+    message: String,
+}
+
+pub fn tool() -> Tool {
+    let schema = json!({
+        "type": "object",
+        "properties": { "message": { "type": "string", "description": "The text to echo" } },
+        "required": ["message"]
+    });
+    Tool::new(
+        "echo",
+        "Echoes back the given message.",
+        schema,
+        |args: Args, _call| Ok(format!("Tool echo: {}", args.message)),
+    )
+}
+
+pub fn prompt() -> Prompt {
+    Prompt::new(
+        "echo",
+        "Asks the model to process a message.",
+        |args, _caller| {
+            let text = format!("Please process this message: {}", args.str("message"));
+            Ok(vec![PromptMessage::user(Content::text(text))])
+        },
+    )
+    .argument("message", "The message to process", true)
+}
+
+pub fn template() -> ResourceTemplate {
+    ResourceTemplate::new("echo://{message}", "echo", |uri, vars, _caller| {
+        let text = format!("Resource echo: {}", vars["message"]);
+        Ok(vec![ResourceContents::text(uri, "text/plain", text)])
+    })
+    .description("Echoes back the message in the URI.")
+    .mime_type("text/plain")
+}

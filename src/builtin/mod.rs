@@ -1,0 +1,18 @@
+//! What the `mcp-warden` binary offers, written on the library API like any embedder's
+//! tools: `echo` (tool, prompt and the `echo://{message}` resource template, parity with
+//! Plural's Echo MCP Server example) and `whoami`. Each file holds one feature; adding one
+//! is a file and a line in `add`.
+
+mod echo;
+mod whoami;
+
+use crate::Builder;
+
+/// `builder` with the built-in tools, prompt and resource template.
+pub fn add(builder: Builder) -> Builder {
+    builder
+        .tool(echo::tool())
+        .tool(whoami::tool())
+        .prompt(echo::prompt())
+        .template(echo::template())
+}

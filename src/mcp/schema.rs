@@ -1,0 +1,334 @@
+//! Checks a value against the JSON Schema a tool declares (its `inputSchema` for the
+//! arguments, its `outputSchema` for `structuredContent`), so a handler gets arguments that
+//! fit and a client gets told which field does not.
+//!
+//! The keywords understood: `type` (one or a list; `integer` is a number without a
+//! fraction), `properties`, `required`, `additionalProperties` (`false` or a schema),
+//! `items`, `enum`, `const`, `anyOf`, `oneOf`, `allOf`, and `$ref` to the schema's own
+//! `#/$defs/…` or `#/definitions/…`. Every other keyword is passed over: a value is refused
+//! only for a reason this file can name. The schema itself is never changed (it is listed
+//! exactly as declared).
+
+use serde_json::{Map, Value};
+
+/// How deep `$ref`s and nesting may go before the schema is taken as cyclic.
+const MAX_DEPTH: usize = 64;
+
+/// Checks `value` against `schema`; the error names the first field that does not fit,
+/// as a path from `root` (`arguments.address.city`).
+pub fn check(schema: &Value, value: &Value, root: &str) -> Result<(), String> {
+    Checker { root: schema }.check(schema, value, root, 0)
+}
+
+struct Checker<'s> {
+    root: &'s Value,
+}
+
+impl<'s> Checker<'s> {
+    fn check(
+        &self,
+        schema: &'s Value,
+        value: &Value,
+        path: &str,
+        depth: usize,
+    ) -> Result<(), String> {
+        if depth > MAX_DEPTH {
+            return Err(format!(
+                "the schema for {path} nests too deep (a $ref cycle?)"
+            ));
+        }
+        let Value::Object(schema) = schema else {
+            // `true` (or anything that is not an object) allows everything; `false` nothing.
+            return match schema {
+                Value::Bool(false) => Err(format!("{path} is not allowed")),
+                _ => Ok(()),
+            };
+        };
+        if let Some(Value::String(reference)) = schema.get("$ref") {
+            let target = self.resolve(reference).ok_or_else(|| {
+                format!("the schema for {path} refers to {reference}, which it does not define")
+            })?;
+            self.check(target, value, path, depth + 1)?;
+        }
+        if let Some(types) = schema.get("type") {
+            check_type(types, value, path)?;
+        }
+        if let Some(Value::Array(allowed)) = schema.get("enum")
+            && !allowed.contains(value)
+        {
+            return Err(format!(
+                "{path} must be one of {}, not {value}",
+                list(allowed)
+            ));
+        }
+        if let Some(constant) = schema.get("const")
+            && constant != value
+        {
+            return Err(format!("{path} must be {constant}, not {value}"));
+        }
+        if let Some(Value::Array(all)) = schema.get("allOf") {
+            for s in all {
+                self.check(s, value, path, depth + 1)?;
+            }
+        }
+        if let Some(Value::Array(any)) = schema.get("anyOf") {
+            let mut first = None;
+            for s in any {
+                match self.check(s, value, path, depth + 1) {
+                    Ok(()) => {
+                        first = None;
+                        break;
+                    }
+                    Err(e) => {
+                        first.get_or_insert(e);
+                    }
+                }
+            }
+            if let Some(e) = first {
+                return Err(format!(
+                    "{path} fits none of the allowed forms (first: {e})"
+                ));
+            }
+        }
+        if let Some(Value::Array(one)) = schema.get("oneOf") {
+            let fits = one
+                .iter()
+                .filter(|s| self.check(s, value, path, depth + 1).is_ok())
+                .count();
+            if fits != 1 {
+                return Err(format!(
+                    "{path} must fit exactly one of the allowed forms, and fits {fits}"
+                ));
+            }
+        }
+        match value {
+            Value::Object(object) => self.check_object(schema, object, path, depth),
+            Value::Array(items) => match schema.get("items") {
+                Some(item_schema) => items.iter().enumerate().try_for_each(|(i, item)| {
+                    self.check(item_schema, item, &format!("{path}[{i}]"), depth + 1)
+                }),
+                None => Ok(()),
+            },
+            _ => Ok(()),
+        }
+    }
+
+    fn check_object(
+        &self,
+        schema: &'s Map<String, Value>,
+        object: &Map<String, Value>,
+        path: &str,
+        depth: usize,
+    ) -> Result<(), String> {
+        if let Some(Value::Array(required)) = schema.get("required") {
+            for name in required.iter().filter_map(Value::as_str) {
+                if !object.contains_key(name) {
+                    let kind = schema
+                        .get("properties")
+                        .and_then(|p| p.get(name))
+                        .and_then(|p| p.get("type"))
+                        .and_then(Value::as_str)
+                        .map(|t| format!(" ({})", article(t)))
+                        .unwrap_or_default();
+                    return Err(format!("{path}.{name} is required{kind} but missing"));
+                }
+            }
+        }
+        let properties = match schema.get("properties") {
+            Some(Value::Object(p)) => Some(p),
+            _ => None,
+        };
+        for (name, field) in object {
+            let field_path = format!("{path}.{name}");
+            match properties.and_then(|p| p.get(name)) {
+                Some(field_schema) => self.check(field_schema, field, &field_path, depth + 1)?,
+                None => match schema.get("additionalProperties") {
+                    Some(Value::Bool(false)) => {
+                        return Err(format!("{field_path} is not an accepted field"));
+                    }
+                    Some(extra) => self.check(extra, field, &field_path, depth + 1)?,
+                    None => {}
+                },
+            }
+        }
+        Ok(())
+    }
+
+    /// The schema a local `$ref` names (`#`, `#/$defs/x`, `#/definitions/x`, any JSON
+    /// pointer into the root schema).
+    fn resolve(&self, reference: &str) -> Option<&'s Value> {
+        let pointer = reference.strip_prefix('#')?;
+        self.root.pointer(pointer)
+    }
+}
+
+fn check_type(types: &Value, value: &Value, path: &str) -> Result<(), String> {
+    let fits = |t: &str| match t {
+        "object" => value.is_object(),
+        "array" => value.is_array(),
+        "string" => value.is_string(),
+        "number" => value.is_number(),
+        "integer" => {
+            value.is_i64() || value.is_u64() || value.as_f64().is_some_and(|f| f.fract() == 0.0)
+        }
+        "boolean" => value.is_boolean(),
+        "null" => value.is_null(),
+        _ => true, // an unknown type name restricts nothing we can name
+    };
+    let ok = match types {
+        Value::String(t) => fits(t),
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).any(fits),
+        _ => true,
+    };
+    if ok {
+        return Ok(());
+    }
+    let wanted = match types {
+        Value::String(t) => article(t),
+        Value::Array(ts) => ts
+            .iter()
+            .filter_map(Value::as_str)
+            .map(article)
+            .collect::<Vec<_>>()
+            .join(" or "),
+        _ => String::new(),
+    };
+    Err(format!("{path} must be {wanted}, not {}", describe(value)))
+}
+
+fn article(t: &str) -> String {
+    match t {
+        "object" | "array" | "integer" => format!("an {t}"),
+        "null" => "null".to_string(),
+        _ => format!("a {t}"),
+    }
+}
+
+/// A value as an error names it: its kind, and the value itself when short.
+fn describe(value: &Value) -> String {
+    let kind = match value {
+        Value::Null => return "null".into(),
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => return "an array".into(),
+        Value::Object(_) => return "an object".into(),
+    };
+    let text = value.to_string();
+    if text.len() <= 40 {
+        format!("{kind} ({text})")
+    } else {
+        kind.to_string()
+    }
+}
+
+fn list(values: &[Value]) -> String {
+    values
+        .iter()
+        .map(Value::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn schema() -> Value {
+        json!({
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "type": "object",
+            "$defs": {
+                "address": {
+                    "type": "object",
+                    "properties": { "street": { "type": "string" }, "city": { "type": "string" } },
+                    "required": ["city"]
+                }
+            },
+            "properties": {
+                "name": { "type": "string" },
+                "age": { "type": "integer" },
+                "tags": { "type": "array", "items": { "type": "string" } },
+                "mode": { "enum": ["fast", "slow"] },
+                "address": { "$ref": "#/$defs/address" }
+            },
+            "required": ["name"],
+            "additionalProperties": false
+        })
+    }
+
+    fn error(value: Value) -> String {
+        check(&schema(), &value, "arguments").unwrap_err()
+    }
+
+    #[test]
+    fn values_that_fit_pass() {
+        let value = json!({"name": "a", "age": 3.0, "tags": ["x"], "mode": "fast",
+                           "address": {"city": "Oslo"}});
+        assert_eq!(check(&schema(), &value, "arguments"), Ok(()));
+        assert_eq!(check(&json!(true), &json!(1), "x"), Ok(()));
+        assert_eq!(check(&json!({}), &json!([1, "a"]), "x"), Ok(()));
+    }
+
+    #[test]
+    fn each_misfit_names_its_field() {
+        assert_eq!(
+            error(json!({})),
+            "arguments.name is required (a string) but missing"
+        );
+        assert_eq!(
+            error(json!({"name": 3})),
+            "arguments.name must be a string, not a number (3)"
+        );
+        assert_eq!(
+            error(json!({"name": "a", "age": 1.5})),
+            "arguments.age must be an integer, not a number (1.5)"
+        );
+        assert_eq!(
+            error(json!({"name": "a", "tags": ["x", 2]})),
+            "arguments.tags[1] must be a string, not a number (2)"
+        );
+        assert_eq!(
+            error(json!({"name": "a", "mode": "medium"})),
+            "arguments.mode must be one of \"fast\", \"slow\", not \"medium\""
+        );
+        assert_eq!(
+            error(json!({"name": "a", "address": {"street": "x"}})),
+            "arguments.address.city is required (a string) but missing"
+        );
+        assert_eq!(
+            error(json!({"name": "a", "extra": 1})),
+            "arguments.extra is not an accepted field"
+        );
+        assert_eq!(
+            error(json!([])),
+            "arguments must be an object, not an array"
+        );
+    }
+
+    #[test]
+    fn combinators_and_bad_refs_are_reported() {
+        let any = json!({"anyOf": [{"type": "string"}, {"type": "integer"}]});
+        assert_eq!(check(&any, &json!(2), "v"), Ok(()));
+        assert!(
+            check(&any, &json!(true), "v")
+                .unwrap_err()
+                .contains("none of")
+        );
+        let one = json!({"oneOf": [{"type": "number"}, {"type": "integer"}]});
+        assert!(check(&one, &json!(2), "v").unwrap_err().contains("fits 2"));
+        let dangling = json!({"$ref": "#/$defs/nope"});
+        assert!(
+            check(&dangling, &json!(1), "v")
+                .unwrap_err()
+                .contains("does not define")
+        );
+        let cycle = json!({"$defs": {"a": {"$ref": "#/$defs/a"}}, "$ref": "#/$defs/a"});
+        assert!(
+            check(&cycle, &json!(1), "v")
+                .unwrap_err()
+                .contains("too deep")
+        );
+    }
+}
