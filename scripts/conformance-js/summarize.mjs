@@ -8,7 +8,9 @@
 // none of its checks is FAILURE or WARNING. WARNING counts as a failure on purpose: in the
 // selected scenarios a WARNING means a part of the scenario could not be exercised (e.g.
 // server-sse-multiple-streams without an Mcp-Session-Id, or only some of its streams
-// working), and that must not pass quietly. INFO and SKIPPED are shown, not counted.
+// working), and that must not pass quietly. INFO and SKIPPED are shown, not counted. A
+// scenario with no SUCCESS at all fails too: it checked nothing (server-sse-polling answered
+// with plain JSON reports only INFO, "not applicable").
 //
 // Prints one line per scenario, each failing check as `[check-id] STATUS: message`, then
 // `N passed, M failed` (scenarios). Exits 1 if any scenario failed.
@@ -59,7 +61,7 @@ for (const scenario of scenarios) {
   const bad = checks.filter((c) => c.status === 'FAILURE' || c.status === 'WARNING');
   const tally = `${count('SUCCESS')} success, ${count('FAILURE')} failure, ${count('WARNING')} warning` +
     (count('INFO') ? `, ${count('INFO')} info` : '') + (count('SKIPPED') ? `, ${count('SKIPPED')} skipped` : '');
-  if (bad.length === 0) {
+  if (bad.length === 0 && count('SUCCESS') > 0) {
     passed += 1;
     console.log(`pass ${scenario} (${tally})`);
   } else {

@@ -190,6 +190,30 @@ impl Call<'_> {
         outcome
     }
 
+    /// Asks the client's model for a completion (`sampling/createMessage`; `params` as the
+    /// spec gives them: `messages`, `maxTokens`, …), waiting until the call's deadline.
+    pub fn create_message(&self, params: Value) -> Result<Value, AskError> {
+        self.ask("sampling/createMessage", params, self.time_left())
+    }
+
+    /// Asks the user for input in a form (`elicitation/create`, form mode): `message` and
+    /// the flat JSON Schema of the fields, waiting until the call's deadline. The answer
+    /// has `action` (`accept`, `decline` or `cancel`) and, when accepted, `content`.
+    pub fn elicit(&self, message: &str, requested_schema: Value) -> Result<Value, AskError> {
+        let params = json!({ "message": message, "requestedSchema": requested_schema });
+        self.ask("elicitation/create", params, self.time_left())
+    }
+
+    /// The client's roots (`roots/list`), waiting until the call's deadline.
+    pub fn list_roots(&self) -> Result<Value, AskError> {
+        self.ask("roots/list", json!({}), self.time_left())
+    }
+
+    /// How long the call may still run (`TOOL_TIMEOUT_SECS` from its start).
+    pub fn time_left(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
     fn notify(&self, method: &str, params: Value) {
         let message = json!({ "jsonrpc": "2.0", "method": method, "params": params });
         self.outlet.send(message.to_string());
