@@ -1,11 +1,48 @@
-//! mcp-warden: a small, auditable MCP server over HTTP.
+//! mcp-warden: a small, auditable MCP server over HTTP, guarded by JWTs. Use it as the
+//! `mcp-warden` binary, or build your own server on it: add tools (and prompts, resources,
+//! resource templates), then `serve` with every setting the binary reads from the
+//! environment (`JWT_AUTH_ENABLED`, `JWKS_URI`, `REQUIRED_GROUPS`, `PORT`, …; `--help`
+//! lists them), on both transports (HTTP+SSE on `/sse`, Streamable HTTP on `/mcp`).
+//!
+//! ```no_run
+//! use mcp_warden::{Server, Tool};
+//! use serde::Deserialize;
+//! use serde_json::json;
+//!
+//! #[derive(Deserialize)]
+//! struct Add {
+//!     a: f64,
+//!     b: f64,
+//! }
+//!
+//! fn main() -> std::process::ExitCode {
+//!     let schema = json!({
+//!         "type": "object",
+//!         "properties": { "a": { "type": "number" }, "b": { "type": "number" } },
+//!         "required": ["a", "b"]
+//!     });
+//!     let add = Tool::new("add", "Adds two numbers.", schema, |args: Add, call| {
+//!         call.log("info", json!(format!("{} asked", call.caller().subject())));
+//!         Ok(format!("{}", args.a + args.b))
+//!     });
+//!     Server::builder().name("calculator", "1.0.0").tool(add).serve()
+//! }
+//! ```
+//!
+//! Arguments that do not fit the schema never reach the handler: the client gets an
+//! `isError` result naming the field. Mid-call, the `Call` reports progress, sends log
+//! messages, sees cancellation and the call's deadline (`TOOL_TIMEOUT_SECS`), and asks the
+//! client (`create_message`, `elicit`, `list_roots`). A handler returns text, any
+//! `Content` (images, audio, embedded resources, links, several at once) or a
+//! `ToolResult` with `structuredContent`. `examples/conformance.rs` shows every feature.
 //!
 //! Layers, outside in: `http` (connections, request heads and bodies) → `transport` (the
 //! routes, the checks every MCP endpoint shares, and the two transports: `legacy` for
 //! HTTP+SSE, `streamable` for Streamable HTTP on `/mcp`; `sse` holds a stream, `hangup`
 //! notices a client leaving) → `mcp`, the one core both share (dispatch over `rpc`
-//! envelopes, `session`s, the `call` a tool sees, and the catalog: `tools`, `prompts`,
-//! `resources`). `auth` verifies tokens and knows no HTTP; `config` reads the environment.
+//! envelopes, `session`s, the `call` a tool sees, the `catalog` of what is offered and the
+//! `content` handlers return). `auth` verifies tokens and knows no HTTP; `config` reads the
+//! environment; `builtin` is what the binary offers.
 #![forbid(unsafe_code)]
 
 pub mod auth;
