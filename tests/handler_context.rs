@@ -39,6 +39,9 @@ fn until_cancelled(args: &Map<String, Value>, call: &Call<'_>) -> Result<String,
     let end = Instant::now() + Duration::from_secs(10);
     while Instant::now() < end {
         if call.is_cancelled() {
+            // Carrying on after the cancellation reaches nobody.
+            call.log("emergency", json!("still running after the cancellation"));
+            call.progress(99.0, None, Some("after the cancellation"));
             CANCELLED.lock().unwrap().push(tag);
             return Ok("cancelled".into());
         }
@@ -186,9 +189,11 @@ fn on_sse_what_a_tool_sends_arrives_on_the_stream_before_its_result() {
 fn on_sse_notifications_cancelled_stops_the_tool_and_its_answer() {
     let server = spawn_with_tools(test_config(), TOOLS);
     let mut c = SseClient::initialized(server.local_addr());
+    c.call(1, "logging/setLevel", json!({"level": "debug"}));
     c.post(
         &json!({"jsonrpc": "2.0", "id": "long-1", "method": "tools/call",
-        "params": {"name": "until_cancelled", "arguments": {"tag": "sse-1"}}}),
+        "params": {"name": "until_cancelled", "arguments": {"tag": "sse-1"},
+                   "_meta": {"progressToken": "p"}}}),
     );
     assert!(eventually(Duration::from_secs(5), || started("sse-1")));
     c.post(
@@ -196,7 +201,9 @@ fn on_sse_notifications_cancelled_stops_the_tool_and_its_answer() {
         "params": {"requestId": "long-1", "reason": "the user gave up"}}),
     );
     assert!(eventually(Duration::from_secs(5), || cancelled("sse-1")));
-    // No answer for the cancelled request: the next message is the ping's.
+    // No answer for the cancelled request, and nothing the tool sent after its
+    // cancellation (it logs and reports progress once more): the next message is the
+    // ping's.
     assert_eq!(c.call(2, "ping", json!({}))["id"], 2);
 }
 

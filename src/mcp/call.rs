@@ -155,6 +155,9 @@ impl Call<'_> {
             "roots/list" => Some("roots"),
             _ => None,
         };
+        if self.silenced() {
+            return Err(AskError::Cancelled);
+        }
         if let Some(capability) = needs
             && !self
                 .session
@@ -214,7 +217,17 @@ impl Call<'_> {
         self.deadline.saturating_duration_since(Instant::now())
     }
 
+    /// Whether this call may no longer reach its client: cancelled, or past its deadline.
+    /// A handler that carries on regardless sends nothing more (its progress, log
+    /// messages and questions are dropped), so nothing of it lands among later messages.
+    fn silenced(&self) -> bool {
+        self.cancelled.load(Ordering::Acquire) || Instant::now() >= self.deadline
+    }
+
     fn notify(&self, method: &str, params: Value) {
+        if self.silenced() {
+            return;
+        }
         let message = json!({ "jsonrpc": "2.0", "method": method, "params": params });
         self.outlet.send(message.to_string());
     }
