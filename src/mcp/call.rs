@@ -11,7 +11,9 @@
 //!
 //! Messages a tool sends before its result go out through the transport's `Outlet`: on
 //! `/sse` they join the session's stream; on `/mcp` they turn the POST's response into an
-//! event stream that ends with the result.
+//! event stream that ends with the result. On `/mcp` a tool may also end that stream early
+//! (`close_stream`, SEP-1699): the client then resumes it with `GET` and `Last-Event-ID`
+//! and receives the rest there.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,6 +30,9 @@ use crate::mcp::session::Session;
 /// JSON each).
 pub trait Outlet {
     fn send(&self, line: String);
+
+    /// Ends the request's own event stream now, if it has one (see `Call::close_stream`).
+    fn close_stream(&self) {}
 }
 
 /// An outlet that drops what it is given (a request whose client cannot hear it).
@@ -188,6 +193,18 @@ impl Call<'_> {
         };
         self.session.forget_reply(&id);
         outcome
+    }
+
+    /// Ends this request's event stream now (Streamable HTTP, SEP-1699): the client
+    /// reconnects with `GET` and `Last-Event-ID` and receives what the call sends
+    /// afterwards, its result included, on that `GET`'s stream. On the legacy `/sse`
+    /// transport, whose stream is the session's, it does nothing.
+    ///
+    /// For a call that will run long: no connection is held open for it meanwhile, and a
+    /// proxy's idle timeout cannot cut it off. Whatever the call sends before this goes out
+    /// on the `POST`'s stream first.
+    pub fn close_stream(&self) {
+        self.outlet.close_stream();
     }
 
     fn notify(&self, method: &str, params: Value) {

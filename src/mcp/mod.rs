@@ -9,6 +9,7 @@ pub mod call;
 pub mod outbox;
 pub mod prompts;
 pub mod resources;
+pub mod resume;
 pub mod rpc;
 pub mod session;
 pub mod tools;

@@ -9,6 +9,9 @@
 //! thread holds its session only weakly: when the registry and the requests in flight have
 //! let go of a session, its outbox's sender goes with it and the stream ends, after
 //! delivering what was queued (shutdown lets in-flight replies out this way).
+//!
+//! A Streamable HTTP session also numbers the event streams its `POST`s turn into, and
+//! keeps what calls that closed theirs early send until a `GET` resumes them (`resume.rs`).
 
 use std::collections::HashMap;
 use std::fmt::{self, Write as _};
@@ -25,6 +28,7 @@ use crate::http::stream_client_gone;
 use crate::identity::Caller;
 use crate::mcp::SessionState;
 use crate::mcp::outbox::{self, Receiver, SendError};
+use crate::mcp::resume::Resumable;
 use crate::mcp::rpc::RpcError;
 
 /// Messages that may wait for one session's stream. A client that lets this many pile up
@@ -107,6 +111,10 @@ pub struct Session {
     /// Requests of the client's still running: their id (normalized JSON) → the flag its
     /// `notifications/cancelled` sets.
     running: Mutex<HashMap<Arc<str>, Arc<AtomicBool>>>,
+    /// Event streams numbered so far (`POST /mcp` answers that became event streams).
+    event_streams: AtomicU64,
+    /// Streams closed early by their calls, and what waits for a `GET` to resume them.
+    resumable: Mutex<Resumable>,
 }
 
 /// A request registered as running; dropping it deregisters it.
@@ -150,6 +158,9 @@ pub enum Undeliverable {
     NoStream,
 }
 
+/// Numbers every attachment, so a late `detach` can tell its own from a newer one.
+static TICKETS: AtomicU64 = AtomicU64::new(0);
+
 /// A stream is already attached (Streamable HTTP allows one `GET` stream per session).
 #[derive(Debug, PartialEq, Eq)]
 pub struct AlreadyAttached;
@@ -183,6 +194,8 @@ impl Session {
             pending: Mutex::new(HashMap::new()),
             next_request: AtomicU64::new(1),
             running: Mutex::new(HashMap::new()),
+            event_streams: AtomicU64::new(0),
+            resumable: Mutex::new(Resumable::default()),
         }
     }
 
@@ -201,7 +214,6 @@ impl Session {
         &self,
         socket: Option<Arc<TcpStream>>,
     ) -> Result<(Receiver, Ticket), AlreadyAttached> {
-        static TICKETS: AtomicU64 = AtomicU64::new(0);
         let mut stream = lock(&self.stream);
         if stream.is_some() {
             return Err(AlreadyAttached);
@@ -228,6 +240,50 @@ impl Session {
 
     pub fn has_stream(&self) -> bool {
         lock(&self.stream).is_some()
+    }
+
+    /// Whether a client holds a stream of this session: its own, or one resuming a call's.
+    fn streaming(&self) -> bool {
+        self.has_stream() || lock(&self.resumable).resumed()
+    }
+
+    /// A number for a `POST`'s event stream, unique within the session (from 1).
+    pub fn number_event_stream(&self) -> u64 {
+        self.event_streams.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// The call behind event stream `stream` closed it early: what it sends from now on
+    /// (`park`) waits for a `GET` that resumes the stream.
+    pub fn close_event_stream(&self, stream: u64) {
+        lock(&self.resumable).close(stream);
+    }
+
+    /// A message (as the transport will write it) of a call whose event stream `stream` is
+    /// closed: to the `GET` resuming it, or kept until one does.
+    pub fn park(&self, stream: u64, message: String) {
+        lock(&self.resumable).push(stream, message);
+    }
+
+    /// The call behind closed event stream `stream` has sent its last message.
+    pub fn finish_event_stream(&self, stream: u64) {
+        lock(&self.resumable).finish(stream);
+    }
+
+    /// A `GET` resumes event stream `stream`: the receiver of what waits for it and of what
+    /// its call sends next. `None` when there is nothing to resume.
+    pub fn resume(&self, stream: u64) -> Option<(Receiver, Ticket)> {
+        if stream == 0 || stream > self.event_streams.load(Ordering::Relaxed) {
+            return None;
+        }
+        let ticket = TICKETS.fetch_add(1, Ordering::Relaxed);
+        let rx = lock(&self.resumable).resume(stream, ticket)?;
+        Some((rx, Ticket(ticket)))
+    }
+
+    /// The `GET` resuming `stream` with `ticket` has ended; counts as a use.
+    pub fn detach_resumed(&self, stream: u64, ticket: &Ticket) {
+        lock(&self.resumable).detach(stream, ticket.0);
+        self.touch();
     }
 
     /// Queues one serialized JSON-RPC message for the attached stream, without blocking.
@@ -265,6 +321,7 @@ impl Session {
             for flag in lock(&self.running).values() {
                 flag.store(true, Ordering::Release);
             }
+            lock(&self.resumable).clear();
         }
         for (_, waiting) in lock(&self.pending).drain() {
             let _ = waiting.try_send(Err(RpcError::new(
@@ -285,7 +342,7 @@ impl Session {
 
     /// Whether the session has gone unused, with no stream attached, for `idle`.
     fn expired(&self, idle: Duration, now: Instant) -> bool {
-        !self.has_stream() && now.saturating_duration_since(*lock(&self.last_used)) >= idle
+        !self.streaming() && now.saturating_duration_since(*lock(&self.last_used)) >= idle
     }
 
     /// Registers a request of the client's as running, under its id (normalized JSON).
@@ -477,7 +534,7 @@ impl Sessions {
         let mut idle: Vec<(Duration, SessionId)> = map
             .open
             .values()
-            .filter(|s| s.transport == Transport::Streamable && !s.has_stream())
+            .filter(|s| s.transport == Transport::Streamable && !s.streaming())
             .map(|s| {
                 (
                     now.saturating_duration_since(*lock(&s.last_used)),
