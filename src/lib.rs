@@ -4,8 +4,9 @@
 //! routes, the checks every MCP endpoint shares, and the two transports: `legacy` for
 //! HTTP+SSE, `streamable` for Streamable HTTP on `/mcp`; `sse` holds a stream, `hangup`
 //! notices a client leaving) → `mcp`, the one core both share (dispatch over `rpc`
-//! envelopes, `session`s, the `call` a tool sees, and the catalog: `tools`, `prompts`,
-//! `resources`). `auth` verifies tokens and knows no HTTP; `config` reads the environment.
+//! envelopes, `session`s, the `call` a tool sees, the `watchdog` that answers for calls
+//! past `TOOL_TIMEOUT_SECS`, and the catalog: `tools`, `prompts`, `resources`). `auth`
+//! verifies tokens and knows no HTTP; `config` reads the environment.
 #![forbid(unsafe_code)]
 
 pub mod auth;
@@ -34,6 +35,8 @@ pub struct Server {
     app: Arc<App>,
     shared: Arc<http::Shared>,
     accept: Option<JoinHandle<()>>,
+    /// Answers for tool calls past `TOOL_TIMEOUT_SECS` (`mcp/watchdog.rs`).
+    watchdog: mcp::watchdog::Watchdog,
 }
 
 /// Why the server could not start.
@@ -81,6 +84,7 @@ pub fn start_with_tools(
     };
     let app = App::new(config, auth, tools, addr);
     transport::hangup::start();
+    let watchdog = mcp::watchdog::Watchdog::start(Arc::clone(&app.sessions))?;
     let shared = Arc::new(http::Shared::default());
     let limits = http::Limits {
         request_timeout: app.config.request_timeout,
@@ -97,6 +101,7 @@ pub fn start_with_tools(
         app,
         shared,
         accept: Some(accept),
+        watchdog,
     })
 }
 
@@ -136,8 +141,11 @@ impl Server {
     }
 
     /// Stops accepting connections; idle keep-alive connections close, busy ones after
-    /// their current request. Streams already open run until their clients go.
+    /// their current request. Streams already open run until their clients go. The
+    /// watchdog stops too: a tool still running past `TOOL_TIMEOUT_SECS` gets no answer in
+    /// its place from now on.
     pub fn stop(&mut self) {
+        self.watchdog.stop();
         self.shared.begin_shutdown();
         // Wake the accept loop so it sees the flag.
         let _ = TcpStream::connect(self.addr);

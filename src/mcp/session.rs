@@ -12,6 +12,10 @@
 //!
 //! A Streamable HTTP session also numbers the event streams its `POST`s turn into, and
 //! keeps what calls that closed theirs early send until a `GET` resumes them (`resume.rs`).
+//!
+//! Each tool call running for a session is in its table (`RunningCall`): what the client's
+//! `notifications/cancelled` and the session's end set, and what the watchdog
+//! (`watchdog.rs`) needs to answer for the call past its deadline.
 
 use std::collections::HashMap;
 use std::fmt::{self, Write as _};
@@ -27,6 +31,7 @@ use serde_json::Value;
 use crate::http::stream_client_gone;
 use crate::identity::Caller;
 use crate::mcp::SessionState;
+use crate::mcp::call::{Answerer, Cancellation, Cancelled};
 use crate::mcp::outbox::{self, Receiver, SendError};
 use crate::mcp::resume::Resumable;
 use crate::mcp::rpc::RpcError;
@@ -108,20 +113,53 @@ pub struct Session {
     /// Requests we sent the client that await its answer: our id → the waiting handler.
     pending: Mutex<HashMap<String, mpsc::SyncSender<ClientReply>>>,
     next_request: AtomicU64,
-    /// Requests of the client's still running: their id (normalized JSON) → the flag its
-    /// `notifications/cancelled` sets.
-    running: Mutex<HashMap<Arc<str>, Arc<AtomicBool>>>,
+    /// Tool calls of the client's still running: their id (normalized JSON) → what their
+    /// cancellation and the watchdog need.
+    running: Mutex<HashMap<Arc<str>, Arc<RunningCall>>>,
     /// Event streams numbered so far (`POST /mcp` answers that became event streams).
     event_streams: AtomicU64,
     /// Streams closed early by their calls, and what waits for a `GET` to resume them.
     resumable: Mutex<Resumable>,
 }
 
+/// A tool call while it runs: what its handler, its cancellation (the client's
+/// `notifications/cancelled`, the session's end) and the watchdog share.
+pub struct RunningCall {
+    pub cancelled: Cancellation,
+    /// `TOOL_TIMEOUT_SECS` from the call's start.
+    pub deadline: Instant,
+    /// `TOOL_TIMEOUT_SECS` itself, and the tool's name: for the watchdog's error result.
+    pub timeout: Duration,
+    pub tool: &'static str,
+    /// How the watchdog answers in the handler's place; `None` (a batch) leaves the
+    /// deadline to the handler's cooperation.
+    pub answerer: Option<Arc<dyn Answerer>>,
+    /// Set once the watchdog has seen the call past its deadline.
+    overdue: AtomicBool,
+}
+
+impl RunningCall {
+    pub fn new(
+        timeout: Duration,
+        tool: &'static str,
+        answerer: Option<Arc<dyn Answerer>>,
+    ) -> RunningCall {
+        RunningCall {
+            cancelled: Cancellation::default(),
+            deadline: Instant::now() + timeout,
+            timeout,
+            tool,
+            answerer,
+            overdue: AtomicBool::new(false),
+        }
+    }
+}
+
 /// A request registered as running; dropping it deregisters it.
 pub struct Running<'a> {
     session: &'a Session,
     key: Arc<str>,
-    pub flag: Arc<AtomicBool>,
+    pub call: Arc<RunningCall>,
 }
 
 impl Drop for Running<'_> {
@@ -130,12 +168,16 @@ impl Drop for Running<'_> {
         // Only our own entry (a reused id may have registered anew meanwhile).
         if running
             .get(&self.key)
-            .is_some_and(|f| Arc::ptr_eq(f, &self.flag))
+            .is_some_and(|c| Arc::ptr_eq(c, &self.call))
         {
             running.remove(&self.key);
         }
     }
 }
+
+/// A running call past its deadline, found by `Sessions::overdue`: its id (normalized
+/// JSON) and its entry.
+pub type Overdue = (Arc<str>, Arc<RunningCall>);
 
 /// The stream attached to a session.
 struct Attached {
@@ -318,8 +360,8 @@ impl Session {
     /// lets requests in flight finish and their answers go out.
     fn end(&self, cancel_running: bool) {
         if cancel_running {
-            for flag in lock(&self.running).values() {
-                flag.store(true, Ordering::Release);
+            for call in lock(&self.running).values() {
+                call.cancelled.cancel(Cancelled::ByClient);
             }
             lock(&self.resumable).clear();
         }
@@ -345,15 +387,15 @@ impl Session {
         !self.streaming() && now.saturating_duration_since(*lock(&self.last_used)) >= idle
     }
 
-    /// Registers a request of the client's as running, under its id (normalized JSON).
-    pub fn begin(&self, key: &str) -> Running<'_> {
+    /// Registers a tool call of the client's as running, under its id (normalized JSON).
+    pub fn begin(&self, key: &str, call: RunningCall) -> Running<'_> {
         let key: Arc<str> = Arc::from(key);
-        let flag = Arc::new(AtomicBool::new(false));
-        lock(&self.running).insert(Arc::clone(&key), Arc::clone(&flag));
+        let call = Arc::new(call);
+        lock(&self.running).insert(Arc::clone(&key), Arc::clone(&call));
         Running {
             session: self,
             key,
-            flag,
+            call,
         }
     }
 
@@ -361,11 +403,25 @@ impl Session {
     /// it sees so. Returns whether one was running.
     pub fn cancel(&self, key: &str) -> bool {
         let running = lock(&self.running);
-        let flag = running.get(key);
-        if let Some(flag) = flag {
-            flag.store(true, Ordering::Release);
+        let call = running.get(key);
+        if let Some(call) = call {
+            call.cancelled.cancel(Cancelled::ByClient);
         }
-        flag.is_some()
+        call.is_some()
+    }
+
+    /// Adds to `due` the running calls past their deadline at `now` that no earlier look
+    /// found; returns the earliest deadline still ahead, if any.
+    fn overdue(&self, now: Instant, due: &mut Vec<Overdue>) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        for (key, call) in lock(&self.running).iter() {
+            if call.deadline > now {
+                next = Some(next.map_or(call.deadline, |n| n.min(call.deadline)));
+            } else if !call.overdue.swap(true, Ordering::AcqRel) {
+                due.push((Arc::clone(key), Arc::clone(call)));
+            }
+        }
+        next
     }
 
     /// Registers a request to the client; returns its id (a JSON string, unlike any id a
@@ -603,6 +659,19 @@ impl Sessions {
 
     pub fn len(&self) -> usize {
         self.map().open.len()
+    }
+
+    /// The running tool calls of every open session that are past their deadline at `now`
+    /// and were not found before (see `watchdog.rs`), and the earliest deadline still ahead.
+    pub fn overdue(&self, now: Instant) -> (Vec<Overdue>, Option<Instant>) {
+        let mut due = Vec::new();
+        let mut next: Option<Instant> = None;
+        for session in self.map().open.values() {
+            if let Some(deadline) = session.overdue(now, &mut due) {
+                next = Some(next.map_or(deadline, |n| n.min(deadline)));
+            }
+        }
+        (due, next)
     }
 
     pub fn is_empty(&self) -> bool {

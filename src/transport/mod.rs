@@ -28,7 +28,8 @@ use crate::mcp::tools::Tool;
 pub struct App {
     pub config: Config,
     pub auth: Option<Authenticator>,
-    pub sessions: Sessions,
+    /// Shared with the watchdog (`mcp/watchdog.rs`).
+    pub sessions: Arc<Sessions>,
     pub tools: &'static [Tool],
     /// Listening on a loopback address only: a `Host` that is not a loopback name is a
     /// DNS-rebinding attempt.
@@ -140,7 +141,7 @@ impl App {
         local: SocketAddr,
     ) -> Arc<App> {
         Arc::new(App {
-            sessions: Sessions::new(config.max_sessions, config.session_idle),
+            sessions: Arc::new(Sessions::new(config.max_sessions, config.session_idle)),
             loopback: local.ip().is_loopback(),
             config,
             auth,

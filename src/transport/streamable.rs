@@ -17,18 +17,24 @@
 //! after the call's last message. A `Last-Event-ID` with nothing to resume behind it is
 //! ignored: the `GET` is the session's stream, as without one.
 //!
+//! A tool call past `TOOL_TIMEOUT_SECS` is answered by the watchdog through the same
+//! `PostAnswer`: a whole JSON response with `Connection: close` if nothing was sent yet, or
+//! the last event of the stream; then the connection's write side is shut (the handler's
+//! thread is still busy with the tool, and nothing may follow). What the tool sends or
+//! returns afterwards is dropped.
+//!
 //! Sessions, dispatch and the catalog are the same as the legacy transport's (`mcp/`).
 
 use std::io::Write;
 use std::net::{Shutdown, TcpStream};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use super::{
     App, Attached, Request, announces_body, read_body, refused_session, respond, send, sse,
 };
 use crate::http::{Conn, Head, Next, Response, peek_now};
 use crate::identity::Caller;
-use crate::mcp::call::{Nowhere, Outlet};
+use crate::mcp::call::{Answerer, Nowhere, Outlet, Settled};
 use crate::mcp::rpc::{self, Body};
 use crate::mcp::session::{Session, Transport};
 use crate::mcp::{self, Context, Reply, Version};
@@ -80,9 +86,21 @@ impl App {
             Err(response) => return send(conn, response),
         };
         session.touch();
-        let answer = PostAnswer::new(conn.stream(), conn.extra_headers().to_owned(), &session);
+        let answer = Shared(Arc::new(PostAnswer {
+            socket: conn.shared_stream(),
+            extra_headers: conn.extra_headers().to_owned(),
+            session: Arc::downgrade(&session),
+            batch: matches!(message, Body::Batch(_)),
+            state: Mutex::new(PostState {
+                phase: Phase::Unsent,
+                settled: Settled::Open,
+                stream: 0,
+                next_event: 0,
+                out: Vec::new(),
+            }),
+        }));
         // The client leaving a stream its call closed is expected, not a cancellation.
-        let gone = || !answer.closed_early() && client_left(conn.stream());
+        let gone = || !answer.0.closed_early() && client_left(conn.stream());
         let cx = Context {
             session: &session,
             tools: self.tools,
@@ -97,7 +115,7 @@ impl App {
             Some(reply) => (Some(reply.to_line()), status_of(reply)),
             None => (None, 202),
         };
-        let Some(line) = answer.finish(line) else {
+        let Some(line) = answer.0.finish(line) else {
             conn.note_status(200);
             return Next::Close;
         };
@@ -241,20 +259,27 @@ impl App {
 /// Plain JSON (written by `post_mcp`) unless the handler sends something first: then the
 /// head and the priming event go out, and every message is an event with an id. When the
 /// call closes the stream early, its messages go to the session for a resuming `GET`.
-struct PostAnswer<'a> {
-    socket: &'a TcpStream,
+///
+/// Shared with the watchdog, which may answer in the handler's place (`Answerer`): every
+/// write happens under `state`'s lock, so the two never interleave, and `settled` says who
+/// answers; whoever settles first wins.
+struct PostAnswer {
+    socket: Arc<TcpStream>,
     extra_headers: String,
-    session: &'a Session,
+    session: Weak<Session>,
+    /// A batch gets one reply for all its requests: the watchdog cannot answer one of them.
+    batch: bool,
     state: Mutex<PostState>,
 }
 
 struct PostState {
     phase: Phase,
+    settled: Settled,
     /// The event stream's number in its session (from `Phase::Streaming` on).
     stream: u64,
     /// The next event's number within the stream.
     next_event: u64,
-    /// The bytes of the event being written (kept between events, see `sse::send`).
+    /// The bytes being written (kept between events, given back past 4 KiB).
     out: Vec<u8>,
 }
 
@@ -268,21 +293,7 @@ enum Phase {
     Closed,
 }
 
-impl<'a> PostAnswer<'a> {
-    fn new(socket: &'a TcpStream, extra_headers: String, session: &'a Session) -> Self {
-        PostAnswer {
-            socket,
-            extra_headers,
-            session,
-            state: Mutex::new(PostState {
-                phase: Phase::Unsent,
-                stream: 0,
-                next_event: 0,
-                out: Vec::new(),
-            }),
-        }
-    }
-
+impl PostAnswer {
     fn state(&self) -> MutexGuard<'_, PostState> {
         // Each critical section writes whole events and sets whole fields.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
@@ -295,7 +306,10 @@ impl<'a> PostAnswer<'a> {
 
     /// Turns the answer into an event stream: the head and the priming event.
     fn start(&self, state: &mut PostState) {
-        state.stream = self.session.number_event_stream();
+        state.stream = self
+            .session
+            .upgrade()
+            .map_or(0, |s| s.number_event_stream());
         let priming = EventId {
             stream: state.stream,
             event: 0,
@@ -306,21 +320,17 @@ impl<'a> PostAnswer<'a> {
         self.flush(state);
     }
 
-    /// The next event's id.
-    fn next_id(state: &mut PostState) -> EventId {
+    /// One message as an event of the stream, or, once closed, waiting for a `GET`.
+    fn event(&self, state: &mut PostState, line: &str) {
         let id = EventId {
             stream: state.stream,
             event: state.next_event,
         };
         state.next_event += 1;
-        id
-    }
-
-    /// One message as an event of the stream, or, once closed, waiting for a `GET`.
-    fn event(&self, state: &mut PostState, line: &str) {
-        let id = Self::next_id(state);
         if state.phase == Phase::Closed {
-            self.session.park(state.stream, sse::message_text(id, line));
+            if let Some(session) = self.session.upgrade() {
+                session.park(state.stream, sse::message_text(id, line));
+            }
             return;
         }
         sse::message(&mut state.out, id, line);
@@ -328,7 +338,7 @@ impl<'a> PostAnswer<'a> {
     }
 
     fn flush(&self, state: &mut PostState) {
-        let mut socket = self.socket;
+        let mut socket = &*self.socket;
         if let Err(e) = socket.write_all(&state.out).and_then(|()| socket.flush()) {
             log::debug!("an event for a client that has gone: {e}");
         }
@@ -336,28 +346,60 @@ impl<'a> PostAnswer<'a> {
         state.out.shrink_to(4096);
     }
 
+    /// The last message (`None`: none) of an event stream, or of a closed one.
+    fn last(&self, state: &mut PostState, line: Option<&str>) {
+        if let Some(line) = line {
+            self.event(state, line);
+        }
+        if state.phase == Phase::Closed
+            && let Some(session) = self.session.upgrade()
+        {
+            session.finish_event_stream(state.stream);
+        }
+    }
+
     /// The handler is done: its reply (`None`: none) goes out as the last event, or waits
-    /// for a resuming `GET`. Returns the reply back when nothing has been sent yet: then it
-    /// is plain JSON (or a `202`), for `post_mcp` to send.
+    /// for a resuming `GET`, or is dropped if the watchdog has answered. Returns the reply
+    /// back when nothing has been sent yet: then it is plain JSON (or a `202`), for
+    /// `post_mcp` to send (the watchdog no longer can).
     #[must_use]
     fn finish(&self, line: Option<String>) -> Option<Option<String>> {
         let mut state = self.state();
+        if state.settled == Settled::Watchdog {
+            return None;
+        }
+        state.settled = Settled::Handler;
         if state.phase == Phase::Unsent {
             return Some(line);
         }
-        if let Some(line) = line {
-            self.event(&mut state, &line);
-        }
-        if state.phase == Phase::Closed {
-            self.session.finish_event_stream(state.stream);
-        }
+        self.last(&mut state, line.as_deref());
         None
     }
 }
 
-impl Outlet for PostAnswer<'_> {
+/// The outlet a `POST`'s handler sees: the shared answer.
+struct Shared(Arc<PostAnswer>);
+
+impl Outlet for Shared {
+    fn send(&self, line: String) {
+        self.0.send(line);
+    }
+
+    fn close_stream(&self) {
+        self.0.close_stream();
+    }
+
+    fn answerer(&self) -> Option<Arc<dyn Answerer>> {
+        (!self.0.batch).then(|| Arc::clone(&self.0) as Arc<dyn Answerer>)
+    }
+}
+
+impl Outlet for PostAnswer {
     fn send(&self, line: String) {
         let mut state = self.state();
+        if state.settled == Settled::Watchdog {
+            return; // answered: what a timed-out tool still sends is dropped
+        }
         if state.phase == Phase::Unsent {
             self.start(&mut state);
         }
@@ -366,17 +408,55 @@ impl Outlet for PostAnswer<'_> {
 
     fn close_stream(&self) {
         let mut state = self.state();
-        match state.phase {
-            Phase::Unsent => self.start(&mut state),
-            Phase::Streaming => {}
-            Phase::Closed => return,
+        match (state.settled, state.phase) {
+            (Settled::Watchdog, _) | (_, Phase::Closed) => return,
+            (_, Phase::Unsent) => self.start(&mut state),
+            (_, Phase::Streaming) => {}
         }
         // Known to the session before the client can see the end and come back.
-        self.session.close_event_stream(state.stream);
+        if let Some(session) = self.session.upgrade() {
+            session.close_event_stream(state.stream);
+        }
         state.phase = Phase::Closed;
         // The body is close-delimited: this ends it. The connection itself closes once the
         // handler returns.
         let _ = self.socket.shutdown(Shutdown::Write);
+    }
+}
+
+impl Answerer for PostAnswer {
+    fn settle(&self) -> bool {
+        let mut state = self.state();
+        if state.settled == Settled::Watchdog {
+            return false;
+        }
+        state.settled = Settled::Handler;
+        true
+    }
+
+    fn answer_instead(&self, line: String) -> bool {
+        let mut state = self.state();
+        if state.settled != Settled::Open {
+            return false;
+        }
+        state.settled = Settled::Watchdog;
+        match state.phase {
+            Phase::Unsent => {
+                // A whole response; the connection's thread is still busy with the tool,
+                // so it closes this connection: nothing else may follow on it.
+                let response = reply_response(200, line).closing();
+                let bytes = response.to_bytes(Some("close"), &self.extra_headers);
+                state.out.extend_from_slice(&bytes);
+                self.flush(&mut state);
+                let _ = self.socket.shutdown(Shutdown::Write);
+            }
+            Phase::Streaming => {
+                self.last(&mut state, Some(&line));
+                let _ = self.socket.shutdown(Shutdown::Write);
+            }
+            Phase::Closed => self.last(&mut state, Some(&line)),
+        }
+        true
     }
 }
 
