@@ -86,19 +86,11 @@ impl App {
             Err(response) => return send(conn, response),
         };
         session.touch();
-        let answer = Shared(Arc::new(PostAnswer {
-            socket: conn.shared_stream(),
-            extra_headers: conn.extra_headers().to_owned(),
-            session: Arc::downgrade(&session),
-            batch: matches!(message, Body::Batch(_)),
-            state: Mutex::new(PostState {
-                phase: Phase::Unsent,
-                settled: Settled::Open,
-                stream: 0,
-                next_event: 0,
-                out: Vec::new(),
-            }),
-        }));
+        let answer = Shared(PostAnswer::new(
+            conn,
+            &session,
+            matches!(message, Body::Batch(_)),
+        ));
         // The client leaving a stream its call closed is expected, not a cancellation.
         let gone = || !answer.0.closed_early() && client_left(conn.stream());
         let cx = Context {
@@ -294,6 +286,22 @@ enum Phase {
 }
 
 impl PostAnswer {
+    fn new(conn: &Conn, session: &Arc<Session>, batch: bool) -> Arc<PostAnswer> {
+        Arc::new(PostAnswer {
+            socket: conn.shared_stream(),
+            extra_headers: conn.extra_headers().to_owned(),
+            session: Arc::downgrade(session),
+            batch,
+            state: Mutex::new(PostState {
+                phase: Phase::Unsent,
+                settled: Settled::Open,
+                stream: 0,
+                next_event: 0,
+                out: Vec::new(),
+            }),
+        })
+    }
+
     fn state(&self) -> MutexGuard<'_, PostState> {
         // Each critical section writes whole events and sets whole fields.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
