@@ -18,7 +18,10 @@
 //! reply for the whole batch: the cooperative deadline applies, as before), and sessions
 //! already ended (their calls are cancelled by the end, and nobody is left to answer).
 //! Chosen over a thread per call (a hand-off on every call) and a timer per call (a thread
-//! or a wheel of its own for what one sweep a second does).
+//! or a wheel of its own for what one sweep a second does). Its cost: an answer written
+//! to a client that has stopped reading can hold the watchdog up to the write timeout
+//! (`http::WRITE_TIMEOUT`), delaying the other answers due meanwhile; a JSON answer fits
+//! in the socket's buffer, so only a stream already backed up can do that.
 
 use std::io;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
