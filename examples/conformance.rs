@@ -422,7 +422,8 @@ fn reconnection() -> Tool {
         "test_reconnection",
         "Closes its event stream mid-call; the result arrives after the client reconnects.",
         no_arguments(),
-        |_: NoArgs, _call| {
+        |_: NoArgs, call| {
+            call.close_stream();
             thread::sleep(Duration::from_millis(100));
             Ok("Reconnection test completed successfully")
         },

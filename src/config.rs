@@ -44,8 +44,9 @@ pub struct Config {
     /// open, ends. Defaults to 1800 s.
     pub session_idle: Duration,
     /// `TOOL_TIMEOUT_SECS`: how long a tool call may run. Past it the tool's `Call` reports
-    /// cancelled, and the client gets an error result instead of whatever the tool returns
-    /// late. Defaults to 60 s.
+    /// cancelled, and the client gets an error result (within about a second, from the
+    /// watchdog if the tool does not return) instead of whatever the tool returns late.
+    /// Defaults to 60 s.
     pub tool_timeout: Duration,
     /// `BASE_PATH`: a prefix every route carries (`/tools` serves `/tools/mcp`), for a
     /// deployment behind a path-prefix proxy. Defaults to none; never ends in `/`.

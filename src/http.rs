@@ -989,8 +989,10 @@ impl Response {
         self.close
     }
 
-    /// The response on the wire, with a `Connection` header when `connection` is given.
-    fn to_bytes(&self, connection: Option<&str>, extra_headers: &str) -> Vec<u8> {
+    /// The response on the wire, with a `Connection` header when `connection` is given
+    /// and `extra_headers` (lines ending in CRLF). `Conn::send` is the usual way; this is
+    /// for a response written from another thread (the watchdog's).
+    pub fn to_bytes(&self, connection: Option<&str>, extra_headers: &str) -> Vec<u8> {
         // One buffer, written in place: no intermediate strings per line.
         let mut out = Vec::with_capacity(160 + extra_headers.len() + self.body.len());
         let _ = write!(out, "HTTP/1.1 {} {}\r\n", self.status, reason(self.status));

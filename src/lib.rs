@@ -40,8 +40,9 @@
 //! routes, the checks every MCP endpoint shares, and the two transports: `legacy` for
 //! HTTP+SSE, `streamable` for Streamable HTTP on `/mcp`; `sse` holds a stream, `hangup`
 //! notices a client leaving) → `mcp`, the one core both share (dispatch over `rpc`
-//! envelopes, `session`s, the `call` a tool sees, the `catalog` of what is offered and the
-//! `content` handlers return). `auth` verifies tokens and knows no HTTP; `config` reads the
+//! envelopes, `session`s, the `call` a tool sees, the `watchdog` that answers for calls
+//! past `TOOL_TIMEOUT_SECS`, the `catalog` of what is offered and the `content` handlers
+//! return). `auth` verifies tokens and knows no HTTP; `config` reads the
 //! environment; `builtin` is what the binary offers.
 #![forbid(unsafe_code)]
 
@@ -81,6 +82,8 @@ pub struct Server {
     app: Arc<App>,
     shared: Arc<http::Shared>,
     accept: Option<JoinHandle<()>>,
+    /// Answers for tool calls past `TOOL_TIMEOUT_SECS` (`mcp/watchdog.rs`).
+    watchdog: mcp::watchdog::Watchdog,
 }
 
 /// Why the server could not start.
@@ -189,6 +192,7 @@ impl Builder {
         };
         let app = App::new(config, auth, live, addr);
         transport::hangup::start();
+        let watchdog = mcp::watchdog::Watchdog::start(Arc::clone(&app.sessions))?;
         let shared = Arc::new(http::Shared::default());
         let limits = http::Limits {
             request_timeout: app.config.request_timeout,
@@ -205,6 +209,7 @@ impl Builder {
             app,
             shared,
             accept: Some(accept),
+            watchdog,
         })
     }
 
@@ -299,8 +304,11 @@ impl Server {
     }
 
     /// Stops accepting connections; idle keep-alive connections close, busy ones after
-    /// their current request. Streams already open run until their clients go.
+    /// their current request. Streams already open run until their clients go. The
+    /// watchdog stops too: a tool still running past `TOOL_TIMEOUT_SECS` gets no answer in
+    /// its place from now on.
     pub fn stop(&mut self) {
+        self.watchdog.stop();
         self.shared.begin_shutdown();
         // Wake the accept loop so it sees the flag.
         let _ = TcpStream::connect(self.addr);

@@ -9,12 +9,19 @@
 //! `elicitation/create`) and wait, with a timeout, for the answer, which arrives as another
 //! POST and is routed back by the session's table of outstanding requests.
 //!
+//! A call runs at most `TOOL_TIMEOUT_SECS`, with or without the tool's help: past it the
+//! watchdog (`watchdog.rs`) cancels the call and answers the client with an error result
+//! through the call's `Answerer`, and the tool's own result, whenever it comes, is dropped.
+//!
 //! Messages a tool sends before its result go out through the transport's `Outlet`: on
 //! `/sse` they join the session's stream; on `/mcp` they turn the POST's response into an
-//! event stream that ends with the result.
+//! event stream that ends with the result. On `/mcp` a tool may also end that stream early
+//! (`close_stream`, SEP-1699): the client then resumes it with `GET` and `Last-Event-ID`
+//! and receives the rest there.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
@@ -28,6 +35,79 @@ use crate::mcp::session::Session;
 /// JSON each).
 pub trait Outlet {
     fn send(&self, line: String);
+
+    /// Ends the request's own event stream now, if it has one (see `Call::close_stream`).
+    fn close_stream(&self) {}
+
+    /// The way the watchdog can answer this request in its handler's place, if the
+    /// transport offers one; `None` leaves the deadline to the handler's cooperation.
+    fn answerer(&self) -> Option<Arc<dyn Answerer>> {
+        None
+    }
+}
+
+/// The answer to one request, shared by the thread that handles it and the watchdog:
+/// whoever settles it first gives it, and the other's answer is dropped. Also its outlet:
+/// what the handler sends after the watchdog has answered is dropped too.
+pub trait Answerer: Outlet + Send + Sync {
+    /// The handler is about to answer: from now on the watchdog leaves the request alone.
+    /// `false` when the watchdog has answered already (the handler's answer is dropped).
+    fn settle(&self) -> bool;
+
+    /// Answers with `line` (a whole JSON-RPC response) in the handler's place, unless the
+    /// handler has settled first. Returns whether it did.
+    fn answer_instead(&self, line: String) -> bool;
+}
+
+/// Who gives a request's answer, as an `Answerer` keeps track.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Settled {
+    /// Nobody yet.
+    Open,
+    /// The handler: its reply is coming.
+    Handler,
+    /// The watchdog has answered: whatever the handler still sends is dropped.
+    Watchdog,
+}
+
+/// Whether, and why, a running call was cancelled. Set once: the first reason stays.
+#[derive(Debug, Default)]
+pub struct Cancellation(AtomicU8);
+
+/// Why a call was cancelled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cancelled {
+    /// The client cancelled it (`notifications/cancelled`), or its session ended: nobody
+    /// wants the answer.
+    ByClient,
+    /// It ran past `TOOL_TIMEOUT_SECS` and the watchdog gave up on it.
+    TimedOut,
+}
+
+impl Cancellation {
+    const RUNNING: u8 = 0;
+    const BY_CLIENT: u8 = 1;
+    const TIMED_OUT: u8 = 2;
+
+    /// Cancels for `why`, unless already cancelled. Returns whether this did.
+    pub fn cancel(&self, why: Cancelled) -> bool {
+        let to = match why {
+            Cancelled::ByClient => Self::BY_CLIENT,
+            Cancelled::TimedOut => Self::TIMED_OUT,
+        };
+        self.0
+            .compare_exchange(Self::RUNNING, to, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Why it was cancelled; `None` while it was not.
+    pub fn reason(&self) -> Option<Cancelled> {
+        match self.0.load(Ordering::Acquire) {
+            Self::RUNNING => None,
+            Self::BY_CLIENT => Some(Cancelled::ByClient),
+            _ => Some(Cancelled::TimedOut),
+        }
+    }
 }
 
 /// An outlet that drops what it is given (a request whose client cannot hear it).
@@ -89,8 +169,9 @@ pub struct Call<'a> {
     pub(crate) caller: &'a Caller,
     pub(crate) progress_token: Option<&'a Value>,
     pub(crate) outlet: &'a dyn Outlet,
-    /// Set by the client's `notifications/cancelled` for this request.
-    pub(crate) cancelled: &'a AtomicBool,
+    /// Set by the client's `notifications/cancelled` for this request, its session's end,
+    /// or the watchdog.
+    pub(crate) cancelled: &'a Cancellation,
     /// Asks the transport whether the client has gone (looked at only when asked).
     pub(crate) client_gone: &'a dyn Fn() -> bool,
     /// The session's `logging/setLevel`; `None` sends no log messages.
@@ -108,9 +189,7 @@ impl Call<'_> {
     /// Whether the client cancelled this request or went away, or the call ran past
     /// `TOOL_TIMEOUT_SECS`: the result will not be read, so a long tool should stop.
     pub fn is_cancelled(&self) -> bool {
-        self.cancelled.load(Ordering::Acquire)
-            || Instant::now() >= self.deadline
-            || (self.client_gone)()
+        self.cancelled.reason().is_some() || Instant::now() >= self.deadline || (self.client_gone)()
     }
 
     /// Reports progress (`notifications/progress`), if the client asked for it with a
@@ -221,7 +300,19 @@ impl Call<'_> {
     /// A handler that carries on regardless sends nothing more (its progress, log
     /// messages and questions are dropped), so nothing of it lands among later messages.
     fn silenced(&self) -> bool {
-        self.cancelled.load(Ordering::Acquire) || Instant::now() >= self.deadline
+        self.cancelled.reason().is_some() || Instant::now() >= self.deadline
+    }
+
+    /// Ends this request's event stream now (Streamable HTTP, SEP-1699): the client
+    /// reconnects with `GET` and `Last-Event-ID` and receives what the call sends
+    /// afterwards, its result included, on that `GET`'s stream. On the legacy `/sse`
+    /// transport, whose stream is the session's, it does nothing.
+    ///
+    /// For a call that will run long: no connection is held open for it meanwhile, and a
+    /// proxy's idle timeout cannot cut it off. Whatever the call sends before this goes out
+    /// on the `POST`'s stream first.
+    pub fn close_stream(&self) {
+        self.outlet.close_stream();
     }
 
     fn notify(&self, method: &str, params: Value) {

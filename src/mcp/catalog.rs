@@ -53,7 +53,8 @@ where
 /// A tool: its listing (`tools/list`) and its handler (`tools/call`).
 #[derive(Clone)]
 pub struct Tool {
-    name: String,
+    /// Shared with each running call's entry (the watchdog names the tool).
+    name: Arc<str>,
     title: Option<String>,
     description: String,
     input_schema: Value,
@@ -117,7 +118,7 @@ impl Tool {
 
     fn build(name: String, description: String, input_schema: Value, handler: Arc<RunFn>) -> Tool {
         Tool {
-            name,
+            name: name.into(),
             title: None,
             description,
             input_schema,
@@ -150,9 +151,14 @@ impl Tool {
         &self.name
     }
 
+    /// The name, shared.
+    pub(crate) fn shared_name(&self) -> Arc<str> {
+        Arc::clone(&self.name)
+    }
+
     fn listing(&self) -> Value {
         let mut entry = json!({
-            "name": self.name,
+            "name": &*self.name,
             "description": self.description,
             "inputSchema": self.input_schema,
         });
@@ -590,7 +596,7 @@ impl Catalog {
             }
             Ok(())
         }
-        unique("tool", self.tools.iter().map(|t| t.name.as_str()))?;
+        unique("tool", self.tools.iter().map(|t| &*t.name))?;
         unique("prompt", self.prompts.iter().map(|p| p.name.as_str()))?;
         unique("resource", self.resources.iter().map(|r| r.uri.as_str()))?;
         unique(
@@ -609,7 +615,7 @@ impl Catalog {
     }
 
     pub fn tool(&self, name: &str) -> Option<&Tool> {
-        self.tools.iter().find(|t| t.name == name)
+        self.tools.iter().find(|t| &*t.name == name)
     }
 
     pub fn prompt(&self, name: &str) -> Option<&Prompt> {

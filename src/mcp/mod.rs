@@ -9,9 +9,11 @@ pub mod call;
 pub mod catalog;
 pub mod content;
 pub mod outbox;
+pub mod resume;
 pub mod rpc;
 pub mod schema;
 pub mod session;
+pub mod watchdog;
 
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -498,16 +500,18 @@ fn call_tool(
             return Err(RpcError::invalid_params("\"arguments\" must be an object"));
         }
     };
-    let started = std::time::Instant::now();
+    // Registered with the way the watchdog answers in the tool's place past its deadline.
+    let entry =
+        session::RunningCall::new(cx.tool_timeout, tool.shared_name(), cx.outlet.answerer());
     // The id as the client would name it in `notifications/cancelled`, as normalized
     // JSON; an integer or a string without escapes is already in that form.
     let raw = id.get();
     let running = if raw.contains(['\\', ' ', '\t', '\n', '\r']) {
         let key =
             serde_json::from_str::<Value>(raw).map_or_else(|_| raw.to_string(), |v| v.to_string());
-        cx.session.begin(&key)
+        cx.session.begin(&key, entry)
     } else {
-        cx.session.begin(raw)
+        cx.session.begin(raw, entry)
     };
     let progress_token = match params.get("_meta") {
         Some(Value::Object(meta)) => meta
@@ -520,30 +524,36 @@ fn call_tool(
         caller: cx.caller(),
         progress_token,
         outlet: cx.outlet,
-        cancelled: &running.flag,
+        cancelled: &running.call.cancelled,
         client_gone: cx.client_gone,
         log_level: cx.state().log_level,
-        deadline: started + cx.tool_timeout,
+        deadline: running.call.deadline,
     };
     let outcome = tool.invoke(arguments, &call);
-    let overran = started.elapsed() > cx.tool_timeout;
-    let cancelled = running.flag.load(std::sync::atomic::Ordering::Acquire);
+    let overran = std::time::Instant::now() >= running.call.deadline;
+    // Whoever settles the answer first gives it: the watchdog may have answered already.
+    let ours = running.call.answerer.as_ref().is_none_or(|a| a.settle());
+    let cancelled = running.call.cancelled.reason();
     drop(running);
-    if cancelled {
+    if !ours {
+        log::debug!("tool {name} returned after the watchdog answered for it: result dropped");
+        return Err(RpcError::new(CANCELLED, "answered by the watchdog already"));
+    }
+    if cancelled == Some(call::Cancelled::ByClient) {
         return Err(RpcError::new(
             CANCELLED,
             "the client cancelled this request",
         ));
     }
-    if overran {
+    if overran || cancelled == Some(call::Cancelled::TimedOut) {
         log::warn!(
             "tool {name} ran past TOOL_TIMEOUT_SECS ({} s) sub={}; answered with an error",
             cx.tool_timeout.as_secs(),
             cx.caller().subject()
         );
-        return Ok(ToolResult::error(format!(
-            "the tool {name} did not finish within {} s (TOOL_TIMEOUT_SECS); its result was dropped",
-            cx.tool_timeout.as_secs()
+        return Ok(ToolResult::error(watchdog::timed_out_text(
+            name,
+            cx.tool_timeout,
         )));
     }
     Ok(outcome)

@@ -86,12 +86,17 @@ pub fn bounded(capacity: usize) -> (Sender, Receiver) {
 impl Sender {
     /// Queues `message` without blocking.
     pub fn try_send(&self, message: String) -> Result<(), SendError> {
+        self.try_send_back(message).map_err(|(e, _)| e)
+    }
+
+    /// Like `try_send`, giving `message` back when it was not queued.
+    pub fn try_send_back(&self, message: String) -> Result<(), (SendError, String)> {
         let mut state = self.0.state();
         if state.receiver_gone {
-            return Err(SendError::Closed);
+            return Err((SendError::Closed, message));
         }
         if state.queue.len() >= self.0.capacity {
-            return Err(SendError::Full);
+            return Err((SendError::Full, message));
         }
         state.queue.push_back(message);
         drop(state);

@@ -9,6 +9,13 @@
 //! thread holds its session only weakly: when the registry and the requests in flight have
 //! let go of a session, its outbox's sender goes with it and the stream ends, after
 //! delivering what was queued (shutdown lets in-flight replies out this way).
+//!
+//! A Streamable HTTP session also numbers the event streams its `POST`s turn into, and
+//! keeps what calls that closed theirs early send until a `GET` resumes them (`resume.rs`).
+//!
+//! Each tool call running for a session is in its table (`RunningCall`): what the client's
+//! `notifications/cancelled` and the session's end set, and what the watchdog
+//! (`watchdog.rs`) needs to answer for the call past its deadline.
 
 use std::collections::HashMap;
 use std::fmt::{self, Write as _};
@@ -24,7 +31,9 @@ use serde_json::Value;
 use crate::http::stream_client_gone;
 use crate::identity::Caller;
 use crate::mcp::SessionState;
+use crate::mcp::call::{Answerer, Cancellation, Cancelled};
 use crate::mcp::outbox::{self, Receiver, SendError};
+use crate::mcp::resume::Resumable;
 use crate::mcp::rpc::RpcError;
 
 /// Messages that may wait for one session's stream. A client that lets this many pile up
@@ -104,16 +113,53 @@ pub struct Session {
     /// Requests we sent the client that await its answer: our id → the waiting handler.
     pending: Mutex<HashMap<String, mpsc::SyncSender<ClientReply>>>,
     next_request: AtomicU64,
-    /// Requests of the client's still running: their id (normalized JSON) → the flag its
-    /// `notifications/cancelled` sets.
-    running: Mutex<HashMap<Arc<str>, Arc<AtomicBool>>>,
+    /// Tool calls of the client's still running: their id (normalized JSON) → what their
+    /// cancellation and the watchdog need.
+    running: Mutex<HashMap<Arc<str>, Arc<RunningCall>>>,
+    /// Event streams numbered so far (`POST /mcp` answers that became event streams).
+    event_streams: AtomicU64,
+    /// Streams closed early by their calls, and what waits for a `GET` to resume them.
+    resumable: Mutex<Resumable>,
+}
+
+/// A tool call while it runs: what its handler, its cancellation (the client's
+/// `notifications/cancelled`, the session's end) and the watchdog share.
+pub struct RunningCall {
+    pub cancelled: Cancellation,
+    /// `TOOL_TIMEOUT_SECS` from the call's start.
+    pub deadline: Instant,
+    /// `TOOL_TIMEOUT_SECS` itself, and the tool's name: for the watchdog's error result.
+    pub timeout: Duration,
+    pub tool: Arc<str>,
+    /// How the watchdog answers in the handler's place; `None` (a batch) leaves the
+    /// deadline to the handler's cooperation.
+    pub answerer: Option<Arc<dyn Answerer>>,
+    /// Set once the watchdog has seen the call past its deadline.
+    overdue: AtomicBool,
+}
+
+impl RunningCall {
+    pub fn new(
+        timeout: Duration,
+        tool: Arc<str>,
+        answerer: Option<Arc<dyn Answerer>>,
+    ) -> RunningCall {
+        RunningCall {
+            cancelled: Cancellation::default(),
+            deadline: Instant::now() + timeout,
+            timeout,
+            tool,
+            answerer,
+            overdue: AtomicBool::new(false),
+        }
+    }
 }
 
 /// A request registered as running; dropping it deregisters it.
 pub struct Running<'a> {
     session: &'a Session,
     key: Arc<str>,
-    pub flag: Arc<AtomicBool>,
+    pub call: Arc<RunningCall>,
 }
 
 impl Drop for Running<'_> {
@@ -122,12 +168,16 @@ impl Drop for Running<'_> {
         // Only our own entry (a reused id may have registered anew meanwhile).
         if running
             .get(&self.key)
-            .is_some_and(|f| Arc::ptr_eq(f, &self.flag))
+            .is_some_and(|c| Arc::ptr_eq(c, &self.call))
         {
             running.remove(&self.key);
         }
     }
 }
+
+/// A running call past its deadline, found by `Sessions::overdue`: its id (normalized
+/// JSON) and its entry.
+pub type Overdue = (Arc<str>, Arc<RunningCall>);
 
 /// The stream attached to a session.
 struct Attached {
@@ -149,6 +199,9 @@ pub enum Undeliverable {
     /// The stream has ended, or none is attached.
     NoStream,
 }
+
+/// Numbers every attachment, so a late `detach` can tell its own from a newer one.
+static TICKETS: AtomicU64 = AtomicU64::new(0);
 
 /// A stream is already attached (Streamable HTTP allows one `GET` stream per session).
 #[derive(Debug, PartialEq, Eq)]
@@ -183,6 +236,8 @@ impl Session {
             pending: Mutex::new(HashMap::new()),
             next_request: AtomicU64::new(1),
             running: Mutex::new(HashMap::new()),
+            event_streams: AtomicU64::new(0),
+            resumable: Mutex::new(Resumable::default()),
         }
     }
 
@@ -201,7 +256,6 @@ impl Session {
         &self,
         socket: Option<Arc<TcpStream>>,
     ) -> Result<(Receiver, Ticket), AlreadyAttached> {
-        static TICKETS: AtomicU64 = AtomicU64::new(0);
         let mut stream = lock(&self.stream);
         if stream.is_some() {
             return Err(AlreadyAttached);
@@ -228,6 +282,50 @@ impl Session {
 
     pub fn has_stream(&self) -> bool {
         lock(&self.stream).is_some()
+    }
+
+    /// Whether a client holds a stream of this session: its own, or one resuming a call's.
+    fn streaming(&self) -> bool {
+        self.has_stream() || lock(&self.resumable).resumed()
+    }
+
+    /// A number for a `POST`'s event stream, unique within the session (from 1).
+    pub fn number_event_stream(&self) -> u64 {
+        self.event_streams.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// The call behind event stream `stream` closed it early: what it sends from now on
+    /// (`park`) waits for a `GET` that resumes the stream.
+    pub fn close_event_stream(&self, stream: u64) {
+        lock(&self.resumable).close(stream);
+    }
+
+    /// A message (as the transport will write it) of a call whose event stream `stream` is
+    /// closed: to the `GET` resuming it, or kept until one does.
+    pub fn park(&self, stream: u64, message: String) {
+        lock(&self.resumable).push(stream, message);
+    }
+
+    /// The call behind closed event stream `stream` has sent its last message.
+    pub fn finish_event_stream(&self, stream: u64) {
+        lock(&self.resumable).finish(stream);
+    }
+
+    /// A `GET` resumes event stream `stream`: the receiver of what waits for it and of what
+    /// its call sends next. `None` when there is nothing to resume.
+    pub fn resume(&self, stream: u64) -> Option<(Receiver, Ticket)> {
+        if stream == 0 || stream > self.event_streams.load(Ordering::Relaxed) {
+            return None;
+        }
+        let ticket = TICKETS.fetch_add(1, Ordering::Relaxed);
+        let rx = lock(&self.resumable).resume(stream, ticket)?;
+        Some((rx, Ticket(ticket)))
+    }
+
+    /// The `GET` resuming `stream` with `ticket` has ended; counts as a use.
+    pub fn detach_resumed(&self, stream: u64, ticket: &Ticket) {
+        lock(&self.resumable).detach(stream, ticket.0);
+        self.touch();
     }
 
     /// Queues one serialized JSON-RPC message for the attached stream, without blocking.
@@ -262,9 +360,10 @@ impl Session {
     /// lets requests in flight finish and their answers go out.
     fn end(&self, cancel_running: bool) {
         if cancel_running {
-            for flag in lock(&self.running).values() {
-                flag.store(true, Ordering::Release);
+            for call in lock(&self.running).values() {
+                call.cancelled.cancel(Cancelled::ByClient);
             }
+            lock(&self.resumable).clear();
         }
         for (_, waiting) in lock(&self.pending).drain() {
             let _ = waiting.try_send(Err(RpcError::new(
@@ -285,18 +384,18 @@ impl Session {
 
     /// Whether the session has gone unused, with no stream attached, for `idle`.
     fn expired(&self, idle: Duration, now: Instant) -> bool {
-        !self.has_stream() && now.saturating_duration_since(*lock(&self.last_used)) >= idle
+        !self.streaming() && now.saturating_duration_since(*lock(&self.last_used)) >= idle
     }
 
-    /// Registers a request of the client's as running, under its id (normalized JSON).
-    pub fn begin(&self, key: &str) -> Running<'_> {
+    /// Registers a tool call of the client's as running, under its id (normalized JSON).
+    pub fn begin(&self, key: &str, call: RunningCall) -> Running<'_> {
         let key: Arc<str> = Arc::from(key);
-        let flag = Arc::new(AtomicBool::new(false));
-        lock(&self.running).insert(Arc::clone(&key), Arc::clone(&flag));
+        let call = Arc::new(call);
+        lock(&self.running).insert(Arc::clone(&key), Arc::clone(&call));
         Running {
             session: self,
             key,
-            flag,
+            call,
         }
     }
 
@@ -304,11 +403,25 @@ impl Session {
     /// it sees so. Returns whether one was running.
     pub fn cancel(&self, key: &str) -> bool {
         let running = lock(&self.running);
-        let flag = running.get(key);
-        if let Some(flag) = flag {
-            flag.store(true, Ordering::Release);
+        let call = running.get(key);
+        if let Some(call) = call {
+            call.cancelled.cancel(Cancelled::ByClient);
         }
-        flag.is_some()
+        call.is_some()
+    }
+
+    /// Adds to `due` the running calls past their deadline at `now` that no earlier look
+    /// found; returns the earliest deadline still ahead, if any.
+    fn overdue(&self, now: Instant, due: &mut Vec<Overdue>) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        for (key, call) in lock(&self.running).iter() {
+            if call.deadline > now {
+                next = Some(next.map_or(call.deadline, |n| n.min(call.deadline)));
+            } else if !call.overdue.swap(true, Ordering::AcqRel) {
+                due.push((Arc::clone(key), Arc::clone(call)));
+            }
+        }
+        next
     }
 
     /// Registers a request to the client; returns its id (a JSON string, unlike any id a
@@ -477,7 +590,7 @@ impl Sessions {
         let mut idle: Vec<(Duration, SessionId)> = map
             .open
             .values()
-            .filter(|s| s.transport == Transport::Streamable && !s.has_stream())
+            .filter(|s| s.transport == Transport::Streamable && !s.streaming())
             .map(|s| {
                 (
                     now.saturating_duration_since(*lock(&s.last_used)),
@@ -551,6 +664,19 @@ impl Sessions {
     /// Every open session (a snapshot: the registry's lock is not held while it is used).
     pub fn all(&self) -> Vec<Arc<Session>> {
         self.map().open.values().cloned().collect()
+    }
+
+    /// The running tool calls of every open session that are past their deadline at `now`
+    /// and were not found before (see `watchdog.rs`), and the earliest deadline still ahead.
+    pub fn overdue(&self, now: Instant) -> (Vec<Overdue>, Option<Instant>) {
+        let mut due = Vec::new();
+        let mut next: Option<Instant> = None;
+        for session in self.map().open.values() {
+            if let Some(deadline) = session.overdue(now, &mut due) {
+                next = Some(next.map_or(deadline, |n| n.min(deadline)));
+            }
+        }
+        (due, next)
     }
 
     pub fn is_empty(&self) -> bool {

@@ -1,26 +1,102 @@
 //! The HTTP+SSE transport of MCP 2024-11-05, which Plural Flows uses: `GET /sse` opens a
 //! session and holds its stream (the first event names the POST endpoint), `POST
 //! /messages?sessionId=` carries one message (or batch) whose reply travels on the stream.
-//! A session lives exactly as long as its stream.
+//! A session lives exactly as long as its stream. A tool call past `TOOL_TIMEOUT_SECS` has
+//! its error result delivered to the stream by the watchdog (`StreamAnswer`).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use super::{App, Request, announces_body, read_body, refused_session, respond, send};
 use crate::http::{Conn, Next, Response};
-use crate::mcp::call::Outlet;
+use crate::mcp::call::{Answerer, Outlet, Settled};
 use crate::mcp::rpc;
 use crate::mcp::session::{Session, Transport, Undeliverable};
 use crate::mcp::{self, Context, Version};
 
-/// Messages a request emits before its result join the session's stream.
-struct StreamOutlet<'a> {
-    app: &'a App,
-    session: &'a Arc<Session>,
+/// The answer to one `POST /messages`, and the outlet of what its handler sends before
+/// it: both join the session's stream. Shared with the watchdog, which may answer in the
+/// handler's place (`Answerer`): whoever settles it first gives the answer, and what the
+/// handler sends after the watchdog has answered is dropped.
+struct StreamAnswer {
+    session: Weak<Session>,
+    /// A batch gets one reply for all its requests: the watchdog cannot answer one of them.
+    batch: bool,
+    settled: Mutex<Settled>,
 }
 
-impl Outlet for StreamOutlet<'_> {
+impl StreamAnswer {
+    fn settled(&self) -> MutexGuard<'_, Settled> {
+        // A flag: never left half-written.
+        self.settled.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The handler's reply, unless the watchdog has answered.
+    fn finish(&self, app: &App, session: &Arc<Session>, line: String) {
+        let mut settled = self.settled();
+        if *settled == Settled::Watchdog {
+            return;
+        }
+        *settled = Settled::Handler;
+        app.deliver(session, line);
+    }
+
+    /// Queues `line` for the stream under the lock (so nothing the watchdog sends is
+    /// overtaken); a client that stopped reading its stream is cut off, and the stream's
+    /// end closes the session.
+    fn deliver(&self, line: String) {
+        let Some(session) = self.session.upgrade() else {
+            return;
+        };
+        if session.deliver(line) == Err(Undeliverable::Full) {
+            log::warn!(
+                "cutting the stream of sub={}: its client stopped reading it",
+                session.caller.subject()
+            );
+            session.disconnect();
+        }
+    }
+}
+
+/// The outlet a `POST`'s handler sees: the shared answer.
+struct Shared(Arc<StreamAnswer>);
+
+impl Outlet for Shared {
     fn send(&self, line: String) {
-        self.app.deliver(self.session, line);
+        self.0.send(line);
+    }
+
+    fn answerer(&self) -> Option<Arc<dyn Answerer>> {
+        (!self.0.batch).then(|| Arc::clone(&self.0) as Arc<dyn Answerer>)
+    }
+}
+
+impl Outlet for StreamAnswer {
+    fn send(&self, line: String) {
+        let settled = self.settled();
+        if *settled != Settled::Watchdog {
+            self.deliver(line);
+        }
+    }
+}
+
+impl Answerer for StreamAnswer {
+    fn settle(&self) -> bool {
+        let mut settled = self.settled();
+        if *settled == Settled::Watchdog {
+            return false;
+        }
+        *settled = Settled::Handler;
+        true
+    }
+
+    fn answer_instead(&self, line: String) -> bool {
+        let mut settled = self.settled();
+        if *settled != Settled::Open {
+            return false;
+        }
+        *settled = Settled::Watchdog;
+        self.deliver(line);
+        true
     }
 }
 
@@ -101,14 +177,15 @@ impl App {
         // Acknowledge first: the reply travels on the stream, and a slow method must not
         // hold the client's POST open.
         let next = send(conn, Response::new(202));
-        let outlet = StreamOutlet {
-            app: self,
-            session: &session,
-        };
+        let answer = Shared(Arc::new(StreamAnswer {
+            session: Arc::downgrade(&session),
+            batch: matches!(message, rpc::Body::Batch(_)),
+            settled: Mutex::new(Settled::Open),
+        }));
         let cx = Context {
             session: &session,
             catalog: &self.catalog.current(),
-            outlet: &outlet,
+            outlet: &answer,
             // The answer goes out on the stream, not on this POST: its client leaving
             // cancels nothing.
             client_gone: &|| false,
@@ -117,7 +194,7 @@ impl App {
             adopt_uninitialized: true,
         };
         if let Some(reply) = mcp::handle(message, &cx) {
-            self.deliver(&session, reply.to_line());
+            answer.0.finish(self, &session, reply.to_line());
         }
         next
     }

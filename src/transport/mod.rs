@@ -28,6 +28,7 @@ use crate::mcp::session::{OpenError, Session, Sessions};
 pub struct App {
     pub config: Config,
     pub auth: Option<Authenticator>,
+    /// Shared with the watchdog (`mcp/watchdog.rs`) and the catalog's notifications.
     pub sessions: Arc<Sessions>,
     /// What the server offers (it may change while the server runs).
     pub catalog: Arc<Live>,
@@ -314,13 +315,19 @@ impl App {
 struct Attached {
     outbox: crate::mcp::outbox::Receiver,
     ticket: crate::mcp::session::Ticket,
+    /// The `POST` event stream this `GET` resumes (SEP-1699); `None`: the session's own.
+    resumes: Option<u64>,
 }
 
 impl App {
     /// Attaches this connection's stream to `session`; `None` when it already has one.
     fn attach(&self, conn: &mut Conn, session: &Session) -> Option<Attached> {
         let (outbox, ticket) = session.attach(Some(conn.shared_stream())).ok()?;
-        Some(Attached { outbox, ticket })
+        Some(Attached {
+            outbox,
+            ticket,
+            resumes: None,
+        })
     }
 
     /// Holds an attached stream on this thread: the head (and `endpoint` event, if any),
@@ -342,6 +349,7 @@ impl App {
         let opening = sse::Opening {
             extra_headers: &extra_headers,
             endpoint,
+            resumed: attached.resumes.is_some(),
         };
         let deadline = request.verified.and_then(|v| v.deadline());
         let weak = Arc::downgrade(&session);
@@ -354,7 +362,10 @@ impl App {
             deadline,
         );
         if let Some(session) = weak.upgrade() {
-            session.detach(&attached.ticket);
+            match attached.resumes {
+                Some(stream) => session.detach_resumed(stream, &attached.ticket),
+                None => session.detach(&attached.ticket),
+            }
         }
         end
     }

@@ -1,9 +1,15 @@
 //! The SSE wire format and the loop that holds one stream: headers, the `endpoint` event,
 //! `message` events from the session's outbox, and keep-alive comments. Each event is
 //! written and flushed on its own: a client or proxy must see it before the next exists.
+//!
+//! Event ids (SEP-1699) name the event stream a `POST /mcp` answer became, within its
+//! session, and the event's place in it: `<stream>-<event>`, the priming event being `0`.
+//! They are opaque to clients; a client resuming a stream sends the last one it saw back in
+//! `Last-Event-ID`. The session's own `GET` stream and the legacy stream carry none.
 
 use crate::http::stream_client_gone;
 use crate::mcp::outbox::{Receiver, RecvError};
+use std::fmt;
 use std::io::{self, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -17,62 +23,78 @@ Cache-Control: no-cache\r\n\
 X-Accel-Buffering: no\r\n\
 Connection: close\r\n";
 
-/// The `retry` field sent after the `endpoint` event (milliseconds).
-const RETRY: &str = "retry: 1000\n\n";
+/// The `retry` field: how soon a client reconnects after a stream ends (milliseconds).
+const RETRY: &str = "retry: 1000\n";
 
 /// Bytes kept in a stream's event buffer between events; a larger one (after a big reply)
 /// is given back, so an idle session stays cheap.
 const KEEP_BUFFER: usize = 4096;
 
-/// Appends one event to `out`. `data` must be a single line (serialized JSON always is).
-fn event(out: &mut Vec<u8>, name: &str, data: &str) {
+/// The id of one event of a `POST /mcp` answer's event stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventId {
+    /// The stream's number within its session (`Session::number_event_stream`).
+    pub stream: u64,
+    /// The event's place in the stream; the priming event is 0.
+    pub event: u64,
+}
+
+impl EventId {
+    /// The id as a client sends it back in `Last-Event-ID`; `None` if it is not one of ours.
+    pub fn parse(text: &str) -> Option<EventId> {
+        let (stream, event) = text.trim().split_once('-')?;
+        let number = |s: &str| {
+            if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            s.parse::<u64>().ok()
+        };
+        Some(EventId {
+            stream: number(stream)?,
+            event: number(event)?,
+        })
+    }
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.stream, self.event)
+    }
+}
+
+/// Appends one event to `out`, with its id if it has one. `data` must be a single line
+/// (serialized JSON always is).
+fn event(out: &mut Vec<u8>, id: Option<EventId>, name: &str, data: &str) {
     debug_assert!(!data.contains(['\n', '\r']));
-    out.reserve(name.len() + data.len() + 16);
+    out.reserve(name.len() + data.len() + 48);
+    if let Some(id) = id {
+        let _ = writeln!(out, "id: {id}");
+    }
     for part in ["event: ", name, "\ndata: ", data, "\n\n"] {
         out.extend_from_slice(part.as_bytes());
     }
 }
 
-/// An event stream that answers one request (a Streamable HTTP `POST` whose handler sent
-/// something before its result): the head goes out with the first event, then each event
-/// as it comes; the connection closes after the last (the body is close-delimited).
-pub struct ResponseStream<'a> {
-    stream: &'a TcpStream,
-    extra_headers: &'a str,
-    out: std::cell::RefCell<Vec<u8>>,
-    started: std::cell::Cell<bool>,
+/// Appends a `message` event with id `id` to `out`.
+pub fn message(out: &mut Vec<u8>, id: EventId, data: &str) {
+    event(out, Some(id), "message", data);
 }
 
-impl<'a> ResponseStream<'a> {
-    pub fn new(stream: &'a TcpStream, extra_headers: &'a str) -> ResponseStream<'a> {
-        ResponseStream {
-            stream,
-            extra_headers,
-            out: std::cell::RefCell::new(Vec::new()),
-            started: std::cell::Cell::new(false),
-        }
-    }
+/// A `message` event with id `id`, as text (what waits for a resuming stream).
+pub fn message_text(id: EventId, data: &str) -> String {
+    let mut out = Vec::new();
+    message(&mut out, id, data);
+    String::from_utf8(out).unwrap_or_default()
+}
 
-    /// Whether the head has gone out (the answer must then be an event too).
-    pub fn started(&self) -> bool {
-        self.started.get()
-    }
-
-    /// Writes one `message` event (and the head first, if not yet sent).
-    pub fn message(&self, line: &str) -> io::Result<()> {
-        let mut out = self.out.borrow_mut();
-        if !self.started.replace(true) {
-            out.extend_from_slice(HEAD.as_bytes());
-            out.extend_from_slice(self.extra_headers.as_bytes());
-            out.extend_from_slice(b"\r\n");
-        }
-        event(&mut out, "message", line);
-        let mut stream = self.stream;
-        let sent = stream.write_all(&out).and_then(|()| stream.flush());
-        out.clear();
-        out.shrink_to(KEEP_BUFFER);
-        sent
-    }
+/// Appends the head of an event stream answering a request (`extra_headers`: lines the
+/// request adds, each ending in CRLF), then its priming event: id `id`, the `retry` field
+/// and empty data, so a client holds an id to resume with before anything else arrives.
+pub fn opening(out: &mut Vec<u8>, extra_headers: &str, id: EventId) {
+    out.extend_from_slice(HEAD.as_bytes());
+    out.extend_from_slice(extra_headers.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    let _ = write!(out, "id: {id}\n{RETRY}data: \n\n");
 }
 
 /// Why a stream ended.
@@ -91,6 +113,9 @@ pub enum End {
 pub struct Opening<'a> {
     pub extra_headers: &'a str,
     pub endpoint: Option<&'a str>,
+    /// The stream resumes a `POST`'s (SEP-1699): it starts with the `retry` field, and its
+    /// outbox holds whole events (`message_text`, ids included) rather than messages.
+    pub resumed: bool,
 }
 
 /// Holds the stream: sends the head (and the `endpoint` event, if any), then every
@@ -112,10 +137,13 @@ pub fn run(
     out.extend_from_slice(opening.extra_headers.as_bytes());
     out.extend_from_slice(b"\r\n");
     if let Some(endpoint) = opening.endpoint {
-        event(&mut out, "endpoint", endpoint);
+        event(&mut out, None, "endpoint", endpoint);
+    }
+    if opening.endpoint.is_some() || opening.resumed {
         // How soon a client's EventSource reopens the stream after it ends (a restart, a
         // rollout): its default is 3 s, during which every call fails.
         out.extend_from_slice(RETRY.as_bytes());
+        out.push(b'\n');
     }
     if send(stream, &mut out).is_err() {
         return End::ClientGone;
@@ -127,7 +155,8 @@ pub fn run(
             Some(Some(left)) => left.min(keepalive),
         };
         match outbox.recv_timeout(wait) {
-            Ok(message) => event(&mut out, "message", &message),
+            Ok(message) if opening.resumed => out.extend_from_slice(message.as_bytes()),
+            Ok(message) => event(&mut out, None, "message", &message),
             Err(RecvError::Timeout) if deadline.is_some_and(|d| Instant::now() >= d) => {
                 return End::TokenExpired;
             }
@@ -162,6 +191,56 @@ mod tests {
     use std::net::TcpListener;
     use std::thread;
 
+    #[test]
+    fn event_ids_read_back_as_written_and_nothing_else_passes() {
+        let id = EventId {
+            stream: 12,
+            event: 0,
+        };
+        assert_eq!(id.to_string(), "12-0");
+        assert_eq!(EventId::parse(" 12-0 "), Some(id));
+        assert_eq!(
+            EventId::parse("3-18446744073709551615"),
+            Some(EventId {
+                stream: 3,
+                event: u64::MAX
+            })
+        );
+        for bad in [
+            "",
+            "12",
+            "12-",
+            "-0",
+            "+1-2",
+            "1-2-3",
+            "a-1",
+            "1-18446744073709551616",
+        ] {
+            assert_eq!(EventId::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn an_answer_stream_opens_with_its_priming_event() {
+        let mut out = Vec::new();
+        let id = |event| EventId { stream: 4, event };
+        opening(&mut out, "Vary: Origin\r\n", id(0));
+        message(&mut out, id(1), "{}");
+        let text = String::from_utf8(out).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"));
+        assert!(head.contains("Content-Type: text/event-stream"));
+        assert!(head.ends_with("Vary: Origin"));
+        assert_eq!(
+            body,
+            "id: 4-0\nretry: 1000\ndata: \n\nid: 4-1\nevent: message\ndata: {}\n\n"
+        );
+        assert_eq!(
+            message_text(id(2), "[]"),
+            "id: 4-2\nevent: message\ndata: []\n\n"
+        );
+    }
+
     /// An event far larger than the socket buffers arrives exactly, in order, and the
     /// buffer that carried it is given back down to `KEEP_BUFFER`.
     #[test]
@@ -178,7 +257,7 @@ mod tests {
             bytes
         });
         let mut out = Vec::new();
-        event(&mut out, "message", &data);
+        event(&mut out, None, "message", &data);
         send(&writer, &mut out).unwrap();
         assert!(out.is_empty() && out.capacity() <= KEEP_BUFFER);
         drop(writer);

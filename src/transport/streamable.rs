@@ -4,20 +4,41 @@
 //!   gets `202`. `initialize` opens a session and names it in `Mcp-Session-Id`; every
 //!   later request carries that header.
 //! - `GET` (`Accept: text/event-stream`): the session's stream for messages the server
-//!   sends of its own accord; one at a time.
+//!   sends of its own accord; one at a time. With a `Last-Event-ID` naming a `POST`'s event
+//!   stream that its call closed early, it resumes that stream instead (below).
 //! - `DELETE`: ends the session.
+//!
+//! A `POST`'s answer (`PostAnswer`) is plain JSON unless its handler sends something before
+//! its result: then it turns into an event stream (close-delimited) that opens with a
+//! priming event (an id, `retry`, empty data; SEP-1699), carries ids on every event, and
+//! ends with the result. A tool may end that stream early (`Call::close_stream`): what its
+//! call sends afterwards, result included, waits in the session (`mcp/resume.rs`) for the
+//! client's `GET` with `Last-Event-ID`, and goes out on that `GET`'s stream, which ends
+//! after the call's last message. A `Last-Event-ID` with nothing to resume behind it is
+//! ignored: the `GET` is the session's stream, as without one.
+//!
+//! A tool call past `TOOL_TIMEOUT_SECS` is answered by the watchdog through the same
+//! `PostAnswer`: a whole JSON response with `Connection: close` if nothing was sent yet, or
+//! the last event of the stream; then the connection's write side is shut (the handler's
+//! thread is still busy with the tool, and nothing may follow). What the tool sends or
+//! returns afterwards is dropped.
 //!
 //! Sessions, dispatch and the catalog are the same as the legacy transport's (`mcp/`).
 
-use std::net::TcpStream;
+use std::io::Write;
+use std::net::{Shutdown, TcpStream};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
-use super::{App, Request, announces_body, read_body, refused_session, respond, send, sse};
+use super::{
+    App, Attached, Request, announces_body, read_body, refused_session, respond, send, sse,
+};
 use crate::http::{Conn, Head, Next, Response, peek_now};
 use crate::identity::Caller;
-use crate::mcp::call::{Nowhere, Outlet};
+use crate::mcp::call::{Answerer, Nowhere, Outlet, Settled};
 use crate::mcp::rpc::{self, Body};
 use crate::mcp::session::{Session, Transport};
 use crate::mcp::{self, Context, Reply, Version};
+use sse::EventId;
 
 /// The header naming a session.
 const SESSION_HEADER: &str = "mcp-session-id";
@@ -65,33 +86,34 @@ impl App {
             Err(response) => return send(conn, response),
         };
         session.touch();
-        let extra_headers = conn.extra_headers().to_owned();
-        let stream: &TcpStream = conn.stream();
-        // What the handler sends before its result turns the response into an event
-        // stream; otherwise the answer is plain JSON.
-        let events = sse::ResponseStream::new(stream, &extra_headers);
-        let outlet = EventOutlet(&events);
-        let gone = || client_left(stream);
+        let answer = Shared(PostAnswer::new(
+            conn,
+            &session,
+            matches!(message, Body::Batch(_)),
+        ));
+        // The client leaving a stream its call closed is expected, not a cancellation.
+        let gone = || !answer.0.closed_early() && client_left(conn.stream());
         let cx = Context {
             session: &session,
             catalog: &self.catalog.current(),
-            outlet: &outlet,
+            outlet: &answer,
             client_gone: &gone,
             tool_timeout: self.config.tool_timeout,
             versions: &Version::STREAMABLE,
             adopt_uninitialized: false,
         };
         let reply = mcp::handle(message, &cx);
-        if events.started() {
-            if let Some(reply) = reply {
-                let _ = events.message(&reply.to_line());
-            }
+        let (line, status) = match &reply {
+            Some(reply) => (Some(reply.to_line()), status_of(reply)),
+            None => (None, 202),
+        };
+        let Some(line) = answer.0.finish(line) else {
             conn.note_status(200);
             return Next::Close;
-        }
-        match reply {
+        };
+        match line {
             None => send(conn, Response::new(202)),
-            Some(reply) => send(conn, reply_response(status_of(&reply), reply.to_line())),
+            Some(line) => send(conn, reply_response(status, line)),
         }
     }
 
@@ -147,6 +169,22 @@ impl App {
             Ok(session) => session,
             Err(response) => return respond(conn, head, response),
         };
+        let resumed = head
+            .header("last-event-id")
+            .and_then(EventId::parse)
+            .and_then(|id| {
+                let (outbox, ticket) = session.resume(id.stream)?;
+                Some(Attached {
+                    outbox,
+                    ticket,
+                    resumes: Some(id.stream),
+                })
+            });
+        if let Some(attached) = resumed {
+            let end = self.hold_stream(conn, request, session, attached, None);
+            log::debug!("resumed stream ended peer={} ({end:?})", conn.peer());
+            return Next::Close;
+        }
         let Some(attached) = self.attach(conn, &session) else {
             let message = "this session already has its GET stream open; one at a time";
             return respond(conn, head, Response::error(409, "stream_open", message));
@@ -209,14 +247,224 @@ impl App {
     }
 }
 
-/// Messages a request emits before its result, as events of its response.
-struct EventOutlet<'a>(&'a sse::ResponseStream<'a>);
+/// The answer to one `POST /mcp`, and the outlet of what its handler sends before it.
+/// Plain JSON (written by `post_mcp`) unless the handler sends something first: then the
+/// head and the priming event go out, and every message is an event with an id. When the
+/// call closes the stream early, its messages go to the session for a resuming `GET`.
+///
+/// Shared with the watchdog, which may answer in the handler's place (`Answerer`): every
+/// write happens under `state`'s lock, so the two never interleave, and `settled` says who
+/// answers; whoever settles first wins.
+struct PostAnswer {
+    socket: Arc<TcpStream>,
+    extra_headers: String,
+    session: Weak<Session>,
+    /// A batch gets one reply for all its requests: the watchdog cannot answer one of them.
+    batch: bool,
+    state: Mutex<PostState>,
+}
 
-impl Outlet for EventOutlet<'_> {
-    fn send(&self, line: String) {
-        if let Err(e) = self.0.message(&line) {
+struct PostState {
+    phase: Phase,
+    settled: Settled,
+    /// The event stream's number in its session (from `Phase::Streaming` on).
+    stream: u64,
+    /// The next event's number within the stream.
+    next_event: u64,
+    /// The bytes being written (kept between events, given back past 4 KiB).
+    out: Vec<u8>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Nothing sent yet: the answer will be plain JSON.
+    Unsent,
+    /// The head and the priming event have gone out: the answer is an event stream.
+    Streaming,
+    /// The call closed the stream early: what follows waits for a resuming `GET`.
+    Closed,
+}
+
+impl PostAnswer {
+    fn new(conn: &Conn, session: &Arc<Session>, batch: bool) -> Arc<PostAnswer> {
+        Arc::new(PostAnswer {
+            socket: conn.shared_stream(),
+            extra_headers: conn.extra_headers().to_owned(),
+            session: Arc::downgrade(session),
+            batch,
+            state: Mutex::new(PostState {
+                phase: Phase::Unsent,
+                settled: Settled::Open,
+                stream: 0,
+                next_event: 0,
+                out: Vec::new(),
+            }),
+        })
+    }
+
+    fn state(&self) -> MutexGuard<'_, PostState> {
+        // Each critical section writes whole events and sets whole fields.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether the call closed its stream early (`Call::close_stream`).
+    fn closed_early(&self) -> bool {
+        self.state().phase == Phase::Closed
+    }
+
+    /// Turns the answer into an event stream: the head and the priming event.
+    fn start(&self, state: &mut PostState) {
+        state.stream = self
+            .session
+            .upgrade()
+            .map_or(0, |s| s.number_event_stream());
+        let priming = EventId {
+            stream: state.stream,
+            event: 0,
+        };
+        state.next_event = 1;
+        state.phase = Phase::Streaming;
+        sse::opening(&mut state.out, &self.extra_headers, priming);
+        self.flush(state);
+    }
+
+    /// One message as an event of the stream, or, once closed, waiting for a `GET`.
+    fn event(&self, state: &mut PostState, line: &str) {
+        let id = EventId {
+            stream: state.stream,
+            event: state.next_event,
+        };
+        state.next_event += 1;
+        if state.phase == Phase::Closed {
+            if let Some(session) = self.session.upgrade() {
+                session.park(state.stream, sse::message_text(id, line));
+            }
+            return;
+        }
+        sse::message(&mut state.out, id, line);
+        self.flush(state);
+    }
+
+    fn flush(&self, state: &mut PostState) {
+        let mut socket = &*self.socket;
+        if let Err(e) = socket.write_all(&state.out).and_then(|()| socket.flush()) {
             log::debug!("an event for a client that has gone: {e}");
         }
+        state.out.clear();
+        state.out.shrink_to(4096);
+    }
+
+    /// The last message (`None`: none) of an event stream, or of a closed one.
+    fn last(&self, state: &mut PostState, line: Option<&str>) {
+        if let Some(line) = line {
+            self.event(state, line);
+        }
+        if state.phase == Phase::Closed
+            && let Some(session) = self.session.upgrade()
+        {
+            session.finish_event_stream(state.stream);
+        }
+    }
+
+    /// The handler is done: its reply (`None`: none) goes out as the last event, or waits
+    /// for a resuming `GET`, or is dropped if the watchdog has answered. Returns the reply
+    /// back when nothing has been sent yet: then it is plain JSON (or a `202`), for
+    /// `post_mcp` to send (the watchdog no longer can).
+    #[must_use]
+    fn finish(&self, line: Option<String>) -> Option<Option<String>> {
+        let mut state = self.state();
+        if state.settled == Settled::Watchdog {
+            return None;
+        }
+        state.settled = Settled::Handler;
+        if state.phase == Phase::Unsent {
+            return Some(line);
+        }
+        self.last(&mut state, line.as_deref());
+        None
+    }
+}
+
+/// The outlet a `POST`'s handler sees: the shared answer.
+struct Shared(Arc<PostAnswer>);
+
+impl Outlet for Shared {
+    fn send(&self, line: String) {
+        self.0.send(line);
+    }
+
+    fn close_stream(&self) {
+        self.0.close_stream();
+    }
+
+    fn answerer(&self) -> Option<Arc<dyn Answerer>> {
+        (!self.0.batch).then(|| Arc::clone(&self.0) as Arc<dyn Answerer>)
+    }
+}
+
+impl Outlet for PostAnswer {
+    fn send(&self, line: String) {
+        let mut state = self.state();
+        if state.settled == Settled::Watchdog {
+            return; // answered: what a timed-out tool still sends is dropped
+        }
+        if state.phase == Phase::Unsent {
+            self.start(&mut state);
+        }
+        self.event(&mut state, &line);
+    }
+
+    fn close_stream(&self) {
+        let mut state = self.state();
+        match (state.settled, state.phase) {
+            (Settled::Watchdog, _) | (_, Phase::Closed) => return,
+            (_, Phase::Unsent) => self.start(&mut state),
+            (_, Phase::Streaming) => {}
+        }
+        // Known to the session before the client can see the end and come back.
+        if let Some(session) = self.session.upgrade() {
+            session.close_event_stream(state.stream);
+        }
+        state.phase = Phase::Closed;
+        // The body is close-delimited: this ends it. The connection itself closes once the
+        // handler returns.
+        let _ = self.socket.shutdown(Shutdown::Write);
+    }
+}
+
+impl Answerer for PostAnswer {
+    fn settle(&self) -> bool {
+        let mut state = self.state();
+        if state.settled == Settled::Watchdog {
+            return false;
+        }
+        state.settled = Settled::Handler;
+        true
+    }
+
+    fn answer_instead(&self, line: String) -> bool {
+        let mut state = self.state();
+        if state.settled != Settled::Open {
+            return false;
+        }
+        state.settled = Settled::Watchdog;
+        match state.phase {
+            Phase::Unsent => {
+                // A whole response; the connection's thread is still busy with the tool,
+                // so it closes this connection: nothing else may follow on it.
+                let response = reply_response(200, line).closing();
+                let bytes = response.to_bytes(Some("close"), &self.extra_headers);
+                state.out.extend_from_slice(&bytes);
+                self.flush(&mut state);
+                let _ = self.socket.shutdown(Shutdown::Write);
+            }
+            Phase::Streaming => {
+                self.last(&mut state, Some(&line));
+                let _ = self.socket.shutdown(Shutdown::Write);
+            }
+            Phase::Closed => self.last(&mut state, Some(&line)),
+        }
+        true
     }
 }
 
