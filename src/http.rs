@@ -130,9 +130,10 @@ pub fn serve(
             continue; // `guard` drops here: the refused connection no longer counts
         }
         let handler = Arc::clone(&handler);
+        let continues = workers.clone();
         let job = move || {
             let _open = guard;
-            connection(stream, &*handler, limits, &_open.0);
+            connection(stream, handler, limits, &_open.0, continues);
         };
         if let Err(e) = workers.run(Box::new(job)) {
             log::warn!("cannot start a thread for a new connection, dropping it: {e}");
@@ -156,7 +157,7 @@ const MAX_IDLE_WORKERS: usize = 64;
 /// place in a queue behind long-lived streams. A thread whose connection has ended is
 /// reused for a new one if one arrives within `WORKER_LINGER`; otherwise a new thread is
 /// started.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Workers(Arc<WorkerShared>);
 
 #[derive(Default)]
@@ -249,13 +250,19 @@ fn refuse_over_capacity(mut stream: TcpStream, max: usize) {
 
 /// One connection: requests in order until the client closes, a deadline passes, a
 /// handler says `Close`, or the server shuts down.
-fn connection(stream: TcpStream, handler: &dyn Handler, limits: Limits, shared: &Arc<Shared>) {
+fn connection(
+    stream: TcpStream,
+    handler: Arc<dyn Handler>,
+    limits: Limits,
+    shared: &Arc<Shared>,
+    workers: Workers,
+) {
     let Ok(peer) = stream.peer_addr() else { return };
     // Every response and event is one write; never wait for delayed ACKs (Nagle).
     if stream.set_nodelay(true).is_err() || stream.set_write_timeout(Some(WRITE_TIMEOUT)).is_err() {
         return;
     }
-    let mut conn = Conn {
+    let conn = Conn {
         stream: Arc::new(stream),
         buf: Vec::new(),
         peer,
@@ -269,10 +276,19 @@ fn connection(stream: TcpStream, handler: &dyn Handler, limits: Limits, shared: 
         status: 0,
         subject: String::new(),
         extra_headers: String::new(),
+        handler,
+        workers,
+        handoff: None,
     };
+    serve_connection(conn);
+}
+
+/// The request loop of `connection`, also where a connection handed off carries on.
+fn serve_connection(mut conn: Conn) {
+    let peer = conn.peer;
     let mut head = Head::default();
     loop {
-        conn.deadline = Instant::now() + limits.request_timeout;
+        conn.deadline = Instant::now() + conn.limits.request_timeout;
         let started = Instant::now();
         match conn.read_head(&mut head) {
             Ok(true) => {}
@@ -292,6 +308,7 @@ fn connection(stream: TcpStream, handler: &dyn Handler, limits: Limits, shared: 
         conn.status = 0;
         conn.subject.clear();
         conn.extra_headers.clear();
+        let handler = Arc::clone(&conn.handler);
         let next = handler.handle(&mut conn, &head);
         access_log(
             head.method(),
@@ -300,6 +317,12 @@ fn connection(stream: TcpStream, handler: &dyn Handler, limits: Limits, shared: 
             started,
             &conn.subject,
         );
+        if let Some(handoff) = conn.handoff.take()
+            && !handoff.take_back(&mut conn)
+        {
+            // The connection carries on on another thread: nothing more here.
+            return;
+        }
         match next {
             // Only what the response announced: a connection `send` did not promise to keep
             // (or where nothing was sent) closes.
@@ -308,6 +331,41 @@ fn connection(stream: TcpStream, handler: &dyn Handler, limits: Limits, shared: 
         }
     }
     linger_close(&conn.stream);
+}
+
+/// Lets a connection carry on reading requests on another thread while its handler, whose
+/// response has gone out already, keeps working (see `Conn::handoff`).
+pub struct Handoff(Mutex<Option<Conn>>);
+
+impl Handoff {
+    /// Moves the connection to another thread now, which reads its next requests; the
+    /// handler's thread no longer touches it. Once; later calls do nothing.
+    pub fn now(&self) {
+        let Some(conn) = self.0.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+            return;
+        };
+        let workers = conn.workers.clone();
+        let shared = Arc::clone(&conn.shared);
+        let job = move || {
+            let (_open, _) = OpenGuard::new(&shared);
+            serve_connection(conn);
+        };
+        if let Err(e) = workers.run(Box::new(job)) {
+            log::warn!("cannot start a thread to carry a connection on, closing it: {e}");
+        }
+    }
+
+    /// Gives the connection's state back to `conn` if it was not handed off; `false` when
+    /// it was (another thread has it).
+    fn take_back(&self, conn: &mut Conn) -> bool {
+        match self.0.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            Some(parked) => {
+                conn.buf = parked.buf;
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 /// What a non-blocking look at `stream` sees: `Some(n)` with `n` > 0 when bytes are
@@ -472,6 +530,11 @@ pub struct Conn {
     /// Header lines (each ending in CRLF) every response to the current request carries,
     /// such as CORS answers; reused from request to request.
     extra_headers: String,
+    handler: Arc<dyn Handler>,
+    /// Where a connection handed off carries on.
+    workers: Workers,
+    /// Set by `handoff` for the current request.
+    handoff: Option<Arc<Handoff>>,
 }
 
 impl Conn {
@@ -499,6 +562,39 @@ impl Conn {
     /// The socket, shared: what a session keeps of the stream it holds.
     pub fn shared_stream(&self) -> Arc<TcpStream> {
         Arc::clone(&self.stream)
+    }
+
+    /// For a handler that has sent its response and keeps working (a tool on the legacy
+    /// transport, whose answer travels on the session's stream): a handle that moves the
+    /// connection to another thread when called, so the client's next request on it (its
+    /// answer to a question the tool asks, a `notifications/cancelled`) is not held up
+    /// behind the work. `None` when the response closed the connection. Until it is
+    /// called, the connection stays with this thread and costs nothing more.
+    pub fn handoff(&mut self) -> Option<Arc<Handoff>> {
+        if !self.keep_open {
+            return None;
+        }
+        let parked = Conn {
+            stream: Arc::clone(&self.stream),
+            buf: std::mem::take(&mut self.buf),
+            peer: self.peer,
+            limits: self.limits,
+            deadline: self.deadline,
+            head_only: false,
+            keep_alive: false,
+            http10: false,
+            keep_open: false,
+            shared: Arc::clone(&self.shared),
+            status: 0,
+            subject: String::new(),
+            extra_headers: String::new(),
+            handler: Arc::clone(&self.handler),
+            workers: self.workers.clone(),
+            handoff: None,
+        };
+        let handoff = Arc::new(Handoff(Mutex::new(Some(parked))));
+        self.handoff = Some(Arc::clone(&handoff));
+        Some(handoff)
     }
 
     /// Frees the read buffer, for a handler about to hold the connection for long (an SSE

@@ -464,3 +464,86 @@ fn a_client_that_answers_with_an_error_is_reported_to_the_tool() {
         "{text}"
     );
 }
+
+// ---- one keep-alive connection for every POST (as Node's fetch reuses them) --------------
+
+/// A keep-alive connection that POSTs to a legacy session's endpoint, one request at a
+/// time, reading each response before the next.
+struct KeepAlive {
+    reader: BufReader<std::net::TcpStream>,
+    endpoint: String,
+}
+
+impl KeepAlive {
+    fn new(c: &SseClient) -> KeepAlive {
+        KeepAlive {
+            reader: BufReader::new(connect(c.addr)),
+            endpoint: c.endpoint.clone(),
+        }
+    }
+
+    /// POSTs `body` and returns the response's status.
+    fn post(&mut self, body: &str) -> u16 {
+        write!(
+            self.reader.get_mut(),
+            "POST {} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            self.endpoint,
+            body.len()
+        )
+        .unwrap();
+        let response = read_response(&mut self.reader);
+        assert_ne!(
+            response.header("connection"),
+            Some("close"),
+            "the connection is kept for the next request"
+        );
+        response.status
+    }
+}
+
+#[test]
+fn on_sse_a_client_answering_on_the_connection_its_tool_call_came_on_is_heard() {
+    let server = spawn_with_tools(test_config(), TOOLS);
+    let mut c = SseClient::open(server.local_addr());
+    let mut post = KeepAlive::new(&c);
+    assert_eq!(post.post(&initialize_with_roots().to_string()), 202);
+    assert_eq!(c.next_message()["id"], 0);
+    assert_eq!(post.post(&ask_call(1, 5000).to_string()), 202);
+    let request = c.next_message();
+    assert_eq!(request["method"], "roots/list");
+    // The answer goes on the same connection as the call that is waiting for it.
+    let answer = format!(
+        r#"{{"jsonrpc":"2.0","id":{},"result":{ROOTS}}}"#,
+        request["id"]
+    );
+    assert_eq!(post.post(&answer), 202);
+    let result = c.next_message();
+    assert_eq!(result["id"], 1);
+    assert_eq!(result["result"]["isError"], false, "{result}");
+    // And the connection carries on.
+    assert_eq!(
+        post.post(&json!({"jsonrpc": "2.0", "id": 2, "method": "ping"}).to_string()),
+        202
+    );
+    assert_eq!(c.next_message()["id"], 2);
+}
+
+#[test]
+fn on_sse_a_cancellation_on_the_connection_of_a_long_call_reaches_it() {
+    let server = spawn_with_tools(test_config(), TOOLS);
+    let mut c = SseClient::initialized(server.local_addr());
+    let mut post = KeepAlive::new(&c);
+    let call = json!({"jsonrpc": "2.0", "id": "long-ka", "method": "tools/call",
+        "params": {"name": "until_cancelled", "arguments": {"tag": "keepalive"}}});
+    assert_eq!(post.post(&call.to_string()), 202);
+    assert!(eventually(Duration::from_secs(5), || started("keepalive")));
+    // Sent on the connection the call holds: it is read once the call has run a while
+    // (`LONG_CALL`), not when the call ends (it would run for 10 s).
+    let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+        "params": {"requestId": "long-ka"}});
+    assert_eq!(post.post(&cancel.to_string()), 202);
+    assert!(eventually(Duration::from_secs(5), || cancelled(
+        "keepalive"
+    )));
+    assert_eq!(c.call(3, "ping", json!({}))["id"], 3);
+}

@@ -39,6 +39,12 @@ pub trait Outlet {
     /// Ends the request's own event stream now, if it has one (see `Call::close_stream`).
     fn close_stream(&self) {}
 
+    /// Frees the connection the request came on for the client's next requests, if the
+    /// handler still holds it (the legacy transport, whose answer travels on the stream):
+    /// called before the handler waits on the client, who may send its answer on that
+    /// very connection.
+    fn free_connection(&self) {}
+
     /// The way the watchdog can answer this request in its handler's place, if the
     /// transport offers one; `None` leaves the deadline to the handler's cooperation.
     fn answerer(&self) -> Option<Arc<dyn Answerer>> {
@@ -247,6 +253,7 @@ impl Call<'_> {
             return Err(AskError::NotDeclared(capability));
         }
         let (id, answer) = self.session.expect_reply();
+        self.outlet.free_connection();
         let request = format!(
             r#"{{"jsonrpc":"2.0","id":{id},"method":{},"params":{params}}}"#,
             json!(method)

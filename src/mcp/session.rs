@@ -136,7 +136,16 @@ pub struct RunningCall {
     pub answerer: Option<Arc<dyn Answerer>>,
     /// Set once the watchdog has seen the call past its deadline.
     overdue: AtomicBool,
+    /// When it started; once it has run `LONG_CALL`, the watchdog frees the connection it
+    /// came on (`Outlet::free_connection`), once (`freed`).
+    started: Instant,
+    freed: AtomicBool,
 }
+
+/// How long a call runs before the connection it came on is freed for the client's next
+/// requests (on the legacy transport, where the handler's thread holds it): a
+/// `notifications/cancelled` sent on it then reaches the call.
+pub const LONG_CALL: Duration = Duration::from_secs(1);
 
 impl RunningCall {
     pub fn new(
@@ -151,6 +160,8 @@ impl RunningCall {
             tool,
             answerer,
             overdue: AtomicBool::new(false),
+            started: Instant::now(),
+            freed: AtomicBool::new(false),
         }
     }
 }
@@ -412,13 +423,23 @@ impl Session {
 
     /// Adds to `due` the running calls past their deadline at `now` that no earlier look
     /// found; returns the earliest deadline still ahead, if any.
-    fn overdue(&self, now: Instant, due: &mut Vec<Overdue>) -> Option<Instant> {
+    fn overdue(
+        &self,
+        now: Instant,
+        due: &mut Vec<Overdue>,
+        long: &mut Vec<Arc<RunningCall>>,
+    ) -> Option<Instant> {
         let mut next: Option<Instant> = None;
         for (key, call) in lock(&self.running).iter() {
             if call.deadline > now {
                 next = Some(next.map_or(call.deadline, |n| n.min(call.deadline)));
             } else if !call.overdue.swap(true, Ordering::AcqRel) {
                 due.push((Arc::clone(key), Arc::clone(call)));
+            }
+            if now.saturating_duration_since(call.started) >= LONG_CALL
+                && !call.freed.swap(true, Ordering::AcqRel)
+            {
+                long.push(Arc::clone(call));
             }
         }
         next
@@ -668,15 +689,17 @@ impl Sessions {
 
     /// The running tool calls of every open session that are past their deadline at `now`
     /// and were not found before (see `watchdog.rs`), and the earliest deadline still ahead.
-    pub fn overdue(&self, now: Instant) -> (Vec<Overdue>, Option<Instant>) {
+    /// Also the calls that have run `LONG_CALL` and were not found so before.
+    pub fn overdue(&self, now: Instant) -> (Vec<Overdue>, Vec<Arc<RunningCall>>, Option<Instant>) {
         let mut due = Vec::new();
+        let mut long = Vec::new();
         let mut next: Option<Instant> = None;
         for session in self.map().open.values() {
-            if let Some(deadline) = session.overdue(now, &mut due) {
+            if let Some(deadline) = session.overdue(now, &mut due, &mut long) {
                 next = Some(next.map_or(deadline, |n| n.min(deadline)));
             }
         }
-        (due, next)
+        (due, long, next)
     }
 
     pub fn is_empty(&self) -> bool {

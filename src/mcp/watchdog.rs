@@ -14,6 +14,12 @@
 //! its other requests carry on meanwhile; the handler's thread stays busy until its tool
 //! returns.
 //!
+//! The same look frees the connection of a call that has run for `LONG_CALL` (1 s) for
+//! the client's next requests (`Outlet::free_connection`; on the legacy transport the
+//! handler's thread holds it): a `notifications/cancelled` the client sends on it reaches
+//! the call within about two seconds instead of waiting for the call to end. A call that
+//! asks its client something frees it at once (`Call::ask`).
+//!
 //! Not covered: a call the client cancelled (it wants no answer), the calls of a batch (one
 //! reply for the whole batch: the cooperative deadline applies, as before), and sessions
 //! already ended (their calls are cancelled by the end, and nobody is left to answer).
@@ -96,7 +102,14 @@ impl Drop for Watchdog {
 
 fn run(sessions: &Sessions, stop: &Stop) {
     loop {
-        let (due, next) = sessions.overdue(Instant::now());
+        let (due, long, next) = sessions.overdue(Instant::now());
+        for call in long {
+            // The client's next requests on the call's connection (a cancellation) must
+            // not wait for the call.
+            if let Some(answerer) = &call.answerer {
+                answerer.free_connection();
+            }
+        }
         for call in due {
             expire(call);
         }

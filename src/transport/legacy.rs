@@ -7,7 +7,7 @@
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use super::{App, Request, announces_body, read_body, refused_session, respond, send};
-use crate::http::{Conn, Next, Response};
+use crate::http::{Conn, Handoff, Next, Response};
 use crate::mcp::call::{Answerer, Outlet, Settled};
 use crate::mcp::rpc;
 use crate::mcp::session::{Session, Transport, Undeliverable};
@@ -19,6 +19,8 @@ use crate::mcp::{self, Context, Version};
 /// handler sends after the watchdog has answered is dropped.
 struct StreamAnswer {
     session: Weak<Session>,
+    /// Moves the POST's connection to another thread (see `http::Conn::handoff`).
+    connection: Option<Arc<Handoff>>,
     /// A batch gets one reply for all its requests: the watchdog cannot answer one of them.
     batch: bool,
     settled: Mutex<Settled>,
@@ -65,6 +67,10 @@ impl Outlet for Shared {
         self.0.send(line);
     }
 
+    fn free_connection(&self) {
+        self.0.free_connection();
+    }
+
     fn answerer(&self) -> Option<Arc<dyn Answerer>> {
         (!self.0.batch).then(|| Arc::clone(&self.0) as Arc<dyn Answerer>)
     }
@@ -75,6 +81,12 @@ impl Outlet for StreamAnswer {
         let settled = self.settled();
         if *settled != Settled::Watchdog {
             self.deliver(line);
+        }
+    }
+
+    fn free_connection(&self) {
+        if let Some(handoff) = &self.connection {
+            handoff.now();
         }
     }
 }
@@ -179,6 +191,7 @@ impl App {
         let next = send(conn, Response::new(202));
         let answer = Shared(Arc::new(StreamAnswer {
             session: Arc::downgrade(&session),
+            connection: conn.handoff(),
             batch: matches!(message, rpc::Body::Batch(_)),
             settled: Mutex::new(Settled::Open),
         }));
