@@ -17,11 +17,70 @@ const MAX_DEPTH: usize = 64;
 /// Checks `value` against `schema`; the error names the first field that does not fit,
 /// as a path from `root` (`arguments.address.city`).
 pub fn check(schema: &Value, value: &Value, root: &str) -> Result<(), String> {
-    Checker { root: schema }.check(schema, value, root, 0)
+    Checker { root: schema }.check(schema, value, &Path::Root(root), 0)
+}
+
+/// Where a value sits, written out only when an error names it (a check that passes
+/// allocates nothing).
+enum Path<'a> {
+    Root(&'a str),
+    Field(&'a Path<'a>, &'a str),
+    Index(&'a Path<'a>, usize),
+}
+
+impl std::fmt::Display for Path<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Path::Root(root) => f.write_str(root),
+            Path::Field(parent, name) => write!(f, "{parent}.{name}"),
+            Path::Index(parent, i) => write!(f, "{parent}[{i}]"),
+        }
+    }
 }
 
 struct Checker<'s> {
     root: &'s Value,
+}
+
+/// The keywords of one schema object this file understands, found in one pass over it
+/// (a lookup per keyword would cost more than the check: most are absent).
+#[derive(Default)]
+struct Keywords<'s> {
+    reference: Option<&'s Value>,
+    types: Option<&'s Value>,
+    enumeration: Option<&'s Value>,
+    constant: Option<&'s Value>,
+    all: Option<&'s Value>,
+    any: Option<&'s Value>,
+    one: Option<&'s Value>,
+    items: Option<&'s Value>,
+    required: Option<&'s Value>,
+    properties: Option<&'s Value>,
+    additional: Option<&'s Value>,
+}
+
+impl<'s> Keywords<'s> {
+    fn of(schema: &'s Map<String, Value>) -> Keywords<'s> {
+        let mut k = Keywords::default();
+        for (keyword, value) in schema {
+            let slot = match keyword.as_str() {
+                "$ref" => &mut k.reference,
+                "type" => &mut k.types,
+                "enum" => &mut k.enumeration,
+                "const" => &mut k.constant,
+                "allOf" => &mut k.all,
+                "anyOf" => &mut k.any,
+                "oneOf" => &mut k.one,
+                "items" => &mut k.items,
+                "required" => &mut k.required,
+                "properties" => &mut k.properties,
+                "additionalProperties" => &mut k.additional,
+                _ => continue,
+            };
+            *slot = Some(value);
+        }
+        k
+    }
 }
 
 impl<'s> Checker<'s> {
@@ -29,7 +88,7 @@ impl<'s> Checker<'s> {
         &self,
         schema: &'s Value,
         value: &Value,
-        path: &str,
+        path: &Path<'_>,
         depth: usize,
     ) -> Result<(), String> {
         if depth > MAX_DEPTH {
@@ -44,16 +103,17 @@ impl<'s> Checker<'s> {
                 _ => Ok(()),
             };
         };
-        if let Some(Value::String(reference)) = schema.get("$ref") {
+        let k = Keywords::of(schema);
+        if let Some(Value::String(reference)) = k.reference {
             let target = self.resolve(reference).ok_or_else(|| {
                 format!("the schema for {path} refers to {reference}, which it does not define")
             })?;
             self.check(target, value, path, depth + 1)?;
         }
-        if let Some(types) = schema.get("type") {
+        if let Some(types) = k.types {
             check_type(types, value, path)?;
         }
-        if let Some(Value::Array(allowed)) = schema.get("enum")
+        if let Some(Value::Array(allowed)) = k.enumeration
             && !allowed.contains(value)
         {
             return Err(format!(
@@ -61,17 +121,17 @@ impl<'s> Checker<'s> {
                 list(allowed)
             ));
         }
-        if let Some(constant) = schema.get("const")
+        if let Some(constant) = k.constant
             && constant != value
         {
             return Err(format!("{path} must be {constant}, not {value}"));
         }
-        if let Some(Value::Array(all)) = schema.get("allOf") {
+        if let Some(Value::Array(all)) = k.all {
             for s in all {
                 self.check(s, value, path, depth + 1)?;
             }
         }
-        if let Some(Value::Array(any)) = schema.get("anyOf") {
+        if let Some(Value::Array(any)) = k.any {
             let mut first = None;
             for s in any {
                 match self.check(s, value, path, depth + 1) {
@@ -90,7 +150,7 @@ impl<'s> Checker<'s> {
                 ));
             }
         }
-        if let Some(Value::Array(one)) = schema.get("oneOf") {
+        if let Some(Value::Array(one)) = k.one {
             let fits = one
                 .iter()
                 .filter(|s| self.check(s, value, path, depth + 1).is_ok())
@@ -102,10 +162,10 @@ impl<'s> Checker<'s> {
             }
         }
         match value {
-            Value::Object(object) => self.check_object(schema, object, path, depth),
-            Value::Array(items) => match schema.get("items") {
+            Value::Object(object) => self.check_object(&k, object, path, depth),
+            Value::Array(items) => match k.items {
                 Some(item_schema) => items.iter().enumerate().try_for_each(|(i, item)| {
-                    self.check(item_schema, item, &format!("{path}[{i}]"), depth + 1)
+                    self.check(item_schema, item, &Path::Index(path, i), depth + 1)
                 }),
                 None => Ok(()),
             },
@@ -115,16 +175,19 @@ impl<'s> Checker<'s> {
 
     fn check_object(
         &self,
-        schema: &'s Map<String, Value>,
+        k: &Keywords<'s>,
         object: &Map<String, Value>,
-        path: &str,
+        path: &Path<'_>,
         depth: usize,
     ) -> Result<(), String> {
-        if let Some(Value::Array(required)) = schema.get("required") {
+        let properties = match k.properties {
+            Some(Value::Object(p)) => Some(p),
+            _ => None,
+        };
+        if let Some(Value::Array(required)) = k.required {
             for name in required.iter().filter_map(Value::as_str) {
                 if !object.contains_key(name) {
-                    let kind = schema
-                        .get("properties")
+                    let kind = properties
                         .and_then(|p| p.get(name))
                         .and_then(|p| p.get("type"))
                         .and_then(Value::as_str)
@@ -134,15 +197,11 @@ impl<'s> Checker<'s> {
                 }
             }
         }
-        let properties = match schema.get("properties") {
-            Some(Value::Object(p)) => Some(p),
-            _ => None,
-        };
         for (name, field) in object {
-            let field_path = format!("{path}.{name}");
+            let field_path = Path::Field(path, name);
             match properties.and_then(|p| p.get(name)) {
                 Some(field_schema) => self.check(field_schema, field, &field_path, depth + 1)?,
-                None => match schema.get("additionalProperties") {
+                None => match k.additional {
                     Some(Value::Bool(false)) => {
                         return Err(format!("{field_path} is not an accepted field"));
                     }
@@ -162,7 +221,7 @@ impl<'s> Checker<'s> {
     }
 }
 
-fn check_type(types: &Value, value: &Value, path: &str) -> Result<(), String> {
+fn check_type(types: &Value, value: &Value, path: &Path<'_>) -> Result<(), String> {
     let fits = |t: &str| match t {
         "object" => value.is_object(),
         "array" => value.is_array(),
