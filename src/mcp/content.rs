@@ -131,18 +131,51 @@ impl ResourceContents {
 /// tool's `outputSchema` when it declares one), and whether it reports a failure.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ToolResult {
-    content: Vec<Content>,
+    content: Blocks,
     #[serde(rename = "structuredContent", skip_serializing_if = "Option::is_none")]
     structured: Option<Value>,
     #[serde(rename = "isError")]
     is_error: bool,
 }
 
+/// A result's blocks: most results have one, kept inline without a `Vec` (one allocation
+/// fewer on every call; the result lives on the stack for the call's length only).
+#[derive(Clone, Debug, PartialEq)]
+#[allow(clippy::large_enum_variant)]
+enum Blocks {
+    One(Content),
+    Many(Vec<Content>),
+}
+
+impl Blocks {
+    fn as_slice(&self) -> &[Content] {
+        match self {
+            Blocks::One(one) => std::slice::from_ref(one),
+            Blocks::Many(many) => many,
+        }
+    }
+}
+
+impl Serialize for Blocks {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.as_slice().serialize(serializer)
+    }
+}
+
 impl ToolResult {
     /// A result of these blocks.
     pub fn new(content: Vec<Content>) -> ToolResult {
         ToolResult {
-            content,
+            content: Blocks::Many(content),
+            structured: None,
+            is_error: false,
+        }
+    }
+
+    /// One block.
+    fn one(content: Content) -> ToolResult {
+        ToolResult {
+            content: Blocks::One(content),
             structured: None,
             is_error: false,
         }
@@ -150,7 +183,7 @@ impl ToolResult {
 
     /// One text block.
     pub fn text(text: impl Into<String>) -> ToolResult {
-        ToolResult::new(vec![Content::text(text)])
+        ToolResult::one(Content::text(text))
     }
 
     /// A failure the model can read (and try again): `isError: true` with this text.
@@ -166,9 +199,8 @@ impl ToolResult {
     pub fn structured(value: impl Serialize) -> ToolResult {
         match serde_json::to_value(value) {
             Ok(value) => ToolResult {
-                content: vec![Content::text(value.to_string())],
-                structured: Some(value),
-                is_error: false,
+                structured: Some(value.clone()),
+                ..ToolResult::text(value.to_string())
             },
             Err(e) => ToolResult::error(format!("the tool's result cannot be serialized: {e}")),
         }
@@ -176,12 +208,18 @@ impl ToolResult {
 
     /// This result with one more block.
     pub fn with(mut self, content: Content) -> ToolResult {
-        self.content.push(content);
+        self.content = match self.content {
+            Blocks::One(first) => Blocks::Many(vec![first, content]),
+            Blocks::Many(mut many) => {
+                many.push(content);
+                Blocks::Many(many)
+            }
+        };
         self
     }
 
     pub fn content(&self) -> &[Content] {
-        &self.content
+        self.content.as_slice()
     }
 
     pub fn structured_content(&self) -> Option<&Value> {
@@ -207,7 +245,7 @@ impl From<&str> for ToolResult {
 
 impl From<Content> for ToolResult {
     fn from(content: Content) -> ToolResult {
-        ToolResult::new(vec![content])
+        ToolResult::one(content)
     }
 }
 
