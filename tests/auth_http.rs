@@ -632,3 +632,55 @@ fn an_unreachable_or_broken_jwks_refuses_to_start() {
         Some(StartError::Jwks(JwksError::Format { .. }))
     ));
 }
+
+#[test]
+fn a_2026_07_28_request_is_authenticated_on_its_own() {
+    let (_jwks, server) = setup();
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "whoami", "arguments": {},
+                   "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                             "io.modelcontextprotocol/clientCapabilities": {}}}});
+    let headers = "Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/call\r\nMcp-Name: whoami\r\n";
+    let refused = request_with(
+        server.local_addr(),
+        "POST",
+        "/mcp",
+        headers,
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(
+        refused.status, 401,
+        "no token, no answer: no session carries one"
+    );
+    let with_token = format!("{headers}{}", bearer(&alice()));
+    let r = request_with(
+        server.local_addr(),
+        "POST",
+        "/mcp",
+        &with_token,
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 200);
+    let result = r.json()["result"].clone();
+    let who: Value = serde_json::from_str(result["content"][0]["text"].as_str().unwrap()).unwrap();
+    assert_eq!(who["subject"], "alice");
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list",
+        "params": {"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                             "io.modelcontextprotocol/clientCapabilities": {}}}});
+    let headers = format!(
+        "Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/list\r\n{}",
+        bearer(&alice())
+    );
+    let listed = request_with(
+        server.local_addr(),
+        "POST",
+        "/mcp",
+        &headers,
+        list.to_string().as_bytes(),
+    );
+    assert_eq!(
+        listed.json()["result"]["cacheScope"],
+        "private",
+        "with auth on, nothing is shared"
+    );
+}

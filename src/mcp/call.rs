@@ -149,6 +149,9 @@ pub enum AskError {
     Refused(RpcError),
     /// This tool's own request was cancelled while it waited.
     Cancelled,
+    /// A 2026-07-28 request: the revision sends no request to the client on any stream
+    /// (its multi-round-trip results are not served yet).
+    Stateless,
 }
 
 impl fmt::Display for AskError {
@@ -163,6 +166,9 @@ impl fmt::Display for AskError {
             AskError::Cancelled => {
                 f.write_str("the request was cancelled while waiting for the client")
             }
+            AskError::Stateless => f.write_str(
+                "this tool asks its client a question, which a 2026-07-28 request cannot carry yet; connect with a 2025 revision (initialize) to use it",
+            ),
         }
     }
 }
@@ -242,6 +248,9 @@ impl Call<'_> {
         };
         if self.silenced() {
             return Err(AskError::Cancelled);
+        }
+        if self.session.state().stateless {
+            return Err(AskError::Stateless);
         }
         if let Some(capability) = needs
             && !self

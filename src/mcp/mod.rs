@@ -8,6 +8,7 @@
 pub mod call;
 pub mod catalog;
 pub mod content;
+pub mod modern;
 pub mod outbox;
 pub mod resume;
 pub mod rpc;
@@ -107,6 +108,9 @@ pub struct SessionState {
     pub client_capabilities: Map<String, Value>,
     /// The resource URIs the client subscribed to (`resources/subscribe`).
     pub subscriptions: std::collections::HashSet<String>,
+    /// A 2026-07-28 request's session, for that request only (`modern.rs`): no request to
+    /// the client may go out on any stream.
+    pub stateless: bool,
 }
 
 /// What every method sees: the session (its caller and state) and the catalog.

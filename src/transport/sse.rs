@@ -80,6 +80,18 @@ pub fn message(out: &mut Vec<u8>, id: EventId, data: &str) {
     event(out, Some(id), "message", data);
 }
 
+/// A `message` event without an id (a 2026-07-28 answer: that revision resumes nothing).
+pub fn plain_message(out: &mut Vec<u8>, data: &str) {
+    event(out, None, "message", data);
+}
+
+/// The head of an event stream answering a 2026-07-28 request: no priming event, no ids.
+pub fn plain_opening(out: &mut Vec<u8>, extra_headers: &str) {
+    out.extend_from_slice(HEAD.as_bytes());
+    out.extend_from_slice(extra_headers.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
 /// A `message` event with id `id`, as text (what waits for a resuming stream).
 pub fn message_text(id: EventId, data: &str) -> String {
     let mut out = Vec::new();

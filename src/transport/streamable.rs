@@ -37,7 +37,7 @@ use crate::identity::Caller;
 use crate::mcp::call::{Answerer, Nowhere, Outlet, Settled};
 use crate::mcp::rpc::{self, Body};
 use crate::mcp::session::{Session, Transport};
-use crate::mcp::{self, Context, Reply, Version};
+use crate::mcp::{self, Context, Reply, Version, modern};
 use sse::EventId;
 
 /// The header naming a session.
@@ -71,6 +71,12 @@ impl App {
             Err(e) => return send(conn, reply_response(400, mcp::parse_error(&e).to_line())),
         };
         let session_id = head.header(SESSION_HEADER);
+        if session_id.is_none()
+            && let Body::One(raw) = &message
+            && modern::is_modern(raw, head.header(VERSION_HEADER))
+        {
+            return self.post_modern(conn, request, raw);
+        }
         if is_initialize(&message) {
             if session_id.is_some() {
                 let message = "initialize opens a new session: send it without Mcp-Session-Id";
@@ -107,14 +113,36 @@ impl App {
             Some(reply) => (Some(reply.to_line()), status_of(reply)),
             None => (None, 202),
         };
-        let Some(line) = answer.0.finish(line) else {
-            conn.note_status(200);
-            return Next::Close;
+        answer.0.respond(conn, line, status)
+    }
+
+    /// A 2026-07-28 request (`mcp/modern.rs`): served on its own, no session; its answer
+    /// is JSON, or an event stream when the tool reports progress first.
+    fn post_modern(
+        &self,
+        conn: &mut Conn,
+        request: &Request<'_>,
+        raw: &serde_json::value::RawValue,
+    ) -> Next {
+        let head = request.head;
+        let headers = modern::Headers {
+            version: head.header(VERSION_HEADER),
+            method: head.header("mcp-method"),
+            name: head.header("mcp-name"),
         };
-        match line {
-            None => send(conn, Response::new(202)),
-            Some(line) => send(conn, reply_response(status, line)),
-        }
+        let answer = Shared(PostAnswer::stateless(conn));
+        // Closing the response stream cancels the work.
+        let gone = || client_left(conn.stream());
+        let served = modern::Served {
+            caller: request.caller(),
+            catalog: &self.catalog.current(),
+            outlet: &answer,
+            client_gone: &gone,
+            tool_timeout: self.config.tool_timeout,
+            public: self.auth.is_none(),
+        };
+        let (line, status) = modern::serve(raw, &headers, &served);
+        answer.0.respond(conn, line, status)
     }
 
     /// `initialize`: a new session, named in the response if the handshake succeeds.
@@ -261,6 +289,9 @@ struct PostAnswer {
     session: Weak<Session>,
     /// A batch gets one reply for all its requests: the watchdog cannot answer one of them.
     batch: bool,
+    /// A 2025 session's answer: event ids and a priming event, so it can be resumed
+    /// (SEP-1699). A 2026-07-28 answer has neither.
+    resumable: bool,
     state: Mutex<PostState>,
 }
 
@@ -287,11 +318,21 @@ enum Phase {
 
 impl PostAnswer {
     fn new(conn: &Conn, session: &Arc<Session>, batch: bool) -> Arc<PostAnswer> {
+        PostAnswer::with(conn, Arc::downgrade(session), batch, true)
+    }
+
+    /// The answer to a 2026-07-28 request: no session, nothing to resume.
+    fn stateless(conn: &Conn) -> Arc<PostAnswer> {
+        PostAnswer::with(conn, Weak::new(), false, false)
+    }
+
+    fn with(conn: &Conn, session: Weak<Session>, batch: bool, resumable: bool) -> Arc<PostAnswer> {
         Arc::new(PostAnswer {
             socket: conn.shared_stream(),
             extra_headers: conn.extra_headers().to_owned(),
-            session: Arc::downgrade(session),
+            session,
             batch,
+            resumable,
             state: Mutex::new(PostState {
                 phase: Phase::Unsent,
                 settled: Settled::Open,
@@ -314,6 +355,12 @@ impl PostAnswer {
 
     /// Turns the answer into an event stream: the head and the priming event.
     fn start(&self, state: &mut PostState) {
+        if !self.resumable {
+            state.phase = Phase::Streaming;
+            sse::plain_opening(&mut state.out, &self.extra_headers);
+            self.flush(state);
+            return;
+        }
         state.stream = self
             .session
             .upgrade()
@@ -330,6 +377,11 @@ impl PostAnswer {
 
     /// One message as an event of the stream, or, once closed, waiting for a `GET`.
     fn event(&self, state: &mut PostState, line: &str) {
+        if !self.resumable {
+            sse::plain_message(&mut state.out, line);
+            self.flush(state);
+            return;
+        }
         let id = EventId {
             stream: state.stream,
             event: state.next_event,
@@ -363,6 +415,19 @@ impl PostAnswer {
             && let Some(session) = self.session.upgrade()
         {
             session.finish_event_stream(state.stream);
+        }
+    }
+
+    /// Sends the handler's reply (`None`: a `202`) with `status`, unless it went out on the
+    /// event stream already (or the watchdog answered): then the connection closes.
+    fn respond(&self, conn: &mut Conn, line: Option<String>, status: u16) -> Next {
+        let Some(line) = self.finish(line) else {
+            conn.note_status(200);
+            return Next::Close;
+        };
+        match line {
+            None => send(conn, Response::new(202)),
+            Some(line) => send(conn, reply_response(status, line)),
         }
     }
 
@@ -415,6 +480,9 @@ impl Outlet for PostAnswer {
     }
 
     fn close_stream(&self) {
+        if !self.resumable {
+            return; // 2026-07-28 resumes nothing: the answer stays on this stream
+        }
         let mut state = self.state();
         match (state.settled, state.phase) {
             (Settled::Watchdog, _) | (_, Phase::Closed) => return,

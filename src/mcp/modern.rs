@@ -1,0 +1,379 @@
+//! MCP 2026-07-28 ("modern"): no handshake and no session. Every request carries its
+//! revision and the client's capabilities in `params._meta`, its transport headers repeat
+//! the method (and the tool, prompt or resource it names), and every result says
+//! `resultType`. This file checks a modern request and turns it into a call of the one
+//! dispatcher (`mcp::handle`) on a session that lives for that request only, then dresses
+//! the result the modern way (`resultType`, the server's identity in `_meta`, caching hints
+//! on lists and reads). `server/discover` is answered here.
+//!
+//! Not yet here (see the notes): multi-round-trip results for sampling, elicitation
+//! and roots (a tool that asks its client gets an error in a modern request), and
+//! `subscriptions/listen` (so no `listChanged`/`subscribe` is advertised to modern clients).
+
+use serde_json::value::RawValue;
+use serde_json::{Map, Value, json};
+
+use crate::identity::Caller;
+use crate::mcp::call::LOG_LEVELS;
+use crate::mcp::catalog::Catalog;
+use crate::mcp::rpc::{self, RpcError};
+use crate::mcp::session::Session;
+use crate::mcp::{self, Answer, Context, Reply, Version};
+
+/// The revision this file serves.
+pub const VERSION: &str = "2026-07-28";
+
+/// `_meta` keys of a modern request and result.
+pub const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+const META_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
+const META_LOG_LEVEL: &str = "io.modelcontextprotocol/logLevel";
+const META_SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
+
+/// A transport header does not match the body (or is missing).
+pub const HEADER_MISMATCH: i64 = -32020;
+/// The request needs a capability the client did not declare.
+pub const MISSING_CAPABILITY: i64 = -32021;
+/// The requested revision is not served.
+pub const UNSUPPORTED_VERSION: i64 = -32022;
+
+/// Methods a modern request may name (everything else, the removed `initialize`, `ping`,
+/// `logging/setLevel` and `resources/(un)subscribe` included, is `-32601` with `404`).
+const METHODS: &[&str] = &[
+    "server/discover",
+    "tools/list",
+    "tools/call",
+    "prompts/list",
+    "prompts/get",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+    "completion/complete",
+];
+
+/// The transport headers of a modern request, as sent (the transport reads them).
+#[derive(Default)]
+pub struct Headers<'a> {
+    /// `MCP-Protocol-Version`.
+    pub version: Option<&'a str>,
+    /// `Mcp-Method`.
+    pub method: Option<&'a str>,
+    /// `Mcp-Name`.
+    pub name: Option<&'a str>,
+}
+
+/// Whether a POST without `Mcp-Session-Id` is modern: its body's `params._meta` names a
+/// revision, or its `MCP-Protocol-Version` header names one that is not of 2025 or before.
+/// Everything else (an `initialize`, a 2025 client's request) keeps the 2025 rules.
+pub fn is_modern(message: &RawValue, header_version: Option<&str>) -> bool {
+    if let Some(v) = header_version.map(str::trim)
+        && !v.is_empty()
+        && Version::parse(v).is_none()
+    {
+        return true;
+    }
+    // Cheap first: most 2025 bodies never mention the key.
+    message.get().contains(META_VERSION)
+        && serde_json::from_str::<Value>(message.get())
+            .ok()
+            .and_then(|m| m.pointer("/params/_meta").cloned())
+            .is_some_and(|meta| meta.get(META_VERSION).is_some())
+}
+
+/// Everything a modern request is served with besides its body.
+pub struct Served<'a> {
+    pub caller: Caller,
+    pub catalog: &'a Catalog,
+    pub outlet: &'a dyn mcp::call::Outlet,
+    pub client_gone: &'a dyn Fn() -> bool,
+    pub tool_timeout: std::time::Duration,
+    /// Whether results may be cached for everyone (`cacheScope: "public"`): only when no
+    /// result depends on who asks, i.e. with authentication off.
+    pub public: bool,
+}
+
+/// Serves one modern message. Returns the reply line (`None` for a notification) and the
+/// HTTP status to send it with.
+pub fn serve(
+    message: &RawValue,
+    headers: &Headers<'_>,
+    served: &Served<'_>,
+) -> (Option<String>, u16) {
+    let value: Value = match serde_json::from_str(message.get()) {
+        Ok(v) => v,
+        Err(e) => return (Some(mcp::parse_error(&e).to_line()), 400),
+    };
+    let id = value
+        .get("id")
+        .filter(|id| id.is_string() || id.is_number())
+        .cloned();
+    let Some(method) = value.get("method").and_then(Value::as_str) else {
+        let error = RpcError::new(rpc::INVALID_REQUEST, "a request needs a string \"method\"");
+        return (Some(error_line(id.as_ref(), &error)), 400);
+    };
+    let Some(id) = id else {
+        // A notification (`notifications/cancelled` of a request still streaming, …): there
+        // is nothing to cancel across requests in a stateless revision; accepted.
+        return (None, 202);
+    };
+    let params = match value.get("params") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(p)) => p.clone(),
+        Some(_) => {
+            let error = RpcError::invalid_params("\"params\" must be an object");
+            return (Some(error_line(Some(&id), &error)), 400);
+        }
+    };
+    match check(method, &params, headers) {
+        Ok(()) => {}
+        Err((status, error)) => return (Some(error_line(Some(&id), &error)), status),
+    }
+    if !METHODS.contains(&method) {
+        let error = RpcError::new(
+            rpc::METHOD_NOT_FOUND,
+            format!("method not found in {VERSION}: {method}"),
+        );
+        return (Some(error_line(Some(&id), &error)), 404);
+    }
+    let meta = params.get("_meta").and_then(Value::as_object);
+    let result = if method == "server/discover" {
+        Ok(Some(discover(served.catalog)))
+    } else {
+        dispatch(message, meta, served)
+    };
+    match result {
+        Ok(None) => (None, 202),
+        Ok(Some(mut result)) => {
+            dress(&mut result, method, served);
+            let line = json!({ "jsonrpc": "2.0", "id": id, "result": result }).to_string();
+            (Some(line), 200)
+        }
+        Err(error) => {
+            let status = if error.code == rpc::METHOD_NOT_FOUND {
+                404
+            } else {
+                200
+            };
+            (Some(error_line(Some(&id), &error)), status)
+        }
+    }
+}
+
+/// The checks every modern request passes before dispatch: its `_meta`, the revision, and
+/// the headers that repeat the body. The error comes with its HTTP status (`400`).
+fn check(
+    method: &str,
+    params: &Map<String, Value>,
+    headers: &Headers<'_>,
+) -> Result<(), (u16, RpcError)> {
+    let bad = |code: i64, message: String| Err((400, RpcError::new(code, message)));
+    let Some(Value::Object(meta)) = params.get("_meta") else {
+        return bad(
+            rpc::INVALID_PARAMS,
+            format!(
+                "a {VERSION} request carries params._meta with \"{META_VERSION}\" and \"{META_CAPABILITIES}\""
+            ),
+        );
+    };
+    let Some(Value::String(version)) = meta.get(META_VERSION) else {
+        return bad(
+            rpc::INVALID_PARAMS,
+            format!("params._meta[\"{META_VERSION}\"] (a string) is missing"),
+        );
+    };
+    if !matches!(meta.get(META_CAPABILITIES), Some(Value::Object(_))) {
+        return bad(
+            rpc::INVALID_PARAMS,
+            format!("params._meta[\"{META_CAPABILITIES}\"] (an object) is missing"),
+        );
+    }
+    if version != VERSION {
+        let error = RpcError::new(
+            UNSUPPORTED_VERSION,
+            format!(
+                "protocol version {version:?} is not served here; use one of the supported versions"
+            ),
+        )
+        .with_data(json!({ "supported": supported_versions(), "requested": version }));
+        return Err((400, error));
+    }
+    match headers.version.map(str::trim) {
+        Some(v) if v == version => {}
+        Some(v) => {
+            return bad(
+                HEADER_MISMATCH,
+                format!(
+                    "the MCP-Protocol-Version header says {v:?}, params._meta says {version:?}"
+                ),
+            );
+        }
+        None => {
+            return bad(
+                HEADER_MISMATCH,
+                "the MCP-Protocol-Version header is missing".into(),
+            );
+        }
+    }
+    match headers.method.map(str::trim) {
+        Some(m) if m == method => {}
+        Some(m) => {
+            return bad(
+                HEADER_MISMATCH,
+                format!("the Mcp-Method header says {m:?}, the body says {method:?}"),
+            );
+        }
+        None => return bad(HEADER_MISMATCH, "the Mcp-Method header is missing".into()),
+    }
+    let named = match method {
+        "tools/call" | "prompts/get" => params.get("name").and_then(Value::as_str),
+        "resources/read" => params.get("uri").and_then(Value::as_str),
+        _ => return Ok(()),
+    };
+    let Some(named) = named else {
+        return Ok(()); // the method's own check names the missing parameter
+    };
+    match headers.name.map(|n| decode_header(n.trim())) {
+        Some(Some(n)) if n == named => Ok(()),
+        Some(Some(n)) => bad(
+            HEADER_MISMATCH,
+            format!("the Mcp-Name header says {n:?}, the body names {named:?}"),
+        ),
+        Some(None) => bad(
+            HEADER_MISMATCH,
+            "the Mcp-Name header is not valid (=?base64?…?= that does not decode to UTF-8)".into(),
+        ),
+        None => bad(
+            HEADER_MISMATCH,
+            format!("the Mcp-Name header is missing; {method} needs it"),
+        ),
+    }
+}
+
+/// A header value as meant: `=?base64?…?=` decoded, anything else as it is.
+fn decode_header(value: &str) -> Option<String> {
+    use base64::Engine;
+    match value
+        .strip_prefix("=?base64?")
+        .and_then(|v| v.strip_suffix("?="))
+    {
+        Some(encoded) => base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok()),
+        None => Some(value.to_string()),
+    }
+}
+
+/// Every revision served, both eras, newest first.
+fn supported_versions() -> Vec<&'static str> {
+    std::iter::once(VERSION)
+        .chain(Version::SUPPORTED.iter().map(|v| v.as_str()))
+        .collect()
+}
+
+/// `server/discover`.
+fn discover(catalog: &Catalog) -> Value {
+    let mut result = json!({
+        "supportedVersions": supported_versions(),
+        "capabilities": {
+            "tools": {},
+            "prompts": {},
+            "resources": {},
+            "completions": {},
+            "logging": {},
+        },
+    });
+    if let Some(instructions) = &catalog.info.instructions {
+        result["instructions"] = json!(instructions);
+    }
+    result
+}
+
+/// Runs the request through the one dispatcher, on a session that lives for this request
+/// only: initialized, with the client's capabilities and log level from `_meta`.
+fn dispatch(
+    message: &RawValue,
+    meta: Option<&Map<String, Value>>,
+    served: &Served<'_>,
+) -> Result<Option<Value>, RpcError> {
+    let session = Session::detached(served.caller.clone());
+    {
+        let mut state = session.state();
+        state.version = Some(Version::LATEST);
+        state.initialized = true;
+        state.stateless = true;
+        if let Some(Value::Object(caps)) = meta.and_then(|m| m.get(META_CAPABILITIES)) {
+            state.client_capabilities = caps.clone();
+        }
+        state.log_level = meta
+            .and_then(|m| m.get(META_LOG_LEVEL))
+            .and_then(Value::as_str)
+            .and_then(|level| LOG_LEVELS.iter().copied().find(|l| *l == level));
+    }
+    let cx = Context {
+        session: &session,
+        catalog: served.catalog,
+        outlet: served.outlet,
+        client_gone: served.client_gone,
+        tool_timeout: served.tool_timeout,
+        versions: &Version::STREAMABLE,
+        adopt_uninitialized: false,
+    };
+    let Some(Reply::One(outcome)) = mcp::handle(rpc::Body::One(message), &cx) else {
+        return Ok(None);
+    };
+    match outcome.result {
+        Ok(Answer::Json(value)) => Ok(Some(value)),
+        Ok(Answer::Tool(result)) => serde_json::to_value(result)
+            .map(Some)
+            .map_err(|e| RpcError::new(rpc::INTERNAL_ERROR, e.to_string())),
+        // A missing resource is invalid params in this revision (its URI in `data`).
+        Err(e) if e.code == rpc::RESOURCE_NOT_FOUND => Err(RpcError {
+            code: rpc::INVALID_PARAMS,
+            ..e
+        }),
+        Err(e) => Err(e),
+    }
+}
+
+/// The modern dress of a complete result: `resultType`, the server's identity, and caching
+/// hints where the revision requires them.
+fn dress(result: &mut Value, method: &str, served: &Served<'_>) {
+    let Value::Object(fields) = result else {
+        return;
+    };
+    fields.insert("resultType".into(), json!("complete"));
+    let info = &served.catalog.info;
+    let meta = fields
+        .entry("_meta")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if let Value::Object(meta) = meta {
+        meta.insert(
+            META_SERVER_INFO.into(),
+            json!({ "name": info.name, "version": info.version }),
+        );
+    }
+    let cacheable = matches!(
+        method,
+        "server/discover"
+            | "tools/list"
+            | "prompts/list"
+            | "resources/list"
+            | "resources/templates/list"
+            | "resources/read"
+    );
+    if cacheable {
+        // The catalog can change while the server runs, and a reader may answer each
+        // caller differently: nothing is promised to stay fresh, and nothing that may
+        // depend on the caller is shared.
+        let public = served.public && method != "resources/read";
+        fields.insert("ttlMs".into(), json!(0));
+        fields.insert(
+            "cacheScope".into(),
+            json!(if public { "public" } else { "private" }),
+        );
+    }
+}
+
+fn error_line(id: Option<&Value>, error: &RpcError) -> String {
+    json!({ "jsonrpc": "2.0", "id": id, "error": error }).to_string()
+}

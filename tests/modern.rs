@@ -1,0 +1,300 @@
+//! MCP 2026-07-28 on `/mcp` beside 2025-era sessions, over real HTTP: the dual-era routing,
+//! every status and error code of a modern request (its `_meta`, the revision, the headers
+//! that repeat the body, removed and unknown methods, a missing resource), the modern
+//! result's dress (`resultType`, the server's identity, caching hints), and 2025 clients
+//! going on exactly as before.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{HttpResponse, McpClient, request_with, spawn, spawn_with, test_config};
+use mcp_warden::{NoArgs, Server, Tool};
+use serde_json::{Value, json};
+
+const V: &str = "2026-07-28";
+
+fn meta() -> Value {
+    json!({
+        "io.modelcontextprotocol/protocolVersion": V,
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "test", "version": "0"}
+    })
+}
+
+/// A modern request body for `method` with `params` (its `_meta` added).
+fn body(method: &str, mut params: Value) -> Value {
+    params["_meta"] = meta();
+    json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params})
+}
+
+/// POSTs `body` to /mcp with `headers` (each `Name: value`) besides Accept.
+fn post(addr: std::net::SocketAddr, headers: &[(&str, &str)], body: &Value) -> HttpResponse {
+    let mut extra = String::from("Accept: application/json, text/event-stream\r\n");
+    for (name, value) in headers {
+        extra.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request_with(addr, "POST", "/mcp", &extra, body.to_string().as_bytes())
+}
+
+/// POSTs a well-formed modern request: the headers match the body.
+fn call(addr: std::net::SocketAddr, method: &str, params: Value) -> HttpResponse {
+    let name = params
+        .get("name")
+        .or_else(|| params.get("uri"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let mut headers = vec![("MCP-Protocol-Version", V), ("Mcp-Method", method)];
+    if let Some(name) = &name {
+        headers.push(("Mcp-Name", name));
+    }
+    post(addr, &headers, &body(method, params))
+}
+
+fn error_of(r: &HttpResponse) -> (u16, i64, Value) {
+    let reply = r.json();
+    assert_eq!(reply["id"], 7, "errors echo the request's id: {reply}");
+    let code = reply["error"]["code"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("not an error: {reply}"));
+    (r.status, code, reply["error"].clone())
+}
+
+#[test]
+fn server_discover_names_both_eras_and_dresses_its_result() {
+    let server = spawn(test_config());
+    let r = call(server.local_addr(), "server/discover", json!({}));
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("mcp-session-id"),
+        None,
+        "no session in this revision"
+    );
+    let result = r.json()["result"].clone();
+    assert_eq!(result["resultType"], "complete");
+    let versions = result["supportedVersions"].as_array().unwrap();
+    for v in [V, "2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"] {
+        assert!(versions.contains(&json!(v)), "{v} in {versions:?}");
+    }
+    assert!(result["capabilities"]["tools"].is_object());
+    assert!(result["capabilities"]["prompts"].is_object());
+    assert_eq!(
+        result["_meta"]["io.modelcontextprotocol/serverInfo"]["name"],
+        "mcp-warden"
+    );
+    assert_eq!(
+        (result["ttlMs"].as_u64(), &result["cacheScope"]),
+        (Some(0), &json!("public"))
+    );
+    assert!(result.get("serverInfo").is_none() && result.get("protocolVersion").is_none());
+}
+
+#[test]
+fn tools_prompts_and_resources_answer_statelessly() {
+    let server = spawn(test_config());
+    let addr = server.local_addr();
+    let listed = call(addr, "tools/list", json!({})).json()["result"].clone();
+    assert_eq!(listed["resultType"], "complete");
+    assert_eq!(listed["tools"][0]["name"], "echo");
+    assert!(listed["ttlMs"].is_u64() && listed["cacheScope"] == "public");
+
+    let echoed = call(
+        addr,
+        "tools/call",
+        json!({"name": "echo", "arguments": {"message": "m"}}),
+    );
+    assert_eq!(echoed.status, 200);
+    assert_eq!(echoed.header("content-type"), Some("application/json"));
+    let result = echoed.json()["result"].clone();
+    assert_eq!(result["content"][0]["text"], "Tool echo: m");
+    assert_eq!(result["resultType"], "complete");
+    assert!(
+        result.get("ttlMs").is_none(),
+        "a call's result is not cacheable"
+    );
+
+    let read =
+        call(addr, "resources/read", json!({"uri": "echo://hello"})).json()["result"].clone();
+    assert_eq!(read["contents"][0]["text"], "Resource echo: hello");
+    assert_eq!(
+        read["cacheScope"], "private",
+        "a reader may answer each caller differently"
+    );
+
+    let prompt = call(
+        addr,
+        "prompts/get",
+        json!({"name": "echo", "arguments": {"message": "p"}}),
+    );
+    assert_eq!(
+        prompt.json()["result"]["messages"][0]["content"]["text"],
+        "Please process this message: p"
+    );
+
+    // A missing resource is invalid params in this revision, its URI in `data`.
+    let (status, code, error) = error_of(&call(addr, "resources/read", json!({"uri": "nope://x"})));
+    assert_eq!(
+        (status, code, &error["data"]["uri"]),
+        (200, -32602, &json!("nope://x"))
+    );
+}
+
+#[test]
+fn a_missing_meta_field_is_invalid_params_with_400_and_client_info_is_optional() {
+    let server = spawn(test_config());
+    let addr = server.local_addr();
+    let headers = [
+        ("MCP-Protocol-Version", V),
+        ("Mcp-Method", "server/discover"),
+    ];
+    let no_caps = json!({"jsonrpc": "2.0", "id": 7, "method": "server/discover",
+        "params": {"_meta": {"io.modelcontextprotocol/protocolVersion": V}}});
+    let (status, code, error) = error_of(&post(addr, &headers, &no_caps));
+    assert_eq!((status, code), (400, -32602));
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("clientCapabilities")
+    );
+    // The header alone marks the request modern: a body without `_meta` is refused too.
+    let no_meta = json!({"jsonrpc": "2.0", "id": 7, "method": "server/discover", "params": {}});
+    assert_eq!(error_of(&post(addr, &headers, &no_meta)).0, 400);
+    let no_info = json!({"jsonrpc": "2.0", "id": 7, "method": "server/discover",
+        "params": {"_meta": {"io.modelcontextprotocol/protocolVersion": V,
+                             "io.modelcontextprotocol/clientCapabilities": {}}}});
+    assert_eq!(post(addr, &headers, &no_info).status, 200);
+}
+
+#[test]
+fn an_unsupported_version_names_what_is_supported() {
+    let server = spawn(test_config());
+    let mut request = body("server/discover", json!({}));
+    request["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"] = json!("v999.0.0");
+    let headers = [
+        ("MCP-Protocol-Version", "v999.0.0"),
+        ("Mcp-Method", "server/discover"),
+    ];
+    let (status, code, error) = error_of(&post(server.local_addr(), &headers, &request));
+    assert_eq!((status, code), (400, -32022));
+    assert_eq!(error["data"]["requested"], "v999.0.0");
+    assert_eq!(error["data"]["supported"][0], V);
+}
+
+#[test]
+fn headers_that_do_not_repeat_the_body_are_a_header_mismatch() {
+    let server = spawn(test_config());
+    let addr = server.local_addr();
+    let echo = body(
+        "tools/call",
+        json!({"name": "echo", "arguments": {"message": "m"}}),
+    );
+    let cases: &[&[(&str, &str)]] = &[
+        &[
+            ("MCP-Protocol-Version", "2025-11-25"),
+            ("Mcp-Method", "tools/call"),
+            ("Mcp-Name", "echo"),
+        ],
+        &[("MCP-Protocol-Version", V), ("Mcp-Name", "echo")],
+        &[
+            ("MCP-Protocol-Version", V),
+            ("Mcp-Method", "TOOLS/CALL"),
+            ("Mcp-Name", "echo"),
+        ],
+        &[("MCP-Protocol-Version", V), ("Mcp-Method", "tools/call")],
+        &[
+            ("MCP-Protocol-Version", V),
+            ("Mcp-Method", "tools/call"),
+            ("Mcp-Name", "whoami"),
+        ],
+        &[
+            ("MCP-Protocol-Version", V),
+            ("Mcp-Method", "tools/call"),
+            ("Mcp-Name", "=?base64?!!?="),
+        ],
+    ];
+    for headers in cases {
+        let (status, code, _) = error_of(&post(addr, headers, &echo));
+        assert_eq!((status, code), (400, -32020), "{headers:?}");
+    }
+    // Names are case-insensitive, surrounding whitespace is trimmed, and a base64 value is
+    // decoded before it is compared.
+    let fine: &[(&str, &str)] = &[
+        ("mcp-protocol-version", V),
+        ("MCP-METHOD", " tools/call "),
+        ("Mcp-Name", "=?base64?ZWNobw==?="),
+    ];
+    assert_eq!(post(addr, fine, &echo).status, 200);
+}
+
+#[test]
+fn removed_and_unknown_methods_are_not_found_with_404() {
+    let server = spawn(test_config());
+    for method in [
+        "initialize",
+        "ping",
+        "logging/setLevel",
+        "resources/subscribe",
+        "resources/unsubscribe",
+        "tools/destroy",
+    ] {
+        let mut params = json!({});
+        if method.starts_with("resources/") {
+            params["uri"] = json!("echo://x");
+        }
+        let r = call(server.local_addr(), method, params);
+        let (status, code, _) = error_of(&r);
+        assert_eq!((status, code), (404, -32601), "{method}");
+    }
+}
+
+#[test]
+fn a_tool_that_asks_its_client_says_why_it_cannot_in_a_modern_request() {
+    let asker = Tool::new(
+        "ask",
+        "Asks the user.",
+        json!({"type": "object"}),
+        |_: NoArgs, call| {
+            let answer = call.elicit("name?", json!({"type": "object", "properties": {}}))?;
+            Ok(answer.to_string())
+        },
+    );
+    let server = spawn_with(test_config(), Server::builder().tool(asker));
+    let r = call(server.local_addr(), "tools/call", json!({"name": "ask"}));
+    let result = r.json()["result"].clone();
+    assert_eq!(result["isError"], true);
+    assert!(
+        result["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("2026-07-28"),
+        "{result}"
+    );
+}
+
+#[test]
+fn twenty_twenty_five_clients_go_on_as_before_beside_modern_ones() {
+    let server = spawn(test_config());
+    let addr = server.local_addr();
+    let mut old = McpClient::new(addr);
+    old.initialize("2025-11-25");
+    assert_eq!(call(addr, "tools/list", json!({})).status, 200);
+    let reply = old.call(
+        1,
+        "tools/call",
+        json!({"name": "echo", "arguments": {"message": "old"}}),
+    );
+    assert_eq!(reply["result"]["content"][0]["text"], "Tool echo: old");
+    assert!(
+        reply["result"].get("resultType").is_none(),
+        "2025 results keep their shape"
+    );
+    assert_eq!(old.call(2, "ping", json!({}))["result"], json!({}));
+    // A 2025 request without a session is still refused by the 2025 rule, not for lacking
+    // `_meta`.
+    let headers = [("MCP-Protocol-Version", "2025-06-18")];
+    let stray = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/list"});
+    let r = post(addr, &headers, &stray);
+    assert_eq!(r.status, 400);
+    assert!(String::from_utf8_lossy(&r.body).contains("Mcp-Session-Id"));
+}
