@@ -55,6 +55,11 @@ pub struct Config {
     /// given CORS answers. Defaults to none (loopback origins pass while bound to
     /// loopback; requests without `Origin` always pass).
     pub allowed_origins: Vec<String>,
+    /// `STATE_SECRET`: the key (32 bytes or more, base64) that integrity-protects the
+    /// `requestState` of 2026-07-28 multi-round-trip results, shared by every replica so a
+    /// retry may land on any of them. Unset: a random key per process (a retry must then
+    /// come back to the same process).
+    pub state_secret: Option<StateSecret>,
     /// `ALLOWED_HOSTS`: host names (lower case, no port) accepted in `Host` besides the
     /// loopback names while listening on loopback, e.g. the public name a reverse proxy on
     /// the same machine forwards. Defaults to none.
@@ -81,6 +86,7 @@ impl Default for Config {
             base_path: String::new(),
             allowed_origins: Vec::new(),
             allowed_hosts: Vec::new(),
+            state_secret: None,
             auth: None,
         }
     }
@@ -111,6 +117,9 @@ Configuration is read from the environment:
                           client gets an error result (1-3600)       [default: 60]
     BASE_PATH             prefix of every route, e.g. /tools serves
                           /tools/mcp and /tools/sse                   [default: none]
+    STATE_SECRET          base64 key (32+ bytes) protecting the
+                          requestState of 2026-07-28 multi-round-trip
+                          results; the same on every replica          [default: random per process]
     ALLOWED_HOSTS         host names accepted in Host besides the
                           loopback ones while listening on loopback   [default: none]
     ALLOWED_ORIGINS       comma-separated browser origins allowed to
@@ -148,6 +157,31 @@ Logging:
 An unset or empty variable takes its default. A bad value stops the server with exit
 status 2 and a line naming the variable.
 ";
+
+/// `STATE_SECRET`'s key bytes; never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StateSecret(pub Vec<u8>);
+
+impl StateSecret {
+    /// The key from its base64 text (standard or URL-safe alphabet, padded or not); `None`
+    /// unless it decodes to 32 bytes or more.
+    fn parse(text: &str) -> Option<StateSecret> {
+        use base64::Engine;
+        use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+        let text = text.trim();
+        let bytes = STANDARD
+            .decode(text)
+            .or_else(|_| URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')))
+            .ok()?;
+        (bytes.len() >= 32).then_some(StateSecret(bytes))
+    }
+}
+
+impl fmt::Debug for StateSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("StateSecret(..)")
+    }
+}
 
 /// A variable whose value the server cannot use.
 #[derive(Debug, PartialEq, Eq)]
@@ -293,6 +327,14 @@ impl Config {
                     value: bad,
                     expected: "a comma-separated list of origins such as https://app.example.com,http://localhost:6274 (scheme, host and optional port; no path)".into(),
                 })?,
+            },
+            state_secret: match get("STATE_SECRET") {
+                None => None,
+                Some(v) => Some(StateSecret::parse(&v).ok_or(ConfigError {
+                    var: "STATE_SECRET",
+                    value: "(not shown: it is a secret)".into(),
+                    expected: "at least 32 bytes, base64-encoded (e.g. from `head -c 32 /dev/urandom | base64`)".into(),
+                })?),
             },
             auth: auth_config(&get)?,
         }
@@ -772,5 +814,26 @@ mod tests {
             from(&AUTH_ON).unwrap().auth.unwrap().max_age,
             Duration::from_secs(3600)
         );
+    }
+
+    #[test]
+    fn state_secret_needs_32_bytes_of_base64_and_is_never_shown() {
+        let key = format!("{}=", "A".repeat(43)); // 32 bytes, padded base64
+        assert_eq!(
+            from(&[("STATE_SECRET", key.as_str())])
+                .unwrap()
+                .state_secret
+                .unwrap()
+                .0
+                .len(),
+            32
+        );
+        for bad in ["c2hvcnQ=", "not base64 at all!"] {
+            let e = from(&[("STATE_SECRET", bad)]).unwrap_err();
+            assert_eq!(e.var, "STATE_SECRET");
+            assert!(!e.to_string().contains(bad), "{e}");
+        }
+        let config = from(&[("STATE_SECRET", key.as_str())]).unwrap();
+        assert!(!format!("{config:?}").contains(&key[..10]));
     }
 }

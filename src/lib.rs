@@ -186,6 +186,7 @@ impl Builder {
             None => Arc::new(Live::new(self.catalog)),
         };
         let addr = listener.local_addr()?;
+        mcp::mrtr::set_key(config.state_secret.as_ref().map(|s| s.0.as_slice()));
         let auth = match &config.auth {
             None => None,
             Some(auth) => Some(Authenticator::start(auth).map_err(StartError::Jwks)?),

@@ -248,27 +248,138 @@ fn removed_and_unknown_methods_are_not_found_with_404() {
     }
 }
 
-#[test]
-fn a_tool_that_asks_its_client_says_why_it_cannot_in_a_modern_request() {
+/// A server with a tool that asks its user twice (elicitation) before it answers.
+fn asking_server() -> Server {
+    let form = || json!({"type": "object", "properties": {"name": {"type": "string"}}});
     let asker = Tool::new(
         "ask",
-        "Asks the user.",
+        "Asks the user twice.",
         json!({"type": "object"}),
-        |_: NoArgs, call| {
-            let answer = call.elicit("name?", json!({"type": "object", "properties": {}}))?;
-            Ok(answer.to_string())
+        move |_: NoArgs, call| {
+            let first = call.elicit("first name?", form())?;
+            let last = call.elicit("last name?", form())?;
+            Ok(format!(
+                "hello {} {}",
+                first["content"]["name"], last["content"]["name"]
+            ))
         },
     );
-    let server = spawn_with(test_config(), Server::builder().tool(asker));
-    let r = call(server.local_addr(), "tools/call", json!({"name": "ask"}));
-    let result = r.json()["result"].clone();
-    assert_eq!(result["isError"], true);
+    spawn_with(test_config(), Server::builder().tool(asker))
+}
+
+/// `tools/call ask` declaring `capabilities`, with `extra` params (a retry's).
+fn ask(addr: std::net::SocketAddr, id: i64, capabilities: Value, extra: Value) -> HttpResponse {
+    let mut request = body("tools/call", json!({"name": "ask", "arguments": {}}));
+    request["id"] = json!(id);
+    request["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"] = capabilities;
+    for (k, v) in extra.as_object().unwrap() {
+        request["params"][k] = v.clone();
+    }
+    let headers = [
+        ("MCP-Protocol-Version", V),
+        ("Mcp-Method", "tools/call"),
+        ("Mcp-Name", "ask"),
+    ];
+    post(addr, &headers, &request)
+}
+
+#[test]
+fn a_tool_that_asks_its_client_answers_input_required_and_finishes_on_the_retries() {
+    let server = asking_server();
+    let addr = server.local_addr();
+    let caps = json!({"elicitation": {}});
+    // Without the capability declared, nobody is asked.
+    let refused = ask(addr, 7, json!({}), json!({}));
+    let (status, code, error) = error_of(&refused);
+    assert_eq!((status, code), (400, -32021));
+    assert_eq!(
+        error["data"]["requiredCapabilities"],
+        json!({"elicitation": {}})
+    );
+
+    let first = ask(addr, 1, caps.clone(), json!({})).json()["result"].clone();
+    assert_eq!(first["resultType"], "input_required", "{first}");
+    assert_eq!(first["inputRequests"]["q0"]["method"], "elicitation/create");
+    assert_eq!(
+        first["inputRequests"]["q0"]["params"]["message"],
+        "first name?"
+    );
+    assert!(first.get("content").is_none() && first.get("ttlMs").is_none());
+    let state = first["requestState"].as_str().unwrap().to_string();
+
+    let reply = |name: &str| json!({"action": "accept", "content": {"name": name}});
+    let second = ask(
+        addr,
+        2,
+        caps.clone(),
+        json!({"requestState": state, "inputResponses": {"q0": reply("Ada")}}),
+    );
+    let second = second.json()["result"].clone();
+    assert_eq!(second["resultType"], "input_required");
+    assert_eq!(
+        second["inputRequests"]["q1"]["params"]["message"],
+        "last name?"
+    );
     assert!(
-        result["content"][0]["text"]
+        second["inputRequests"].get("q0").is_none(),
+        "an answered question is not asked again"
+    );
+    let state = second["requestState"].as_str().unwrap().to_string();
+
+    let done = ask(
+        addr,
+        3,
+        caps.clone(),
+        json!({"requestState": state, "inputResponses": {"q1": reply("Lovelace")}}),
+    );
+    let done = done.json()["result"].clone();
+    assert_eq!(done["resultType"], "complete");
+    assert_eq!(done["content"][0]["text"], "hello \"Ada\" \"Lovelace\"");
+
+    // State that was altered, or that belongs to another request, is refused.
+    let mut altered = state.clone().into_bytes();
+    altered[5] ^= 1;
+    let altered = String::from_utf8(altered).unwrap();
+    let (_, code, error) = error_of(&ask(
+        addr,
+        7,
+        caps.clone(),
+        json!({"requestState": altered, "inputResponses": {"q1": reply("x")}}),
+    ));
+    assert_eq!(code, -32602);
+    assert!(
+        error["message"].as_str().unwrap().contains("requestState"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_request_state_is_bound_to_its_request() {
+    let server = asking_server();
+    let addr = server.local_addr();
+    let caps = json!({"elicitation": {}});
+    let first = ask(addr, 1, caps.clone(), json!({})).json()["result"].clone();
+    let state = first["requestState"].as_str().unwrap().to_string();
+    // The same state presented with other arguments.
+    let mut request = body(
+        "tools/call",
+        json!({"name": "ask", "arguments": {"other": 1}}),
+    );
+    request["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"] = caps;
+    request["params"]["requestState"] = json!(state);
+    let headers = [
+        ("MCP-Protocol-Version", V),
+        ("Mcp-Method", "tools/call"),
+        ("Mcp-Name", "ask"),
+    ];
+    let (_, code, error) = error_of(&post(addr, &headers, &request));
+    assert_eq!(code, -32602);
+    assert!(
+        error["message"]
             .as_str()
             .unwrap()
-            .contains("2026-07-28"),
-        "{result}"
+            .contains("another request"),
+        "{error}"
     );
 }
 

@@ -149,9 +149,10 @@ pub enum AskError {
     Refused(RpcError),
     /// This tool's own request was cancelled while it waited.
     Cancelled,
-    /// A 2026-07-28 request: the revision sends no request to the client on any stream
-    /// (its multi-round-trip results are not served yet).
-    Stateless,
+    /// A 2026-07-28 request: the question goes to the client as this request's answer
+    /// (`input_required`); the tool runs again, with the answer, when the client retries.
+    /// Whatever the tool does with this error is not sent.
+    InputRequired,
 }
 
 impl fmt::Display for AskError {
@@ -166,8 +167,8 @@ impl fmt::Display for AskError {
             AskError::Cancelled => {
                 f.write_str("the request was cancelled while waiting for the client")
             }
-            AskError::Stateless => f.write_str(
-                "this tool asks its client a question, which a 2026-07-28 request cannot carry yet; connect with a 2025 revision (initialize) to use it",
+            AskError::InputRequired => f.write_str(
+                "the client is asked in this request's answer and retries with its reply",
             ),
         }
     }
@@ -249,8 +250,24 @@ impl Call<'_> {
         if self.silenced() {
             return Err(AskError::Cancelled);
         }
-        if self.session.state().stateless {
-            return Err(AskError::Stateless);
+        {
+            let mut state = self.session.state();
+            if state.stateless {
+                let declared = needs.is_none_or(|c| state.client_capabilities.contains_key(c));
+                let rounds = &mut state.rounds;
+                if !declared {
+                    rounds.missing = needs;
+                    return Err(AskError::NotDeclared(needs.unwrap_or_default()));
+                }
+                let key = rounds.next_key();
+                if let Some(answer) = rounds.answers.get(&key) {
+                    return Ok(answer.clone());
+                }
+                rounds
+                    .asked
+                    .insert(key, json!({ "method": method, "params": params }));
+                return Err(AskError::InputRequired);
+            }
         }
         if let Some(capability) = needs
             && !self

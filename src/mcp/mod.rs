@@ -9,6 +9,7 @@ pub mod call;
 pub mod catalog;
 pub mod content;
 pub mod modern;
+pub mod mrtr;
 pub mod outbox;
 pub mod resume;
 pub mod rpc;
@@ -111,6 +112,8 @@ pub struct SessionState {
     /// A 2026-07-28 request's session, for that request only (`modern.rs`): no request to
     /// the client may go out on any stream.
     pub stateless: bool,
+    /// Its questions and answers (`mrtr.rs`).
+    pub rounds: mrtr::Rounds,
 }
 
 /// What every method sees: the session (its caller and state) and the catalog.

@@ -6,9 +6,9 @@
 //! the result the modern way (`resultType`, the server's identity in `_meta`, caching hints
 //! on lists and reads). `server/discover` is answered here.
 //!
-//! Not yet here (see the notes): multi-round-trip results for sampling, elicitation
-//! and roots (a tool that asks its client gets an error in a modern request), and
-//! `subscriptions/listen` (so no `listChanged`/`subscribe` is advertised to modern clients).
+//! A tool that asks its client something is answered with `input_required` (`mrtr.rs`).
+//! Not yet here: `subscriptions/listen` (so no `listChanged`/`subscribe` is advertised to
+//! modern clients).
 
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
@@ -18,7 +18,7 @@ use crate::mcp::call::LOG_LEVELS;
 use crate::mcp::catalog::Catalog;
 use crate::mcp::rpc::{self, RpcError};
 use crate::mcp::session::Session;
-use crate::mcp::{self, Answer, Context, Reply, Version};
+use crate::mcp::{self, Answer, Context, Reply, Version, mrtr};
 
 /// The revision this file serves.
 pub const VERSION: &str = "2026-07-28";
@@ -148,10 +148,10 @@ pub fn serve(
             (Some(line), 200)
         }
         Err(error) => {
-            let status = if error.code == rpc::METHOD_NOT_FOUND {
-                404
-            } else {
-                200
+            let status = match error.code {
+                rpc::METHOD_NOT_FOUND => 404,
+                MISSING_CAPABILITY => 400,
+                _ => 200,
             };
             (Some(error_line(Some(&id), &error)), status)
         }
@@ -296,8 +296,39 @@ fn dispatch(
     served: &Served<'_>,
 ) -> Result<Option<Value>, RpcError> {
     let session = Session::detached(served.caller.clone());
+    let params = serde_json::from_str::<Value>(message.get())
+        .ok()
+        .and_then(|m| m.get("params").cloned())
+        .unwrap_or(Value::Null);
+    let method = serde_json::from_str::<Value>(message.get())
+        .ok()
+        .and_then(|m| m.get("method").and_then(Value::as_str).map(str::to_string))
+        .unwrap_or_default();
+    let subject = served.caller.subject().to_string();
+    let binding = mrtr::Binding {
+        subject: &subject,
+        method: &method,
+        name: params
+            .get("name")
+            .or_else(|| params.get("uri"))
+            .and_then(Value::as_str)
+            .unwrap_or_default(),
+        arguments: params.get("arguments").unwrap_or(&Value::Null),
+    };
+    let mut answers = match params.get("requestState") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::String(state)) => mrtr::open(state, &binding)
+            .map_err(|why| RpcError::invalid_params(format!("requestState refused: {why}")))?,
+        Some(_) => return Err(RpcError::invalid_params("requestState must be a string")),
+    };
+    match params.get("inputResponses") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(responses)) => answers.extend(responses.clone()),
+        Some(_) => return Err(RpcError::invalid_params("inputResponses must be an object")),
+    }
     {
         let mut state = session.state();
+        state.rounds.answers = answers;
         state.version = Some(Version::LATEST);
         state.initialized = true;
         state.stateless = true;
@@ -318,7 +349,27 @@ fn dispatch(
         versions: &Version::STREAMABLE,
         adopt_uninitialized: false,
     };
-    let Some(Reply::One(outcome)) = mcp::handle(rpc::Body::One(message), &cx) else {
+    let reply = mcp::handle(rpc::Body::One(message), &cx);
+    let rounds = std::mem::take(&mut session.state().rounds);
+    if let Some(capability) = rounds.missing {
+        return Err(RpcError::new(
+            MISSING_CAPABILITY,
+            format!("this request needs the client capability \"{capability}\", which the request's clientCapabilities do not declare"),
+        )
+        .with_data(json!({ "requiredCapabilities": { capability: {} } })));
+    }
+    if !rounds.asked.is_empty() {
+        // The tool's own answer (an error from the question it could not ask yet) is not
+        // sent: the client is asked instead, and retries.
+        let mut known = rounds.answers;
+        known.retain(|key, _| !rounds.asked.contains_key(key));
+        return Ok(Some(json!({
+            "resultType": "input_required",
+            "inputRequests": rounds.asked,
+            "requestState": mrtr::seal(&known, &binding),
+        })));
+    }
+    let Some(Reply::One(outcome)) = reply else {
         return Ok(None);
     };
     match outcome.result {
@@ -341,7 +392,10 @@ fn dress(result: &mut Value, method: &str, served: &Served<'_>) {
     let Value::Object(fields) = result else {
         return;
     };
-    fields.insert("resultType".into(), json!("complete"));
+    let complete = !fields.contains_key("resultType");
+    if complete {
+        fields.insert("resultType".into(), json!("complete"));
+    }
     let info = &served.catalog.info;
     let meta = fields
         .entry("_meta")
@@ -361,7 +415,7 @@ fn dress(result: &mut Value, method: &str, served: &Served<'_>) {
             | "resources/templates/list"
             | "resources/read"
     );
-    if cacheable {
+    if cacheable && complete {
         // The catalog can change while the server runs, and a reader may answer each
         // caller differently: nothing is promised to stay fresh, and nothing that may
         // depend on the caller is shared.
