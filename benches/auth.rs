@@ -121,6 +121,7 @@ fn main() {
         refresh: Duration::from_secs(600),
         min_refetch: MIN_REFETCH_INTERVAL,
         max_age: Duration::from_secs(3600),
+        metadata: None,
     };
     let keys = store.current();
     assert_eq!(keys.set.len(), 2, "both bench keys are usable");

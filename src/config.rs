@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::auth::jwks::MIN_REFETCH_INTERVAL;
 use crate::auth::jwt::Policy;
-use crate::auth::{AuthConfig, RequiredGroups};
+use crate::auth::{AuthConfig, ProtectedResource, RequiredGroups};
 
 /// Everything the server reads from its environment.
 #[derive(Clone, Debug)]
@@ -141,7 +141,14 @@ Authentication (Plural's contract; all off unless JWT_AUTH_ENABLED is true):
                           authenticated user; required when auth is on [default: none]
     JWT_LEEWAY_SECS       clock skew allowed on exp/nbf/iat (0-600)   [default: 60]
     JWT_ISSUER            when set, `iss` must equal it               [default: not checked]
-    JWT_AUDIENCE          when set, `aud` must be or contain it       [default: not checked]
+    JWT_AUDIENCE          when set, `aud` must be or contain it       [default: not checked,
+                                                                     or RESOURCE_URL]
+    RESOURCE_URL          this server's resource identifier; with
+                          AUTHORIZATION_SERVERS, serves the OAuth
+                          protected resource metadata (RFC 9728)     [default: none]
+    AUTHORIZATION_SERVERS comma-separated issuer URLs for that
+                          metadata                                    [default: none]
+    SCOPES_SUPPORTED      comma-separated scopes for that metadata   [default: none]
     JWKS_REFRESH_SECS     seconds between background JWKS refreshes
                           (10-86400)                                  [default: 600]
     JWKS_MAX_AGE_SECS     /readyz answers 503 when the keys were last
@@ -393,6 +400,7 @@ fn auth_config(get: &impl Fn(&str) -> Option<String>) -> Result<Option<AuthConfi
         value: groups,
         expected: "a comma-separated list of group names, or * for any authenticated user (required when JWT_AUTH_ENABLED=true)".into(),
     })?;
+    let metadata = protected_resource(get)?;
     let d = Policy::default();
     Ok(Some(
         AuthConfig {
@@ -408,7 +416,9 @@ fn auth_config(get: &impl Fn(&str) -> Option<String>) -> Result<Option<AuthConfi
                 )?
                 .unwrap_or(d.leeway_secs),
                 issuer: get("JWT_ISSUER"),
-                audience: get("JWT_AUDIENCE"),
+                // RFC 8707: with resource metadata, a token must be for this resource.
+                audience: get("JWT_AUDIENCE")
+                    .or_else(|| metadata.as_ref().map(|m| m.resource.clone())),
             },
             refresh: int_var(
                 get,
@@ -419,6 +429,7 @@ fn auth_config(get: &impl Fn(&str) -> Option<String>) -> Result<Option<AuthConfi
             )?
             .map_or(Duration::from_secs(600), Duration::from_secs),
             min_refetch: MIN_REFETCH_INTERVAL,
+            metadata,
             max_age: Duration::from_secs(
                 int_var(
                     get,
@@ -432,6 +443,69 @@ fn auth_config(get: &impl Fn(&str) -> Option<String>) -> Result<Option<AuthConfi
         }
         .checked()?,
     ))
+}
+
+/// `RESOURCE_URL`, `AUTHORIZATION_SERVERS`, `SCOPES_SUPPORTED`: both of the first two, or
+/// neither.
+fn protected_resource(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<ProtectedResource>, ConfigError> {
+    let is_url = |v: &str| {
+        let lower = v.to_ascii_lowercase();
+        ["https://", "http://"].iter().any(|scheme| {
+            lower
+                .strip_prefix(scheme)
+                .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
+        }) && !v.contains(['#', ' ', ',', '"'])
+    };
+    let resource = get("RESOURCE_URL").map(|v| v.trim().to_string());
+    let servers = get("AUTHORIZATION_SERVERS");
+    let (resource, servers) = match (resource, servers) {
+        (None, None) => return Ok(None),
+        (Some(_), None) => {
+            return Err(ConfigError {
+                var: "AUTHORIZATION_SERVERS",
+                value: String::new(),
+                expected: "the issuer URL(s) of the authorization server(s), comma-separated: RESOURCE_URL is set, and the metadata (RFC 9728) must name at least one".into(),
+            });
+        }
+        (None, Some(_)) => {
+            return Err(ConfigError {
+                var: "RESOURCE_URL",
+                value: String::new(),
+                expected: "this server's resource identifier, e.g. https://mcp.example.com/mcp: AUTHORIZATION_SERVERS is set, and the metadata (RFC 9728) needs it".into(),
+            });
+        }
+        (Some(r), Some(s)) => (r, s),
+    };
+    if !is_url(&resource) {
+        return Err(ConfigError {
+            var: "RESOURCE_URL",
+            value: resource,
+            expected: "an http(s) URL without a fragment, e.g. https://mcp.example.com/mcp".into(),
+        });
+    }
+    let list = |v: &str| -> Vec<String> {
+        v.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let authorization_servers = list(&servers);
+    if authorization_servers.is_empty() || !authorization_servers.iter().all(|s| is_url(s)) {
+        return Err(ConfigError {
+            var: "AUTHORIZATION_SERVERS",
+            value: servers,
+            expected: "a comma-separated list of issuer URLs, e.g. https://auth.example.com".into(),
+        });
+    }
+    let scopes = get("SCOPES_SUPPORTED").map_or_else(Vec::new, |v| list(&v));
+    Ok(Some(ProtectedResource {
+        resource,
+        authorization_servers,
+        scopes,
+    }))
 }
 
 /// A path prefix: `/` then segments of unreserved characters; a trailing `/` is dropped
@@ -835,5 +909,73 @@ mod tests {
         }
         let config = from(&[("STATE_SECRET", key.as_str())]).unwrap();
         assert!(!format!("{config:?}").contains(&key[..10]));
+    }
+
+    #[test]
+    fn resource_metadata_needs_both_settings_and_makes_the_resource_the_audience() {
+        let auth = [
+            ("JWT_AUTH_ENABLED", "true"),
+            ("JWKS_URI", "https://idp.example.com/jwks.json"),
+            ("REQUIRED_GROUPS", "sre"),
+        ];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut pairs = auth.to_vec();
+            pairs.extend_from_slice(extra);
+            from(&pairs)
+        };
+        let config = with(&[
+            ("RESOURCE_URL", "https://mcp.example.com/mcp"),
+            (
+                "AUTHORIZATION_SERVERS",
+                "https://auth.example.com, https://auth2.example.com",
+            ),
+            ("SCOPES_SUPPORTED", "mcp:tools"),
+        ])
+        .unwrap();
+        let auth_config = config.auth.unwrap();
+        let metadata = auth_config.metadata.unwrap();
+        assert_eq!(metadata.authorization_servers.len(), 2);
+        assert_eq!(metadata.scopes, ["mcp:tools"]);
+        assert_eq!(
+            auth_config.policy.audience.as_deref(),
+            Some("https://mcp.example.com/mcp")
+        );
+        let explicit = with(&[
+            ("RESOURCE_URL", "https://mcp.example.com/mcp"),
+            ("AUTHORIZATION_SERVERS", "https://auth.example.com"),
+            ("JWT_AUDIENCE", "Joken"),
+        ])
+        .unwrap();
+        assert_eq!(
+            explicit.auth.unwrap().policy.audience.as_deref(),
+            Some("Joken")
+        );
+        for (extra, var) in [
+            (
+                &[("RESOURCE_URL", "https://mcp.example.com/mcp")][..],
+                "AUTHORIZATION_SERVERS",
+            ),
+            (
+                &[("AUTHORIZATION_SERVERS", "https://auth.example.com")][..],
+                "RESOURCE_URL",
+            ),
+            (
+                &[
+                    ("RESOURCE_URL", "mcp.example.com"),
+                    ("AUTHORIZATION_SERVERS", "https://a.example.com"),
+                ][..],
+                "RESOURCE_URL",
+            ),
+            (
+                &[
+                    ("RESOURCE_URL", "https://m.example.com"),
+                    ("AUTHORIZATION_SERVERS", "auth"),
+                ][..],
+                "AUTHORIZATION_SERVERS",
+            ),
+        ] {
+            assert_eq!(with(extra).unwrap_err().var, var, "{extra:?}");
+        }
+        assert!(with(&[]).unwrap().auth.unwrap().metadata.is_none());
     }
 }

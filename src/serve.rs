@@ -82,7 +82,14 @@ pub(crate) fn run(builder: Builder) -> ExitCode {
             log::warn!(
                 "authentication is off: every client may call every tool (set JWT_AUTH_ENABLED=true to require tokens)"
             );
-            for var in ["JWKS_URI", "REQUIRED_GROUPS"] {
+            for var in [
+                "JWKS_URI",
+                "REQUIRED_GROUPS",
+                "RESOURCE_URL",
+                "AUTHORIZATION_SERVERS",
+                "SCOPES_SUPPORTED",
+                "JWT_AUDIENCE",
+            ] {
                 if std::env::var_os(var).is_some_and(|v| !v.is_empty()) {
                     log::warn!("{var} is set but ignored: JWT_AUTH_ENABLED is not true");
                 }

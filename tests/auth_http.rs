@@ -684,3 +684,82 @@ fn a_2026_07_28_request_is_authenticated_on_its_own() {
         "with auth on, nothing is shared"
     );
 }
+
+#[test]
+fn protected_resource_metadata_is_served_named_in_every_challenge_and_sets_the_audience() {
+    let jwks = JwksServer::start(issuer::jwks(&[rsa().jwk(), ec().jwk()]));
+    let resource = "https://mcp.example.com/mcp";
+    let mut auth = auth_settings(jwks.url(), "sre,devops");
+    auth.metadata = Some(mcp_warden::auth::ProtectedResource {
+        resource: resource.into(),
+        authorization_servers: vec!["https://auth.example.com".into()],
+        scopes: vec!["mcp:tools".into()],
+    });
+    // What config.rs does with RESOURCE_URL and no JWT_AUDIENCE (tested there).
+    auth.policy.audience = Some(resource.into());
+    let server = spawn(with_auth(auth));
+    let addr = server.local_addr();
+    for path in [
+        "/.well-known/oauth-protected-resource",
+        "/.well-known/oauth-protected-resource/mcp",
+    ] {
+        let r = request_with(addr, "GET", path, "", b"");
+        assert_eq!(r.status, 200, "{path}: no token needed");
+        assert_eq!(
+            r.json(),
+            json!({"resource": resource, "authorization_servers": ["https://auth.example.com"],
+                   "bearer_methods_supported": ["header"], "scopes_supported": ["mcp:tools"]})
+        );
+    }
+    assert_eq!(
+        request_with(
+            addr,
+            "GET",
+            "/.well-known/oauth-protected-resource/other",
+            "",
+            b""
+        )
+        .status,
+        404
+    );
+    let metadata =
+        "resource_metadata=\"https://mcp.example.com/.well-known/oauth-protected-resource/mcp\"";
+    let refused = get_sse(addr, "");
+    assert_eq!(refused.status, 401);
+    assert!(
+        refused
+            .header("www-authenticate")
+            .unwrap()
+            .contains(metadata),
+        "{:?}",
+        refused.header("www-authenticate")
+    );
+    // A Plural token is for "Joken", not for this resource (RFC 8707): refused, and the
+    // challenge still says where to look.
+    let joken = get_sse(addr, &bearer(&alice()));
+    assert_eq!(joken.status, 401);
+    assert!(joken.header("www-authenticate").unwrap().contains(metadata));
+    let mut claims = plural_claims("alice", "alice@example.com", &["sre"], 3600);
+    claims["aud"] = json!(resource);
+    let mut c = SseClient::initialized_authed(addr, &rsa().token(&claims));
+    assert_eq!(c.call(1, "ping", json!({}))["result"], json!({}));
+}
+
+#[test]
+fn without_resource_metadata_the_well_known_path_is_not_found_and_challenges_are_unchanged() {
+    let (_jwks, server) = setup();
+    let addr = server.local_addr();
+    let r = request_with(
+        addr,
+        "GET",
+        "/.well-known/oauth-protected-resource",
+        "",
+        b"",
+    );
+    assert_eq!(r.status, 404);
+    let refused = get_sse(addr, "");
+    assert_eq!(
+        refused.header("www-authenticate"),
+        Some("Bearer realm=\"mcp-warden\"")
+    );
+}

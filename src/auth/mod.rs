@@ -42,7 +42,64 @@ pub struct AuthConfig {
     /// `JWKS_MAX_AGE_SECS`: `/readyz` answers `503` once the last successful fetch is
     /// older than this. Defaults to 3600 s; at least `refresh`.
     pub max_age: Duration,
+    /// `RESOURCE_URL`, `AUTHORIZATION_SERVERS`, `SCOPES_SUPPORTED`: the OAuth protected
+    /// resource metadata (RFC 9728) served for clients that discover their issuer.
+    /// Defaults to none (Plural's contract unchanged).
+    pub metadata: Option<ProtectedResource>,
 }
+
+/// What this server tells OAuth clients about itself (RFC 9728): its resource identifier,
+/// the authorization servers that issue its tokens, and the scopes it knows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProtectedResource {
+    /// `RESOURCE_URL`, e.g. `https://mcp.example.com/mcp`.
+    pub resource: String,
+    /// `AUTHORIZATION_SERVERS`: issuer URLs.
+    pub authorization_servers: Vec<String>,
+    /// `SCOPES_SUPPORTED`, if any.
+    pub scopes: Vec<String>,
+}
+
+impl ProtectedResource {
+    /// The metadata document (RFC 9728 §2).
+    pub fn document(&self) -> serde_json::Value {
+        let mut doc = serde_json::json!({
+            "resource": self.resource,
+            "authorization_servers": self.authorization_servers,
+            "bearer_methods_supported": ["header"],
+        });
+        if !self.scopes.is_empty() {
+            doc["scopes_supported"] = serde_json::json!(self.scopes);
+        }
+        doc
+    }
+
+    /// The resource's path (`/mcp` for `https://host/mcp`; empty for a bare origin).
+    fn resource_path(&self) -> &str {
+        let rest = self.resource.split_once("://").map_or("", |(_, rest)| rest);
+        rest.find('/')
+            .map_or("", |i| rest[i..].trim_end_matches('/'))
+    }
+
+    /// Where the document is served (RFC 9728 §3.1: the well-known prefix between the
+    /// resource's origin and its path).
+    pub fn url(&self) -> String {
+        let path = self.resource_path();
+        let trimmed = self.resource.trim_end_matches('/');
+        let origin = &trimmed[..trimmed.len() - path.len()];
+        format!("{origin}{WELL_KNOWN}{path}")
+    }
+
+    /// Whether `path` (of a request to this server) asks for the document: the well-known
+    /// path itself, or with the resource's path after it.
+    pub fn serves(&self, path: &str) -> bool {
+        path.strip_prefix(WELL_KNOWN)
+            .is_some_and(|rest| rest.is_empty() || rest == self.resource_path())
+    }
+}
+
+/// The well-known path of protected resource metadata (RFC 9728 §3).
+pub const WELL_KNOWN: &str = "/.well-known/oauth-protected-resource";
 
 impl AuthConfig {
     /// Refuses a `max_age` shorter than `refresh`: readiness would flap between refreshes.
@@ -451,6 +508,34 @@ pub fn unix_now() -> u64 {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn protected_resource_metadata_lives_beside_the_resource_path() {
+        let m = |resource: &str| ProtectedResource {
+            resource: resource.into(),
+            authorization_servers: vec!["https://auth.example.com".into()],
+            scopes: vec![],
+        };
+        let mcp = m("https://mcp.example.com/mcp");
+        assert_eq!(
+            mcp.url(),
+            "https://mcp.example.com/.well-known/oauth-protected-resource/mcp"
+        );
+        assert!(mcp.serves("/.well-known/oauth-protected-resource/mcp"));
+        assert!(mcp.serves("/.well-known/oauth-protected-resource"));
+        assert!(!mcp.serves("/.well-known/oauth-protected-resource/other"));
+        let root = m("https://mcp.example.com/");
+        assert_eq!(
+            root.url(),
+            "https://mcp.example.com/.well-known/oauth-protected-resource"
+        );
+        assert_eq!(
+            mcp.document(),
+            serde_json::json!({"resource": "https://mcp.example.com/mcp",
+                "authorization_servers": ["https://auth.example.com"],
+                "bearer_methods_supported": ["header"]})
+        );
+    }
     use super::*;
 
     fn headers<'a>(values: &'a [&'a str]) -> impl Iterator<Item = &'a [u8]> {

@@ -4,8 +4,9 @@
 use crate::auth::AuthError;
 use crate::http::Response;
 
-/// The `401` for this refusal: `WWW-Authenticate` per RFC 6750 §3 and a JSON body.
-pub fn unauthorized(e: &AuthError) -> Response {
+/// The `401` for this refusal: `WWW-Authenticate` per RFC 6750 §3 and a JSON body; with
+/// protected resource metadata configured, the challenge names where it is (RFC 9728 §5.1).
+pub fn unauthorized(e: &AuthError, resource_metadata: Option<&str>) -> Response {
     let message = e.to_string();
     let (code, challenge) = match e {
         AuthError::MissingToken => ("missing_token", "Bearer realm=\"mcp-warden\"".to_string()),
@@ -32,6 +33,10 @@ pub fn unauthorized(e: &AuthError) -> Response {
             )
         }
     };
+    let challenge = match resource_metadata {
+        Some(url) => format!("{challenge}, resource_metadata=\"{url}\""),
+        None => challenge,
+    };
     Response::error(401, code, &message).header("WWW-Authenticate", &challenge)
 }
 
@@ -49,7 +54,7 @@ mod tests {
 
     #[test]
     fn refusals_are_401_with_a_bearer_challenge_that_cannot_be_broken_out_of() {
-        let missing = unauthorized(&AuthError::MissingToken);
+        let missing = unauthorized(&AuthError::MissingToken, None);
         assert_eq!(missing.status, 401);
         assert_eq!(
             header(&missing, "WWW-Authenticate"),
@@ -57,7 +62,7 @@ mod tests {
         );
         // A hostile `alg` with quotes, a backslash and a line break stays inside the quotes.
         let hostile = AuthError::AlgorithmNotAllowed("x\"\\\r\nSet-Cookie: a=b".into());
-        let response = unauthorized(&hostile);
+        let response = unauthorized(&hostile, None);
         let challenge = header(&response, "WWW-Authenticate").unwrap();
         assert!(challenge.starts_with(
             "Bearer realm=\"mcp-warden\", error=\"invalid_token\", error_description=\""
@@ -73,6 +78,6 @@ mod tests {
             group.to_string(),
             "user does not belong to any required group"
         );
-        assert_eq!(unauthorized(&group).status, 401);
+        assert_eq!(unauthorized(&group, None).status, 401);
     }
 }

@@ -17,7 +17,7 @@ mod streamable;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::auth::{Authenticator, Verified};
+use crate::auth::{Authenticator, ProtectedResource, Verified};
 use crate::config::Config;
 use crate::http::{Conn, Handler, Head, Next, Response};
 use crate::identity::Caller;
@@ -72,6 +72,9 @@ const CORS_EXPOSE_HEADERS: &str = "Mcp-Session-Id, WWW-Authenticate";
 
 impl Handler for App {
     fn handle(&self, conn: &mut Conn, head: &Head) -> Next {
+        if head.path().starts_with(crate::auth::WELL_KNOWN) {
+            return self.resource_metadata(conn, head);
+        }
         let Some(path) = self.route_path(head.path()) else {
             return not_found(conn, head);
         };
@@ -150,6 +153,31 @@ impl App {
             auth,
             catalog,
         })
+    }
+
+    /// The protected resource metadata (RFC 9728), when configured.
+    fn metadata(&self) -> Option<&ProtectedResource> {
+        self.config.auth.as_ref()?.metadata.as_ref()
+    }
+
+    /// `GET /.well-known/oauth-protected-resource[/<resource path>]`: the metadata
+    /// document, public (a client reads it before it has a token); `404` when none is
+    /// configured.
+    fn resource_metadata(&self, conn: &mut Conn, head: &Head) -> Next {
+        let Some(metadata) = self.metadata().filter(|m| m.serves(head.path())) else {
+            return not_found(conn, head);
+        };
+        if !matches!(head.method(), "GET" | "HEAD") {
+            let message = format!("{} accepts only GET, HEAD", head.path());
+            let response =
+                Response::error(405, "method_not_allowed", &message).header("Allow", "GET, HEAD");
+            return respond(conn, head, response);
+        }
+        let response = Response::new(200)
+            .header("Content-Type", "application/json")
+            .header("Cache-Control", "max-age=3600")
+            .body(metadata.document().to_string().into_bytes());
+        respond(conn, head, response)
     }
 
     /// Whether to send this process traffic: not while shutting down, and with auth on,
@@ -292,7 +320,12 @@ impl App {
                     head.path(),
                     e.subject().unwrap_or("-")
                 );
-                Err(respond(conn, head, auth::unauthorized(&e)))
+                let metadata = self.metadata().map(ProtectedResource::url);
+                Err(respond(
+                    conn,
+                    head,
+                    auth::unauthorized(&e, metadata.as_deref()),
+                ))
             }
         }
     }

@@ -52,6 +52,7 @@ pub fn auth_settings(jwks_uri: impl Into<String>, groups: &str) -> AuthConfig {
         refresh: Duration::from_secs(600),
         min_refetch: Duration::from_secs(30),
         max_age: Duration::from_secs(3600),
+        metadata: None,
     }
 }
 
