@@ -409,3 +409,79 @@ fn twenty_twenty_five_clients_go_on_as_before_beside_modern_ones() {
     assert_eq!(r.status, 400);
     assert!(String::from_utf8_lossy(&r.body).contains("Mcp-Session-Id"));
 }
+
+#[test]
+fn only_the_requests_own_progress_and_asked_for_log_messages_travel_on_its_stream() {
+    let chatty = Tool::new(
+        "chatty",
+        "Logs and reports progress.",
+        json!({"type": "object"}),
+        |_: NoArgs, call| {
+            call.log("info", json!("working"));
+            call.progress(1.0, Some(1.0), None);
+            Ok("done")
+        },
+    );
+    let server = spawn_with(test_config(), Server::builder().tool(chatty));
+    let headers = [
+        ("MCP-Protocol-Version", V),
+        ("Mcp-Method", "tools/call"),
+        ("Mcp-Name", "chatty"),
+    ];
+    let events = |log_level: Option<&str>| {
+        let mut request = body("tools/call", json!({"name": "chatty"}));
+        request["params"]["_meta"]["progressToken"] = json!("p1");
+        if let Some(level) = log_level {
+            request["params"]["_meta"]["io.modelcontextprotocol/logLevel"] = json!(level);
+        }
+        // The answer is an event stream that ends with the connection: read it to the end.
+        let text = request.to_string();
+        let mut s = common::connect(server.local_addr());
+        let mut head = format!(
+            "POST /mcp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\n",
+            text.len()
+        );
+        for (name, value) in &headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        std::io::Write::write_all(&mut s, format!("{head}\r\n{text}").as_bytes()).unwrap();
+        let mut reader = std::io::BufReader::new(s);
+        let r = common::read_response(&mut reader);
+        assert_eq!(r.header("content-type"), Some("text/event-stream"));
+        let text = String::from_utf8(common::read_to_eof(
+            &mut reader,
+            "the answer's event stream",
+        ))
+        .unwrap();
+        assert!(
+            !text.contains("\nid:") && !text.starts_with("id:"),
+            "no event ids: {text}"
+        );
+        text.lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .map(|d| serde_json::from_str::<Value>(d).unwrap())
+            .collect::<Vec<_>>()
+    };
+    let methods = |events: &[Value]| -> Vec<String> {
+        events
+            .iter()
+            .map(|e| e["method"].as_str().unwrap_or("(answer)").to_string())
+            .collect()
+    };
+    let quiet = events(None);
+    assert_eq!(methods(&quiet), ["notifications/progress", "(answer)"]);
+    assert_eq!(quiet[1]["result"]["resultType"], "complete");
+    let logged = events(Some("info"));
+    assert_eq!(
+        methods(&logged),
+        [
+            "notifications/message",
+            "notifications/progress",
+            "(answer)"
+        ]
+    );
+    assert_eq!(
+        methods(&events(Some("error"))),
+        ["notifications/progress", "(answer)"]
+    );
+}
