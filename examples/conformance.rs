@@ -131,6 +131,41 @@ fn main() -> ExitCode {
         .tool(elicitation_with_defaults())
         .tool(elicitation_with_enums())
         .tool(reconnection())
+        // Diagnostic tools of the suite's 2026-07-28 scenarios (server-stateless).
+        .tool(Tool::new(
+            "test_missing_capability",
+            "Needs sampling: a client that did not declare it gets -32021.",
+            no_arguments(),
+            |_: NoArgs, call| {
+                let answer = call.create_message(json!({
+                    "messages": [{ "role": "user", "content": { "type": "text", "text": "hi" } }],
+                    "maxTokens": 10
+                }))?;
+                Ok(answer.to_string())
+            },
+        ))
+        .tool(Tool::new(
+            "test_logging_tool",
+            "Sends a log message (only to a request that asked for its level).",
+            no_arguments(),
+            |_: NoArgs, call| {
+                call.log("info", json!("a log message"));
+                Ok("logged")
+            },
+        ))
+        .tool(Tool::new(
+            "test_streaming_elicitation",
+            "Reports progress, then asks the user (an input_required result in 2026-07-28).",
+            no_arguments(),
+            |_: NoArgs, call| {
+                call.progress(1.0, Some(2.0), None);
+                let answer = call.elicit(
+                    "Your name?",
+                    json!({ "type": "object", "properties": { "name": { "type": "string" } } }),
+                )?;
+                Ok(format!("hello {}", answer["content"]["name"]))
+            },
+        ))
         // A schema that must reach clients untouched.
         .tool(Tool::with_handler(
             "json_schema_2020_12_tool",

@@ -186,16 +186,6 @@ fn check(
             format!("params._meta[\"{META_CAPABILITIES}\"] (an object) is missing"),
         );
     }
-    if version != VERSION {
-        let error = RpcError::new(
-            UNSUPPORTED_VERSION,
-            format!(
-                "protocol version {version:?} is not served here; use one of the supported versions"
-            ),
-        )
-        .with_data(json!({ "supported": supported_versions(), "requested": version }));
-        return Err((400, error));
-    }
     match headers.version.map(str::trim) {
         Some(v) if v == version => {}
         Some(v) => {
@@ -212,6 +202,16 @@ fn check(
                 "the MCP-Protocol-Version header is missing".into(),
             );
         }
+    }
+    if version != VERSION {
+        let error = RpcError::new(
+            UNSUPPORTED_VERSION,
+            format!(
+                "protocol version {version:?} is not served here; use one of the supported versions"
+            ),
+        )
+        .with_data(json!({ "supported": supported_versions(), "requested": version }));
+        return Err((400, error));
     }
     match headers.method.map(str::trim) {
         Some(m) if m == method => {}
