@@ -460,6 +460,30 @@ const TOOLS = {
       expect(!r.isError && text0(r) === 'Reconnection test completed successfully', `result: ${show(r)}`);
     },
   },
+  // The diagnostic tools of conformance 0.2.0-alpha.12's 2026-07-28 scenarios; over these
+  // 2025-era transports they ask and log like any tool.
+  test_missing_capability: {
+    args: {},
+    verify: (r, t, { before }) => {
+      const asked = t.seen.sampling.slice(before.sampling);
+      expect(asked.length === 1, `the sampling handler was asked ${asked.length} times, want 1`);
+      expect(!r.isError && (text0(r) ?? '').includes(SAMPLING_ANSWER), `result: ${show(r)}`);
+    },
+  },
+  test_logging_tool: {
+    args: {},
+    verify: (r) => {
+      expect(!r.isError && text0(r) === 'logged', `result: ${show(r)}`);
+    },
+  },
+  test_streaming_elicitation: {
+    args: {},
+    verify: (r, t, { before }) => {
+      const asked = t.seen.elicitation.slice(before.elicitation);
+      expect(asked.length === 1 && asked[0].message === 'Your name?', `elicitation asked: ${show(asked)}`);
+      expect(!r.isError && (text0(r) ?? '').includes(ELICITATION_VALUES.name), `result: ${show(r)}`);
+    },
+  },
 };
 const CALLED_ELSEWHERE = new Set(['touch_watched_resource']);
 
