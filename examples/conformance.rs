@@ -131,6 +131,47 @@ fn main() -> ExitCode {
         .tool(elicitation_with_defaults())
         .tool(elicitation_with_enums())
         .tool(reconnection())
+        // Multi-round-trip fixtures of the suite's 2026-07-28 scenarios (their own keys).
+        .tool(mrtr_elicitation())
+        .tool(mrtr_tool("test_input_required_result_sampling", |call| {
+            let answer = call.ask_as("capital_question", "sampling/createMessage", capital(), call.time_left())?;
+            Ok(format!("The model says: {}", answer["content"]["text"].as_str().unwrap_or_default()))
+        }))
+        .tool(mrtr_tool("test_input_required_result_list_roots", |call| {
+            let roots = call.ask_as("client_roots", "roots/list", json!({}), call.time_left())?;
+            Ok(format!("roots: {}", roots["roots"]))
+        }))
+        .tool(mrtr_tool("test_input_required_result_request_state", |call| {
+            let form = json!({ "type": "object", "properties": { "ok": { "type": "boolean" } }, "required": ["ok"] });
+            let answer = call.ask_as("confirm", "elicitation/create",
+                json!({ "message": "Please confirm", "requestedSchema": form }), call.time_left())?;
+            let state = if call.resumed() { "state-ok" } else { "no state" };
+            Ok(format!("{state}: confirmed={}", answer["content"]["ok"]))
+        }))
+        .tool(mrtr_tool("test_input_required_result_multiple_inputs", |call| {
+            // All three asked before any answer is needed: one round carries them all.
+            let name = call.ask_as("user_name", "elicitation/create", name_form("What is your name?"), call.time_left());
+            let greeting = call.ask_as("greeting", "sampling/createMessage", json!({
+                "messages": [{ "role": "user", "content": { "type": "text", "text": "Generate a greeting" } }],
+                "maxTokens": 50
+            }), call.time_left());
+            let roots = call.ask_as("client_roots", "roots/list", json!({}), call.time_left());
+            let (name, greeting, roots) = (name?, greeting?, roots?);
+            Ok(format!("{} {} (roots: {})", greeting["content"]["text"], name["content"]["name"], roots["roots"]))
+        }))
+        .tool(mrtr_tool("test_input_required_result_multi_round", |call| {
+            let name = call.ask_as("step1", "elicitation/create", name_form("Step 1: What is your name?"), call.time_left())?;
+            let color_form = json!({ "type": "object", "properties": { "color": { "type": "string" } }, "required": ["color"] });
+            let color = call.ask_as("step2", "elicitation/create",
+                json!({ "message": "Step 2: What is your favorite color?", "requestedSchema": color_form }), call.time_left())?;
+            Ok(format!("{} likes {}", name["content"]["name"], color["content"]["color"]))
+        }))
+        .tool(mrtr_tool("test_input_required_result_tampered_state", |call| {
+            let form = json!({ "type": "object", "properties": { "ok": { "type": "boolean" } }, "required": ["ok"] });
+            let answer = call.ask_as("confirm", "elicitation/create",
+                json!({ "message": "Please confirm", "requestedSchema": form }), call.time_left())?;
+            Ok(format!("confirmed={}", answer["content"]["ok"]))
+        }))
         // Diagnostic tools of the suite's 2026-07-28 scenarios (server-stateless).
         .tool(Tool::new(
             "test_missing_capability",
@@ -292,6 +333,51 @@ fn main() -> ExitCode {
             },
         ))
         .serve()
+}
+
+/// An elicitation form asking for a name.
+fn name_form(message: &str) -> Value {
+    json!({
+        "message": message,
+        "requestedSchema": { "type": "object", "properties": { "name": { "type": "string" } }, "required": ["name"] }
+    })
+}
+
+/// The sampling question of the suite's fixture.
+fn capital() -> Value {
+    json!({
+        "messages": [{ "role": "user", "content": { "type": "text", "text": "What is the capital of France?" } }],
+        "maxTokens": 100
+    })
+}
+
+/// A tool without arguments for the multi-round-trip scenarios.
+fn mrtr_tool(
+    name: &str,
+    run: impl Fn(&Call<'_>) -> Result<String, HandlerError> + Send + Sync + 'static,
+) -> Tool {
+    Tool::new(
+        name,
+        "A multi-round-trip fixture of the conformance suite.",
+        no_arguments(),
+        move |_: NoArgs, call| run(call),
+    )
+}
+
+/// Asks the user's name (key `user_name`) and greets them.
+fn mrtr_elicitation() -> Tool {
+    mrtr_tool("test_input_required_result_elicitation", |call| {
+        let answer = call.ask_as(
+            "user_name",
+            "elicitation/create",
+            name_form("What is your name?"),
+            call.time_left(),
+        )?;
+        Ok(format!(
+            "Hello, {}!",
+            answer["content"]["name"].as_str().unwrap_or_default()
+        ))
+    })
 }
 
 /// The candidates that start with what was typed.

@@ -485,3 +485,20 @@ fn only_the_requests_own_progress_and_asked_for_log_messages_travel_on_its_strea
         ["notifications/progress", "(answer)"]
     );
 }
+
+#[test]
+fn input_responses_that_are_not_results_are_refused() {
+    let server = asking_server();
+    let caps = json!({"elicitation": {}});
+    let first = ask(server.local_addr(), 1, caps.clone(), json!({})).json()["result"].clone();
+    let retry = json!({"requestState": first["requestState"], "inputResponses": {"q0": 42}});
+    let (_, code, error) = error_of(&ask(server.local_addr(), 7, caps, retry));
+    assert_eq!(code, -32602);
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("inputResponses"),
+        "{error}"
+    );
+}

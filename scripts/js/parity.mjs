@@ -476,6 +476,22 @@ const TOOLS = {
       expect(!r.isError && text0(r) === 'logged', `result: ${show(r)}`);
     },
   },
+  // The multi-round-trip fixtures of 0.2.0-alpha.12: over these 2025-era transports their
+  // questions go to the client's handlers as requests, and they complete in one call.
+  ...Object.fromEntries([
+    ['test_input_required_result_elicitation', /^Hello, Parity Tester!$/],
+    ['test_input_required_result_sampling', /^The model says: /],
+    ['test_input_required_result_list_roots', /^roots: \[/],
+    ['test_input_required_result_request_state', /^no state: confirmed=/],
+    ['test_input_required_result_multiple_inputs', /Parity Tester/],
+    ['test_input_required_result_multi_round', /^"Parity Tester" likes /],
+    ['test_input_required_result_tampered_state', /^confirmed=/],
+  ].map(([name, want]) => [name, {
+    args: {},
+    verify: (r) => {
+      expect(!r.isError && want.test(text0(r) ?? ''), `result ${show(r)}, want text matching ${want}`);
+    },
+  }])),
   test_streaming_elicitation: {
     args: {},
     verify: (r, t, { before }) => {

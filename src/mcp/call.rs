@@ -240,7 +240,34 @@ impl Call<'_> {
     /// Asks the client (`roots/list`, `sampling/createMessage`, `elicitation/create`, …)
     /// and waits up to `timeout` for its answer, which it sends as a separate message.
     /// Other sessions, and this session's other requests, go on meanwhile.
+    ///
+    /// In a 2026-07-28 request the question goes out as this request's `input_required`
+    /// answer instead, keyed by its place in the run (`q0`, `q1`, …; see `mcp/mrtr.rs`),
+    /// and the tool runs again with the answer when the client retries.
     pub fn ask(&self, method: &str, params: Value, timeout: Duration) -> Result<Value, AskError> {
+        self.ask_keyed(None, method, params, timeout)
+    }
+
+    /// `ask`, with the key the question carries in a 2026-07-28 `input_required` answer
+    /// (`inputRequests`) chosen by the tool instead of numbered. Keys must be unique
+    /// within the call. Over 2025-era sessions the key is not used.
+    pub fn ask_as(
+        &self,
+        key: &str,
+        method: &str,
+        params: Value,
+        timeout: Duration,
+    ) -> Result<Value, AskError> {
+        self.ask_keyed(Some(key), method, params, timeout)
+    }
+
+    fn ask_keyed(
+        &self,
+        key: Option<&str>,
+        method: &str,
+        params: Value,
+        timeout: Duration,
+    ) -> Result<Value, AskError> {
         let needs = match method {
             "sampling/createMessage" => Some("sampling"),
             "elicitation/create" => Some("elicitation"),
@@ -259,7 +286,7 @@ impl Call<'_> {
                     rounds.missing = needs;
                     return Err(AskError::NotDeclared(needs.unwrap_or_default()));
                 }
-                let key = rounds.next_key();
+                let key = key.map_or_else(|| rounds.next_key(), str::to_string);
                 if let Some(answer) = rounds.answers.get(&key) {
                     return Ok(answer.clone());
                 }
@@ -322,6 +349,12 @@ impl Call<'_> {
     /// The client's roots (`roots/list`), waiting until the call's deadline.
     pub fn list_roots(&self) -> Result<Value, AskError> {
         self.ask("roots/list", json!({}), self.time_left())
+    }
+
+    /// Whether this run of a 2026-07-28 request resumes from a `requestState` this server
+    /// sealed and has verified (the client's retry after an `input_required` answer).
+    pub fn resumed(&self) -> bool {
+        self.session.state().rounds.resumed
     }
 
     /// How long the call may still run (`TOOL_TIMEOUT_SECS` from its start).

@@ -323,12 +323,22 @@ fn dispatch(
     };
     match params.get("inputResponses") {
         None | Some(Value::Null) => {}
-        Some(Value::Object(responses)) => answers.extend(responses.clone()),
+        Some(Value::Object(responses)) => {
+            // Each answer is the client's result for one question: an object.
+            if let Some((key, _)) = responses.iter().find(|(_, v)| !v.is_object()) {
+                return Err(RpcError::invalid_params(format!(
+                    "inputResponses[{key:?}] must be an object: the client's result for that request"
+                )));
+            }
+            answers.extend(responses.clone());
+        }
         Some(_) => return Err(RpcError::invalid_params("inputResponses must be an object")),
     }
+    let resumed = matches!(params.get("requestState"), Some(Value::String(_)));
     {
         let mut state = session.state();
         state.rounds.answers = answers;
+        state.rounds.resumed = resumed;
         state.version = Some(Version::LATEST);
         state.initialized = true;
         state.stateless = true;

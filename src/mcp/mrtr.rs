@@ -35,6 +35,8 @@ pub struct Rounds {
     pub next: usize,
     /// A capability a question needs that the client did not declare.
     pub missing: Option<&'static str>,
+    /// Whether this run resumes from a `requestState` that passed verification.
+    pub resumed: bool,
 }
 
 impl Rounds {
