@@ -12,11 +12,10 @@ use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{
-    ACCEPT_BOTH, McpClient, SseClient, connect, eventually, read_response, spawn_with_tools,
-    test_config,
-};
 use common::{FnTool as Tool, str_arg};
+use common::{
+    McpClient, SseClient, connect, eventually, read_response, spawn_with_tools, test_config,
+};
 use mcp_warden::mcp::call::Call;
 use serde_json::{Map, Value, json};
 
@@ -90,17 +89,7 @@ fn cancelled(tag: &str) -> bool {
 /// POSTs `body` to `/mcp` for `client`'s session and reads the whole answer: its head,
 /// and the `message` events of an event-stream body (read to its end).
 fn post_events(client: &McpClient, body: &Value) -> (common::HttpResponse, Vec<Value>) {
-    let text = body.to_string();
-    let mut s = connect(client.addr);
-    write!(
-        s,
-        "POST /mcp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n{ACCEPT_BOTH}{}Content-Length: {}\r\n\r\n{text}",
-        client.session_headers(),
-        text.len()
-    )
-    .unwrap();
-    let mut reader = BufReader::new(s);
-    let head = read_response(&mut reader);
+    let (head, mut reader) = client.post_open("", body);
     let mut events = Vec::new();
     if head.header("content-type") == Some("text/event-stream") {
         let rest = common::read_to_eof(&mut reader, "the event stream answering a POST");
@@ -241,16 +230,8 @@ fn on_mcp_a_client_that_leaves_cancels_its_running_tool() {
     let server = spawn_with_tools(test_config(), TOOLS);
     let c = streamable(server.local_addr());
     let body = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
-        "params": {"name": "until_cancelled", "arguments": {"tag": "gone-1"}}})
-    .to_string();
-    let mut s = connect(c.addr);
-    write!(
-        s,
-        "POST /mcp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n{ACCEPT_BOTH}{}Content-Length: {}\r\n\r\n{body}",
-        c.session_headers(),
-        body.len()
-    )
-    .unwrap();
+        "params": {"name": "until_cancelled", "arguments": {"tag": "gone-1"}}});
+    let s = c.post_unread("", &body);
     assert!(eventually(Duration::from_secs(5), || started("gone-1")));
     drop(s);
     assert!(
@@ -308,17 +289,7 @@ fn on_mcp_a_tool_asks_the_client_in_its_event_stream_and_gets_the_answer_by_post
     let r = c.post(&initialize_with_roots());
     c.session = r.header("mcp-session-id").map(str::to_string);
     c.version = Some("2025-06-18".into());
-    let body = ask_call(2, 5000).to_string();
-    let mut s = connect(addr);
-    write!(
-        s,
-        "POST /mcp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n{ACCEPT_BOTH}{}Content-Length: {}\r\n\r\n{body}",
-        c.session_headers(),
-        body.len()
-    )
-    .unwrap();
-    let mut reader = BufReader::new(s);
-    let head = read_response(&mut reader);
+    let (head, mut reader) = c.post_open("", &ask_call(2, 5000));
     assert_eq!(head.header("content-type"), Some("text/event-stream"));
     let request = next_data(&mut reader);
     assert_eq!(request["method"], "roots/list");

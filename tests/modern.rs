@@ -435,18 +435,11 @@ fn only_the_requests_own_progress_and_asked_for_log_messages_travel_on_its_strea
             request["params"]["_meta"]["io.modelcontextprotocol/logLevel"] = json!(level);
         }
         // The answer is an event stream that ends with the connection: read it to the end.
-        let text = request.to_string();
-        let mut s = common::connect(server.local_addr());
-        let mut head = format!(
-            "POST /mcp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\n",
-            text.len()
-        );
-        for (name, value) in &headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
-        std::io::Write::write_all(&mut s, format!("{head}\r\n{text}").as_bytes()).unwrap();
-        let mut reader = std::io::BufReader::new(s);
-        let r = common::read_response(&mut reader);
+        let extra: String = headers
+            .iter()
+            .map(|(n, v)| format!("{n}: {v}\r\n"))
+            .collect();
+        let (r, mut reader) = McpClient::new(server.local_addr()).post_open(&extra, &request);
         assert_eq!(r.header("content-type"), Some("text/event-stream"));
         let text = String::from_utf8(common::read_to_eof(
             &mut reader,

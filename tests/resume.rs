@@ -15,11 +15,10 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{
-    ACCEPT_BOTH, McpClient, SseClient, connect, eventually, read_response, spawn_with_tools,
-    test_config,
-};
 use common::{FnTool as Tool, str_arg};
+use common::{
+    McpClient, SseClient, connect, eventually, read_response, spawn_with_tools, test_config,
+};
 use mcp_warden::mcp::call::Call;
 use serde_json::{Map, Value, json};
 
@@ -154,18 +153,7 @@ fn tool_call(id: i64, tool: &str, tag: &str) -> Value {
 
 /// POSTs `body` for `c`'s session; returns the response head and a reader on its body.
 fn post(c: &McpClient, body: &Value) -> (common::HttpResponse, BufReader<TcpStream>) {
-    let text = body.to_string();
-    let mut s = connect(c.addr);
-    write!(
-        s,
-        "POST /mcp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n{ACCEPT_BOTH}{}Content-Length: {}\r\n\r\n{text}",
-        c.session_headers(),
-        text.len()
-    )
-    .unwrap();
-    let mut reader = BufReader::new(s);
-    let head = read_response(&mut reader);
-    (head, reader)
+    c.post_open("", body)
 }
 
 /// `GET /mcp` for `c`'s session with `Last-Event-ID: last`: the head and the stream.

@@ -12,11 +12,11 @@ use std::io::{BufReader, Write};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{
-    ACCEPT_BOTH, McpClient, SseClient, connect, eventually, read_response, read_to_eof,
-    spawn_with_tools, test_config,
-};
 use common::{FnTool as Tool, str_arg};
+use common::{
+    McpClient, SseClient, connect, eventually, read_response, read_to_eof, spawn_with_tools,
+    test_config,
+};
 use mcp_warden::config::Config;
 use mcp_warden::mcp::call::Call;
 use serde_json::{Map, Value, json};
@@ -147,18 +147,9 @@ fn on_mcp_the_watchdog_answers_in_json_and_closes_the_post() {
     let addr = server.local_addr();
     let mut c = McpClient::new(addr);
     c.initialize("2025-11-25");
-    let body = stubborn_call(1, "mcp-json", false).to_string();
-    let mut s = connect(addr);
+    let body = stubborn_call(1, "mcp-json", false);
     let sent = Instant::now();
-    write!(
-        s,
-        "POST /mcp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n{ACCEPT_BOTH}{}Content-Length: {}\r\n\r\n{body}",
-        c.session_headers(),
-        body.len()
-    )
-    .unwrap();
-    let mut reader = BufReader::new(s);
-    let head = read_response(&mut reader);
+    let (head, mut reader) = c.post_open("", &body);
     assert_eq!(head.status, 200);
     assert_eq!(head.header("content-type"), Some("application/json"));
     assert_eq!(head.header("connection"), Some("close"));
@@ -178,18 +169,9 @@ fn on_mcp_an_event_stream_ends_with_the_watchdogs_answer() {
     let addr = server.local_addr();
     let mut c = McpClient::new(addr);
     c.initialize("2025-11-25");
-    let body = stubborn_call(4, "mcp-sse", true).to_string();
-    let mut s = connect(addr);
+    let body = stubborn_call(4, "mcp-sse", true);
     let sent = Instant::now();
-    write!(
-        s,
-        "POST /mcp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n{ACCEPT_BOTH}{}Content-Length: {}\r\n\r\n{body}",
-        c.session_headers(),
-        body.len()
-    )
-    .unwrap();
-    let mut reader = BufReader::new(s);
-    let head = read_response(&mut reader);
+    let (head, mut reader) = c.post_open("", &body);
     assert_eq!(head.header("content-type"), Some("text/event-stream"));
     let rest = read_to_eof(&mut reader, "the event stream the watchdog ended");
     let data: Vec<Value> = String::from_utf8(rest)
@@ -231,19 +213,9 @@ fn on_mcp_a_tool_that_closed_its_stream_has_the_watchdogs_answer_on_the_resuming
     let mut c = McpClient::new(addr);
     c.initialize("2025-11-25");
     let body = json!({"jsonrpc": "2.0", "id": 6, "method": "tools/call",
-        "params": {"name": "stubborn", "arguments": {"tag": "closed", "close": true}}})
-    .to_string();
-    let mut s = connect(addr);
+        "params": {"name": "stubborn", "arguments": {"tag": "closed", "close": true}}});
     let sent = Instant::now();
-    write!(
-        s,
-        "POST /mcp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n{ACCEPT_BOTH}{}Content-Length: {}\r\n\r\n{body}",
-        c.session_headers(),
-        body.len()
-    )
-    .unwrap();
-    let mut reader = BufReader::new(s);
-    let head = read_response(&mut reader);
+    let (head, mut reader) = c.post_open("", &body);
     assert_eq!(head.header("content-type"), Some("text/event-stream"));
     let priming = String::from_utf8(read_to_eof(&mut reader, "the closed stream")).unwrap();
     let last = priming

@@ -788,6 +788,31 @@ impl McpClient {
         self.post_raw("", message.to_string().as_bytes())
     }
 
+    /// Writes a POST of `body` on a new connection, with `Accept` for both types, the
+    /// session's headers and `extra` (header lines ending in CRLF); returns the connection,
+    /// nothing read yet.
+    pub fn post_unread(&self, extra: &str, body: &Value) -> TcpStream {
+        let text = body.to_string();
+        let mut s = connect(self.addr);
+        write!(
+            s,
+            "POST {} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n{ACCEPT_BOTH}{}{extra}Content-Length: {}\r\n\r\n{text}",
+            self.path,
+            self.session_headers(),
+            text.len()
+        )
+        .unwrap();
+        s
+    }
+
+    /// `post_unread`, then its response head: the head and a reader on the body (an event
+    /// stream answering a POST runs to the connection's end).
+    pub fn post_open(&self, extra: &str, body: &Value) -> (HttpResponse, BufReader<TcpStream>) {
+        let mut reader = BufReader::new(self.post_unread(extra, body));
+        let head = read_response(&mut reader);
+        (head, reader)
+    }
+
     /// `initialize` with `version`, then `notifications/initialized`; keeps the session id.
     pub fn initialize(&mut self, version: &str) -> Value {
         let r = self.post(&json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
