@@ -495,3 +495,28 @@ fn input_responses_that_are_not_results_are_refused() {
         "{error}"
     );
 }
+
+#[test]
+fn malformed_retries_params_and_notifications_get_their_answers() {
+    let server = asking_server();
+    let addr = server.local_addr();
+    let caps = json!({"elicitation": {}});
+    let (status, code, error) = error_of(&ask(addr, 7, caps.clone(), json!({"requestState": 5})));
+    assert_eq!((status, code), (200, -32602));
+    assert!(error["message"].as_str().unwrap().contains("requestState"));
+    let (_, code, _) = error_of(&ask(addr, 7, caps, json!({"inputResponses": []})));
+    assert_eq!(code, -32602);
+    let headers = [("MCP-Protocol-Version", V), ("Mcp-Method", "tools/list")];
+    let bad_params = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/list", "params": [1]});
+    let (status, code, _) = error_of(&post(addr, &headers, &bad_params));
+    assert_eq!((status, code), (400, -32602));
+    // A notification in this revision is accepted and answered with nothing.
+    let mut note = body("notifications/cancelled", json!({"requestId": 1}));
+    note.as_object_mut().unwrap().remove("id");
+    let headers = [
+        ("MCP-Protocol-Version", V),
+        ("Mcp-Method", "notifications/cancelled"),
+    ];
+    let r = post(addr, &headers, &note);
+    assert_eq!((r.status, r.body.len()), (202, 0));
+}

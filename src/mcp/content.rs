@@ -198,10 +198,13 @@ impl ToolResult {
     /// as a text block for clients that read only `content`.
     pub fn structured(value: impl Serialize) -> ToolResult {
         match serde_json::to_value(value) {
-            Ok(value) => ToolResult {
-                structured: Some(value.clone()),
-                ..ToolResult::text(value.to_string())
-            },
+            Ok(value) => {
+                let text = value.to_string();
+                ToolResult {
+                    structured: Some(value),
+                    ..ToolResult::text(text)
+                }
+            }
             Err(e) => ToolResult::error(format!("the tool's result cannot be serialized: {e}")),
         }
     }

@@ -115,15 +115,16 @@ pub fn serve(
         // is nothing to cancel across requests in a stateless revision; accepted.
         return (None, 202);
     };
+    let no_params = Map::new();
     let params = match value.get("params") {
-        None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(p)) => p.clone(),
+        None | Some(Value::Null) => &no_params,
+        Some(Value::Object(p)) => p,
         Some(_) => {
             let error = RpcError::invalid_params("\"params\" must be an object");
             return (Some(error_line(Some(&id), &error)), 400);
         }
     };
-    match check(method, &params, headers) {
+    match check(method, params, headers) {
         Ok(()) => {}
         Err((status, error)) => return (Some(error_line(Some(&id), &error)), status),
     }
@@ -134,11 +135,10 @@ pub fn serve(
         );
         return (Some(error_line(Some(&id), &error)), 404);
     }
-    let meta = params.get("_meta").and_then(Value::as_object);
     let result = if method == "server/discover" {
         Ok(Some(discover(served.catalog)))
     } else {
-        dispatch(message, meta, served)
+        dispatch(message, method, params, served)
     };
     match result {
         Ok(None) => (None, 202),
@@ -290,24 +290,18 @@ fn discover(catalog: &Catalog) -> Value {
 
 /// Runs the request through the one dispatcher, on a session that lives for this request
 /// only: initialized, with the client's capabilities and log level from `_meta`.
+/// `message` is the request as sent; `method` and `params` are what `serve` read of it.
 fn dispatch(
     message: &RawValue,
-    meta: Option<&Map<String, Value>>,
+    method: &str,
+    params: &Map<String, Value>,
     served: &Served<'_>,
 ) -> Result<Option<Value>, RpcError> {
     let session = Session::detached(served.caller.clone());
-    let params = serde_json::from_str::<Value>(message.get())
-        .ok()
-        .and_then(|m| m.get("params").cloned())
-        .unwrap_or(Value::Null);
-    let method = serde_json::from_str::<Value>(message.get())
-        .ok()
-        .and_then(|m| m.get("method").and_then(Value::as_str).map(str::to_string))
-        .unwrap_or_default();
-    let subject = served.caller.subject().to_string();
+    let meta = params.get("_meta").and_then(Value::as_object);
     let binding = mrtr::Binding {
-        subject: &subject,
-        method: &method,
+        subject: served.caller.subject(),
+        method,
         name: params
             .get("name")
             .or_else(|| params.get("uri"))
