@@ -573,7 +573,8 @@ impl Conn {
     /// connection to another thread when called, so the client's next request on it (its
     /// answer to a question the tool asks, a `notifications/cancelled`) is not held up
     /// behind the work. `None` when the response closed the connection. Until it is
-    /// called, the connection stays with this thread and costs nothing more.
+    /// called, the connection stays with this thread; preparing it costs one allocation
+    /// (the parked state, which the connection takes back when the handler returns).
     pub fn handoff(&mut self) -> Option<Arc<Handoff>> {
         if !self.keep_open {
             return None;
