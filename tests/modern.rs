@@ -520,3 +520,37 @@ fn malformed_retries_params_and_notifications_get_their_answers() {
     let r = post(addr, &headers, &note);
     assert_eq!((r.status, r.body.len()), (202, 0));
 }
+
+#[test]
+fn the_built_in_ask_tool_answers_input_required_and_the_retry_gets_the_answer() {
+    let server = spawn(test_config());
+    let addr = server.local_addr();
+    let headers = [
+        ("MCP-Protocol-Version", V),
+        ("Mcp-Method", "tools/call"),
+        ("Mcp-Name", "ask"),
+    ];
+    let mut request = body(
+        "tools/call",
+        json!({"name": "ask", "arguments": {"question": "Favourite colour?"}}),
+    );
+    request["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"] =
+        json!({"elicitation": {}});
+    let first = post(addr, &headers, &request).json()["result"].clone();
+    assert_eq!(first["resultType"], "input_required", "{first}");
+    let (key, question) = first["inputRequests"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .next()
+        .unwrap();
+    assert_eq!(question["method"], "elicitation/create");
+    assert_eq!(question["params"]["message"], "Favourite colour?");
+
+    request["params"]["requestState"] = first["requestState"].clone();
+    request["params"]["inputResponses"] =
+        json!({ key.as_str(): {"action": "accept", "content": {"answer": "teal"}} });
+    let done = post(addr, &headers, &request).json()["result"].clone();
+    assert_eq!(done["resultType"], "complete", "{done}");
+    assert_eq!(done["content"][0]["text"], "The user answered: teal");
+}

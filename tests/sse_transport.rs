@@ -39,7 +39,7 @@ fn a_whole_session_from_initialize_to_ping() {
         .iter()
         .map(|t| t["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["echo", "whoami"]);
+    assert_eq!(names, ["echo", "whoami", "ask"]);
     assert_eq!(
         tools["result"]["tools"][0]["inputSchema"]["required"],
         json!(["message"])
@@ -261,4 +261,47 @@ fn a_thousand_streams_opened_at_once_each_get_their_endpoint_event() {
         "{} sessions left",
         server.session_count()
     );
+}
+
+#[test]
+fn the_built_in_ask_tool_puts_its_question_to_the_user_and_returns_the_answer() {
+    let server = spawn(test_config());
+    let mut c = SseClient::open(server.local_addr());
+    let init = c.call(
+        0,
+        "initialize",
+        json!({"protocolVersion": "2025-11-25", "capabilities": {"elicitation": {}},
+               "clientInfo": {"name": "t", "version": "0"}}),
+    );
+    assert!(init["result"].is_object(), "{init}");
+    c.post(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    c.post(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                   "params": {"name": "ask", "arguments": {"question": "Favourite colour?"}}}));
+    let question = c.next_message();
+    assert_eq!(question["method"], "elicitation/create", "{question}");
+    assert_eq!(question["params"]["message"], "Favourite colour?");
+    assert_eq!(
+        question["params"]["requestedSchema"]["required"],
+        json!(["answer"])
+    );
+    c.post(&json!({"jsonrpc": "2.0", "id": question["id"],
+                   "result": {"action": "accept", "content": {"answer": "teal"}}}));
+    let answer = c.next_message();
+    assert_eq!(answer["id"], 1);
+    assert_eq!(
+        answer["result"]["content"][0]["text"],
+        "The user answered: teal"
+    );
+
+    // A session that did not declare elicitation gets an error result naming it.
+    let mut plain = SseClient::open(server.local_addr());
+    plain.initialize("2025-11-25");
+    let refused = plain.call(
+        1,
+        "tools/call",
+        json!({"name": "ask", "arguments": {"question": "?"}}),
+    );
+    assert_eq!(refused["result"]["isError"], true, "{refused}");
+    let text = refused["result"]["content"][0]["text"].as_str().unwrap();
+    assert!(text.contains("\"elicitation\""), "{text}");
 }

@@ -762,7 +762,7 @@ mod tests {
             .iter()
             .map(|t| t["name"].as_str().unwrap())
             .collect();
-        assert_eq!(names, ["echo", "whoami"]);
+        assert_eq!(names, ["echo", "whoami", "ask"]);
         assert_eq!(tools[0]["inputSchema"]["required"], json!(["message"]));
         let ok = s.call(
             "tools/call",
