@@ -172,6 +172,21 @@ fn main() -> ExitCode {
                 json!({ "message": "Please confirm", "requestedSchema": form }), call.time_left())?;
             Ok(format!("confirmed={}", answer["content"]["ok"]))
         }))
+        .tool(mrtr_tool("test_input_required_result_capabilities", |call| {
+            // Asks only what the client declared it can answer: sampling and/or elicitation.
+            let mut asked = Vec::new();
+            if call.client_supports("sampling") {
+                asked.push(call.ask_as("greeting", "sampling/createMessage", json!({
+                    "messages": [{ "role": "user", "content": { "type": "text", "text": "Generate a greeting" } }],
+                    "maxTokens": 50
+                }), call.time_left()));
+            }
+            if call.client_supports("elicitation") {
+                asked.push(call.ask_as("user_name", "elicitation/create", name_form("What is your name?"), call.time_left()));
+            }
+            let answers = asked.into_iter().collect::<Result<Vec<_>, _>>()?;
+            Ok(format!("{} answer(s): {}", answers.len(), json!(answers)))
+        }))
         // Diagnostic tools of the suite's 2026-07-28 scenarios (server-stateless).
         .tool(Tool::new(
             "test_missing_capability",
@@ -216,14 +231,22 @@ fn main() -> ExitCode {
                 "type": "object",
                 "$defs": {
                     "address": {
+                        "$anchor": "addressDef",
                         "type": "object",
                         "properties": { "street": { "type": "string" }, "city": { "type": "string" } }
                     }
                 },
                 "properties": {
                     "name": { "type": "string" },
-                    "address": { "$ref": "#/$defs/address" }
+                    "address": { "$ref": "#/$defs/address" },
+                    "contactMethod": { "type": "string", "enum": ["phone", "email"] },
+                    "phone": { "type": "string" },
+                    "email": { "type": "string" }
                 },
+                "allOf": [{ "anyOf": [{ "required": ["phone"] }, { "required": ["email"] }] }],
+                "if": { "properties": { "contactMethod": { "const": "phone" } }, "required": ["contactMethod"] },
+                "then": { "required": ["phone"] },
+                "else": { "required": ["email"] },
                 "additionalProperties": false
             }),
             |args: &serde_json::Map<String, Value>, _: &Call<'_>| {
@@ -280,6 +303,19 @@ fn main() -> ExitCode {
             .completion(|c: &Completing<'_>| starting_with(&["1", "123", "42"], c.value)),
         )
         // Prompts.
+        .prompt(
+            Prompt::new(
+                "test_input_required_result_prompt",
+                "A prompt that asks the user for its context first (2026-07-28: input_required)",
+                |_, call| {
+                    let form = json!({ "type": "object", "properties": { "context": { "type": "string" } }, "required": ["context"] });
+                    let answer = call.ask_as("user_context", "elicitation/create",
+                        json!({ "message": "What context should the prompt use?", "requestedSchema": form }), call.time_left())?;
+                    let text = format!("Use this context: {}", answer["content"]["context"].as_str().unwrap_or_default());
+                    Ok(vec![PromptMessage::user(Content::text(text))])
+                },
+            ),
+        )
         .prompt(Prompt::new(
             "test_simple_prompt",
             "A prompt without arguments",

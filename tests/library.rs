@@ -98,8 +98,8 @@ fn library_server() -> (Server, Handle, Arc<AtomicU64>) {
             },
         ))
         .resource(
-            Resource::new("test://doc", "doc", |caller| {
-                let text = format!("read by {}", caller.subject());
+            Resource::new("test://doc", "doc", |call| {
+                let text = format!("read by {}", call.caller().subject());
                 Ok(vec![ResourceContents::text(
                     "test://doc",
                     "text/plain",
@@ -123,11 +123,11 @@ fn library_server() -> (Server, Handle, Arc<AtomicU64>) {
             }),
         )
         .prompt(
-            Prompt::new("greet", "Greets someone.", |args, caller| {
+            Prompt::new("greet", "Greets someone.", |args, call| {
                 let text = format!(
                     "Greet {} on behalf of {}",
                     args.str("name"),
-                    caller.subject()
+                    call.caller().subject()
                 );
                 Ok(vec![PromptMessage::user(Content::text(text))])
             })
@@ -474,4 +474,36 @@ fn a_handler_waiting_for_its_client_does_not_hold_up_other_sessions() {
     let answer = asker.next_message();
     assert_eq!(answer["id"], 1);
     assert_eq!(text(&answer["result"]), "hello Ada");
+}
+
+#[test]
+fn a_prompt_asks_its_client_over_a_2025_session() {
+    let prompt = Prompt::new("brief", "Asks for context first.", |_, call| {
+        let form = json!({"type": "object", "properties": {"context": {"type": "string"}}});
+        let answer = call.elicit("context?", form)?;
+        let text = format!("context: {}", answer["content"]["context"]);
+        Ok(vec![PromptMessage::user(Content::text(text))])
+    });
+    let server = spawn_with(test_config(), Server::builder().prompt(prompt));
+    let mut c = SseClient::open(server.local_addr());
+    c.call(
+        0,
+        "initialize",
+        json!({"protocolVersion": "2025-11-25", "capabilities": {"elicitation": {}},
+               "clientInfo": {"name": "t", "version": "0"}}),
+    );
+    c.post(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    c.post(&json!({"jsonrpc": "2.0", "id": 1, "method": "prompts/get",
+                   "params": {"name": "brief"}}));
+    let question = c.next_message();
+    assert_eq!(question["method"], "elicitation/create", "{question}");
+    assert_eq!(question["params"]["message"], "context?");
+    c.post(&json!({"jsonrpc": "2.0", "id": question["id"],
+                   "result": {"action": "accept", "content": {"context": "billing"}}}));
+    let answer = c.next_message();
+    assert_eq!(answer["id"], 1);
+    assert_eq!(
+        answer["result"]["messages"][0]["content"]["text"],
+        "context: \"billing\""
+    );
 }

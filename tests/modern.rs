@@ -554,3 +554,96 @@ fn the_built_in_ask_tool_answers_input_required_and_the_retry_gets_the_answer() 
     assert_eq!(done["resultType"], "complete", "{done}");
     assert_eq!(done["content"][0]["text"], "The user answered: teal");
 }
+
+/// A server whose prompt asks the user for context, and whose tool asks only what the
+/// client declared it can answer.
+fn prompt_asking_server() -> Server {
+    let form = json!({"type": "object", "properties": {"context": {"type": "string"}}});
+    let prompt = mcp_warden::Prompt::new("brief", "Asks for context first.", move |_, call| {
+        let answer = call.elicit("context?", form.clone())?;
+        let text = format!("context: {}", answer["content"]["context"]);
+        Ok(vec![mcp_warden::PromptMessage::user(
+            mcp_warden::Content::text(text),
+        )])
+    });
+    let polite = Tool::new(
+        "polite",
+        "Asks only what the client can answer.",
+        json!({"type": "object"}),
+        |_: NoArgs, call| {
+            let mut asked = Vec::new();
+            for (capability, method) in [
+                ("sampling", "sampling/createMessage"),
+                ("elicitation", "elicitation/create"),
+            ] {
+                if call.client_supports(capability) {
+                    asked.push(call.ask_as(capability, method, json!({}), call.time_left()));
+                }
+            }
+            let answers = asked.into_iter().collect::<Result<Vec<_>, _>>()?;
+            Ok(format!("{} answers", answers.len()))
+        },
+    );
+    spawn_with(test_config(), Server::builder().prompt(prompt).tool(polite))
+}
+
+#[test]
+fn a_prompt_can_ask_its_client_and_renders_on_the_retry() {
+    let server = prompt_asking_server();
+    let addr = server.local_addr();
+    let headers = [
+        ("MCP-Protocol-Version", V),
+        ("Mcp-Method", "prompts/get"),
+        ("Mcp-Name", "brief"),
+    ];
+    let mut request = body("prompts/get", json!({"name": "brief"}));
+    // Without elicitation declared: -32021, as for a tool.
+    let (status, code, _) = error_of(&post(addr, &headers, &request));
+    assert_eq!((status, code), (400, -32021));
+
+    request["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"] =
+        json!({"elicitation": {}});
+    let first = post(addr, &headers, &request).json()["result"].clone();
+    assert_eq!(first["resultType"], "input_required", "{first}");
+    assert_eq!(
+        first["inputRequests"]["q0"]["params"]["message"],
+        "context?"
+    );
+    request["params"]["requestState"] = first["requestState"].clone();
+    request["params"]["inputResponses"] =
+        json!({"q0": {"action": "accept", "content": {"context": "billing"}}});
+    let done = post(addr, &headers, &request).json()["result"].clone();
+    assert_eq!(done["resultType"], "complete", "{done}");
+    assert_eq!(
+        done["messages"][0]["content"]["text"],
+        "context: \"billing\""
+    );
+}
+
+#[test]
+fn a_tool_asks_only_what_the_request_declares_it_can_answer() {
+    let server = prompt_asking_server();
+    let addr = server.local_addr();
+    let headers = [
+        ("MCP-Protocol-Version", V),
+        ("Mcp-Method", "tools/call"),
+        ("Mcp-Name", "polite"),
+    ];
+    let with = |capabilities: Value| {
+        let mut request = body("tools/call", json!({"name": "polite"}));
+        request["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"] = capabilities;
+        post(addr, &headers, &request).json()["result"].clone()
+    };
+    let sampling_only = with(json!({"sampling": {}}));
+    let asked: Vec<&String> = sampling_only["inputRequests"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    assert_eq!(asked, ["sampling"], "{sampling_only}");
+    let both = with(json!({"sampling": {}, "elicitation": {}}));
+    assert_eq!(both["inputRequests"].as_object().unwrap().len(), 2);
+    let neither = with(json!({}));
+    assert_eq!(neither["resultType"], "complete");
+    assert_eq!(neither["content"][0]["text"], "0 answers");
+}

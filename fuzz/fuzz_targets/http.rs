@@ -69,6 +69,7 @@ fn harness() -> &'static Harness {
             refresh: Duration::from_secs(3600),
             min_refetch: Duration::from_secs(3600),
             max_age: Duration::from_secs(3600),
+            metadata: None,
         };
         Harness {
             open: start(None, None),

@@ -150,7 +150,7 @@ fn accepted(token: &str, claims: &Claims, policy: &Policy, now: u64, signed_as: 
 fn refusal(e: &AuthError) {
     let _ = e.to_string();
     let _ = e.subject();
-    let response = mcp_warden::transport::auth::unauthorized(e);
+    let response = mcp_warden::transport::auth::unauthorized(e, None);
     assert_eq!(response.status, 401);
     for (name, value) in &response.headers {
         assert!(

@@ -176,7 +176,8 @@ impl fmt::Display for AskError {
 
 impl std::error::Error for AskError {}
 
-/// One tool call in progress.
+/// One request in progress, as its handler sees it: a tool's call, a prompt's rendering
+/// or a resource's reading.
 pub struct Call<'a> {
     pub(crate) session: &'a Session,
     pub(crate) caller: &'a Caller,
@@ -197,6 +198,16 @@ impl Call<'_> {
     /// Who is calling (`Caller::Anonymous` while authentication is off).
     pub fn caller(&self) -> &Caller {
         self.caller
+    }
+
+    /// Whether the client declared `capability` (`"sampling"`, `"elicitation"`, `"roots"`,
+    /// …): in `initialize` for a 2025 session, in the request's own `_meta` in 2026-07-28.
+    /// A tool that can do without an answer asks only what the client can give.
+    pub fn client_supports(&self, capability: &str) -> bool {
+        self.session
+            .state()
+            .client_capabilities
+            .contains_key(capability)
     }
 
     /// Whether the client cancelled this request or went away, or the call ran past

@@ -16,7 +16,6 @@ use std::sync::{Arc, OnceLock, RwLock, Weak};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
-use crate::identity::Caller;
 use crate::mcp::SessionState;
 use crate::mcp::call::Call;
 use crate::mcp::content::{HandlerError, PromptMessage, ResourceContents, ToolResult};
@@ -236,8 +235,10 @@ pub struct Completing<'a> {
 type CompleteFn = dyn Fn(&Completing<'_>) -> Vec<String> + Send + Sync;
 
 /// Renders a prompt: its arguments (strings; the required ones present) in, messages out.
+/// The `Call` is the same a tool gets: the caller, progress, log messages, and asking the
+/// client (a 2026-07-28 `prompts/get` answers `input_required` just like a tool).
 type RenderFn =
-    dyn Fn(&PromptArgs<'_>, &Caller) -> Result<Vec<PromptMessage>, HandlerError> + Send + Sync;
+    dyn Fn(&PromptArgs<'_>, &Call<'_>) -> Result<Vec<PromptMessage>, HandlerError> + Send + Sync;
 
 /// A prompt's arguments as a handler reads them.
 pub struct PromptArgs<'a>(&'a Map<String, Value>);
@@ -269,7 +270,7 @@ pub struct Prompt {
 impl Prompt {
     pub fn new<F>(name: impl Into<String>, description: impl Into<String>, render: F) -> Prompt
     where
-        F: Fn(&PromptArgs<'_>, &Caller) -> Result<Vec<PromptMessage>, HandlerError>
+        F: Fn(&PromptArgs<'_>, &Call<'_>) -> Result<Vec<PromptMessage>, HandlerError>
             + Send
             + Sync
             + 'static,
@@ -332,7 +333,7 @@ impl Prompt {
     pub(crate) fn get(
         &self,
         args: &Map<String, Value>,
-        caller: &Caller,
+        call: &Call<'_>,
     ) -> Result<Value, HandlerError> {
         for (name, _, required) in &self.arguments {
             match args.get(name) {
@@ -351,12 +352,12 @@ impl Prompt {
                 }
             }
         }
-        let messages = (self.render)(&PromptArgs(args), caller)?;
+        let messages = (self.render)(&PromptArgs(args), call)?;
         Ok(json!({ "description": self.description, "messages": messages }))
     }
 }
 
-type ReadFn = dyn Fn(&Caller) -> Result<Vec<ResourceContents>, HandlerError> + Send + Sync;
+type ReadFn = dyn Fn(&Call<'_>) -> Result<Vec<ResourceContents>, HandlerError> + Send + Sync;
 
 /// A resource at a fixed URI (`resources/list`, `resources/read`).
 #[derive(Clone)]
@@ -372,7 +373,7 @@ pub struct Resource {
 impl Resource {
     pub fn new<F>(uri: impl Into<String>, name: impl Into<String>, read: F) -> Resource
     where
-        F: Fn(&Caller) -> Result<Vec<ResourceContents>, HandlerError> + Send + Sync + 'static,
+        F: Fn(&Call<'_>) -> Result<Vec<ResourceContents>, HandlerError> + Send + Sync + 'static,
     {
         Resource {
             uri: uri.into(),
@@ -414,7 +415,7 @@ impl Resource {
 pub type Vars = BTreeMap<String, String>;
 
 type ReadTemplateFn =
-    dyn Fn(&str, &Vars, &Caller) -> Result<Vec<ResourceContents>, HandlerError> + Send + Sync;
+    dyn Fn(&str, &Vars, &Call<'_>) -> Result<Vec<ResourceContents>, HandlerError> + Send + Sync;
 
 /// Resources whose URIs follow a template (`resources/templates/list`; `resources/read`
 /// of a URI that no fixed resource has). Templates are RFC 6570 level 1: literal text and
@@ -438,7 +439,7 @@ impl ResourceTemplate {
         read: F,
     ) -> ResourceTemplate
     where
-        F: Fn(&str, &Vars, &Caller) -> Result<Vec<ResourceContents>, HandlerError>
+        F: Fn(&str, &Vars, &Call<'_>) -> Result<Vec<ResourceContents>, HandlerError>
             + Send
             + Sync
             + 'static,
@@ -648,14 +649,14 @@ impl Catalog {
     pub(crate) fn read(
         &self,
         uri: &str,
-        caller: &Caller,
+        call: &Call<'_>,
     ) -> Option<Result<Vec<ResourceContents>, HandlerError>> {
         if let Some(resource) = self.resources.iter().find(|r| r.uri == uri) {
-            return Some((resource.read)(caller));
+            return Some((resource.read)(call));
         }
         self.templates
             .iter()
-            .find_map(|t| Some((t.read)(uri, &t.matches(uri)?, caller)))
+            .find_map(|t| Some((t.read)(uri, &t.matches(uri)?, call)))
     }
 
     /// Completion values for `reference` (`ref/prompt` by name, `ref/resource` by URI

@@ -327,9 +327,11 @@ fn request(
         "resources/templates/list" => Ok(catalog.list_templates()),
         "resources/read" => {
             let uri = str_param(params, "uri")?;
-            match catalog.read(uri, cx.caller()) {
+            let running = begin(id, uri.into(), None, cx);
+            let read = catalog.read(uri, &call_for(&running, params, cx));
+            match read {
                 Some(Ok(contents)) => Ok(json!({ "contents": contents })),
-                Some(Err(e)) => Err(handler_error(e, uri, method)),
+                Some(Err(e)) => Err(handler_error(e, uri, method, cx)),
                 None => Err(not_found(uri)),
             }
         }
@@ -351,9 +353,10 @@ fn request(
             let prompt = catalog
                 .prompt(name)
                 .ok_or_else(|| RpcError::invalid_params(format!("unknown prompt: {name}")))?;
-            prompt
-                .get(object_param(params, "arguments")?, cx.caller())
-                .map_err(|e| handler_error(e, name, method))
+            let arguments = object_param(params, "arguments")?;
+            let running = begin(id, name.into(), None, cx);
+            let got = prompt.get(arguments, &call_for(&running, params, cx));
+            got.map_err(|e| handler_error(e, name, method, cx))
         }
         "completion/complete" => complete(params, catalog),
         "logging/setLevel" => {
@@ -384,11 +387,16 @@ fn not_found(uri: &str) -> RpcError {
     .with_data(json!({ "uri": uri }))
 }
 
-/// A prompt's or a resource reader's failure as a JSON-RPC error.
-fn handler_error(e: HandlerError, what: &str, method: &str) -> RpcError {
+/// A prompt's or a resource reader's failure as a JSON-RPC error. (In a 2026-07-28
+/// request that asked its client, the failure is that the answer is not there yet: the
+/// client is asked instead, and nothing is logged.)
+fn handler_error(e: HandlerError, what: &str, method: &str, cx: &Context<'_>) -> RpcError {
     match e.kind() {
         ErrorKind::NotFound => not_found(what),
         ErrorKind::Invalid => RpcError::invalid_params(e.message().to_string()),
+        ErrorKind::Failed if !cx.state().rounds.asked.is_empty() => {
+            RpcError::new(rpc::INTERNAL_ERROR, e.message().to_string())
+        }
         ErrorKind::Failed => {
             log::warn!("{method} {what} failed: {}", e.message());
             RpcError::new(rpc::INTERNAL_ERROR, e.message().to_string())
@@ -508,34 +516,8 @@ fn call_tool(
         }
     };
     // Registered with the way the watchdog answers in the tool's place past its deadline.
-    let entry =
-        session::RunningCall::new(cx.tool_timeout, tool.shared_name(), cx.outlet.answerer());
-    // The id as the client would name it in `notifications/cancelled`, as normalized
-    // JSON; an integer or a string without escapes is already in that form.
-    let raw = id.get();
-    let running = if raw.contains(['\\', ' ', '\t', '\n', '\r']) {
-        let key =
-            serde_json::from_str::<Value>(raw).map_or_else(|_| raw.to_string(), |v| v.to_string());
-        cx.session.begin(&key, entry)
-    } else {
-        cx.session.begin(raw, entry)
-    };
-    let progress_token = match params.get("_meta") {
-        Some(Value::Object(meta)) => meta
-            .get("progressToken")
-            .filter(|t| t.is_string() || t.is_i64() || t.is_u64()),
-        _ => None,
-    };
-    let call = Call {
-        session: cx.session,
-        caller: cx.caller(),
-        progress_token,
-        outlet: cx.outlet,
-        cancelled: &running.call.cancelled,
-        client_gone: cx.client_gone,
-        log_level: cx.state().log_level,
-        deadline: running.call.deadline,
-    };
+    let running = begin(id, tool.shared_name(), cx.outlet.answerer(), cx);
+    let call = call_for(&running, params, cx);
     let outcome = tool.invoke(arguments, &call);
     let overran = std::time::Instant::now() >= running.call.deadline;
     // Whoever settles the answer first gives it: the watchdog may have answered already.
@@ -564,6 +546,53 @@ fn call_tool(
         )));
     }
     Ok(outcome)
+}
+
+/// Registers the request `id` as running `what` on its session, so that the client's
+/// `notifications/cancelled` and the session's end reach its handler, and the watchdog
+/// sees it (answering in its place through `answerer` past its deadline, if given).
+fn begin<'s>(
+    id: &RawValue,
+    what: std::sync::Arc<str>,
+    answerer: Option<std::sync::Arc<dyn call::Answerer>>,
+    cx: &Context<'s>,
+) -> session::Running<'s> {
+    let entry = session::RunningCall::new(cx.tool_timeout, what, answerer);
+    // The id as the client would name it in `notifications/cancelled`, as normalized
+    // JSON; an integer or a string without escapes is already in that form.
+    let raw = id.get();
+    if raw.contains(['\\', ' ', '\t', '\n', '\r']) {
+        let key =
+            serde_json::from_str::<Value>(raw).map_or_else(|_| raw.to_string(), |v| v.to_string());
+        cx.session.begin(&key, entry)
+    } else {
+        cx.session.begin(raw, entry)
+    }
+}
+
+/// The `Call` a handler gets for the running request: its caller, its progress token (from
+/// `params._meta`), the session's log level, its cancellation and deadline.
+fn call_for<'c>(
+    running: &'c session::Running<'_>,
+    params: &'c Map<String, Value>,
+    cx: &'c Context<'_>,
+) -> Call<'c> {
+    let progress_token = match params.get("_meta") {
+        Some(Value::Object(meta)) => meta
+            .get("progressToken")
+            .filter(|t| t.is_string() || t.is_i64() || t.is_u64()),
+        _ => None,
+    };
+    Call {
+        session: cx.session,
+        caller: cx.caller(),
+        progress_token,
+        outlet: cx.outlet,
+        cancelled: &running.call.cancelled,
+        client_gone: cx.client_gone,
+        log_level: cx.state().log_level,
+        deadline: running.call.deadline,
+    }
 }
 
 fn str_param<'a>(params: &'a Map<String, Value>, name: &str) -> Result<&'a str, RpcError> {

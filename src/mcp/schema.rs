@@ -4,7 +4,7 @@
 //!
 //! The keywords understood: `type` (one or a list; `integer` is a number without a
 //! fraction), `properties`, `required`, `additionalProperties` (`false` or a schema),
-//! `items`, `enum`, `const`, `anyOf`, `oneOf`, `allOf`, and `$ref` to the schema's own
+//! `items`, `enum`, `const`, `anyOf`, `oneOf`, `allOf`, `if`/`then`/`else`, and `$ref` to the schema's own
 //! `#/$defs/…` or `#/definitions/…`. Every other keyword is passed over: a value is refused
 //! only for a reason this file can name. The schema itself is never changed (it is listed
 //! exactly as declared).
@@ -53,6 +53,9 @@ struct Keywords<'s> {
     all: Option<&'s Value>,
     any: Option<&'s Value>,
     one: Option<&'s Value>,
+    condition: Option<&'s Value>,
+    then: Option<&'s Value>,
+    otherwise: Option<&'s Value>,
     items: Option<&'s Value>,
     required: Option<&'s Value>,
     properties: Option<&'s Value>,
@@ -71,6 +74,9 @@ impl<'s> Keywords<'s> {
                 "allOf" => &mut k.all,
                 "anyOf" => &mut k.any,
                 "oneOf" => &mut k.one,
+                "if" => &mut k.condition,
+                "then" => &mut k.then,
+                "else" => &mut k.otherwise,
                 "items" => &mut k.items,
                 "required" => &mut k.required,
                 "properties" => &mut k.properties,
@@ -159,6 +165,16 @@ impl<'s> Checker<'s> {
                 return Err(format!(
                     "{path} must fit exactly one of the allowed forms, and fits {fits}"
                 ));
+            }
+        }
+        if let Some(condition) = k.condition {
+            // `if` only chooses: its own failure is never the error.
+            let branch = match self.check(condition, value, path, depth + 1) {
+                Ok(()) => k.then,
+                Err(_) => k.otherwise,
+            };
+            if let Some(branch) = branch {
+                self.check(branch, value, path, depth + 1)?;
             }
         }
         match value {
@@ -377,6 +393,26 @@ mod tests {
         );
         let one = json!({"oneOf": [{"type": "number"}, {"type": "integer"}]});
         assert!(check(&one, &json!(2), "v").unwrap_err().contains("fits 2"));
+        let conditional = json!({
+            "if": {"properties": {"by": {"const": "phone"}}, "required": ["by"]},
+            "then": {"required": ["phone"]},
+            "else": {"required": ["email"]}
+        });
+        assert_eq!(
+            check(&conditional, &json!({"by": "phone", "phone": "1"}), "v"),
+            Ok(())
+        );
+        assert_eq!(check(&conditional, &json!({"email": "a@b"}), "v"), Ok(()));
+        assert!(
+            check(&conditional, &json!({"by": "phone", "email": "a@b"}), "v")
+                .unwrap_err()
+                .contains("v.phone is required")
+        );
+        assert!(
+            check(&conditional, &json!({"by": "mail"}), "v")
+                .unwrap_err()
+                .contains("v.email is required")
+        );
         let dangling = json!({"$ref": "#/$defs/nope"});
         assert!(
             check(&dangling, &json!(1), "v")
