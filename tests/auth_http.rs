@@ -763,3 +763,46 @@ fn without_resource_metadata_the_well_known_path_is_not_found_and_challenges_are
         Some("Bearer realm=\"mcp-warden\"")
     );
 }
+
+#[test]
+fn a_subscription_stream_ends_at_its_tokens_expiry_with_a_closing_result() {
+    let (_jwks, server, leeway) = expiry_server();
+    let addr = server.local_addr();
+    let listen = json!({"jsonrpc": "2.0", "id": 5, "method": "subscriptions/listen",
+        "params": {"notifications": {"toolsListChanged": true}, "_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {}}}});
+    let headers = "Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method: subscriptions/listen\r\n";
+    let (_token, valid_until, mut stream) = open_with_expiring_token(leeway, |token| {
+        let client = McpClient::authed(addr, token);
+        let (head, stream) = client.post_open(headers, &listen);
+        if head.status != 200 {
+            return Err(head);
+        }
+        Ok(stream)
+    });
+    let text = String::from_utf8(common::read_to_eof(
+        &mut stream,
+        "the subscription stream until exp + leeway",
+    ))
+    .unwrap();
+    assert_ended_not_before(valid_until);
+    let messages: Vec<Value> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    assert_eq!(messages.len(), 2, "{text}");
+    assert_eq!(
+        messages[0]["method"],
+        "notifications/subscriptions/acknowledged"
+    );
+    assert_eq!(messages[1]["id"], 5);
+    assert_eq!(
+        messages[1]["result"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+        5
+    );
+    assert!(eventually(Duration::from_secs(5), || server
+        .session_count()
+        == 0));
+}

@@ -647,3 +647,152 @@ fn a_tool_asks_only_what_the_request_declares_it_can_answer() {
     assert_eq!(neither["resultType"], "complete");
     assert_eq!(neither["content"][0]["text"], "0 answers");
 }
+
+/// The next `data:` of an event stream, as JSON (`None` once the stream has ended).
+fn next_data(reader: &mut std::io::BufReader<std::net::TcpStream>) -> Option<Value> {
+    use std::io::BufRead;
+    loop {
+        let mut line = String::new();
+        match reader.read_line(&mut line) {
+            Ok(0) => return None,
+            Ok(_) => {}
+            Err(e) => panic!("the stream went quiet or failed instead of ending: {e}"),
+        }
+        if let Some(data) = line.trim_end().strip_prefix("data: ") {
+            return Some(serde_json::from_str(data).unwrap());
+        }
+    }
+}
+
+/// Opens `subscriptions/listen` (id 9) asking for `notifications`.
+fn listen(
+    addr: std::net::SocketAddr,
+    notifications: Value,
+) -> (HttpResponse, std::io::BufReader<std::net::TcpStream>) {
+    let mut request = body(
+        "subscriptions/listen",
+        json!({ "notifications": notifications }),
+    );
+    request["id"] = json!(9);
+    let extra = format!("MCP-Protocol-Version: {V}\r\nMcp-Method: subscriptions/listen\r\n");
+    McpClient::new(addr).post_open(&extra, &request)
+}
+
+#[test]
+fn a_subscription_acknowledges_then_carries_only_what_it_asked_for() {
+    let note = || {
+        mcp_warden::Resource::new("test://note", "note", |_| {
+            Ok(vec![mcp_warden::ResourceContents::text(
+                "test://note",
+                "text/plain",
+                "n",
+            )])
+        })
+    };
+    let mut builder = Server::builder()
+        .resource(note())
+        .resource(mcp_warden::Resource::new("test://other", "other", |_| {
+            Ok(vec![])
+        }));
+    let handle = builder.handle();
+    let mut server = spawn_with(test_config(), builder);
+    let addr = server.local_addr();
+
+    // Discovery advertises what a subscription can carry.
+    let found = call(addr, "server/discover", json!({})).json()["result"].clone();
+    assert_eq!(found["capabilities"]["tools"]["listChanged"], true);
+    assert_eq!(found["capabilities"]["resources"]["subscribe"], true);
+
+    let (head, mut stream) = listen(
+        addr,
+        json!({"toolsListChanged": true, "promptsListChanged": false,
+               "resourceSubscriptions": ["test://note", "test://nowhere"]}),
+    );
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("content-type"), Some("text/event-stream"));
+    let ack = next_data(&mut stream).unwrap();
+    assert_eq!(ack["method"], "notifications/subscriptions/acknowledged");
+    assert_eq!(
+        ack["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+        9
+    );
+    // What the server has and was asked for; the unknown URI is left out.
+    assert_eq!(
+        ack["params"]["notifications"],
+        json!({"toolsListChanged": true, "resourceSubscriptions": ["test://note"]})
+    );
+
+    // A prompt added (not asked for), then a tool (asked for): only the tool's change.
+    let prompt = mcp_warden::Prompt::new("p", "d", |_, _| Ok(vec![]));
+    handle.update(|c| c.prompts.push(prompt)).unwrap();
+    let tool = Tool::new("t", "d", json!({"type": "object"}), |_: NoArgs, _| Ok("x"));
+    handle.update(|c| c.tools.push(tool)).unwrap();
+    let changed = next_data(&mut stream).unwrap();
+    assert_eq!(
+        changed["method"], "notifications/tools/list_changed",
+        "{changed}"
+    );
+    assert_eq!(
+        changed["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+        9
+    );
+    // A resource it does not watch, then one it does.
+    handle.resource_updated("test://other");
+    handle.resource_updated("test://note");
+    let updated = next_data(&mut stream).unwrap();
+    assert_eq!(updated["method"], "notifications/resources/updated");
+    assert_eq!(updated["params"]["uri"], "test://note");
+    assert_eq!(
+        updated["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+        9
+    );
+
+    // The server shutting down ends it with an empty result naming the subscription.
+    assert!(server.shutdown(std::time::Duration::from_secs(5)));
+    let ended = next_data(&mut stream).expect("a closing result");
+    assert_eq!(ended["id"], 9);
+    assert_eq!(ended["result"]["resultType"], "complete");
+    assert_eq!(
+        ended["result"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+        9
+    );
+    assert_eq!(next_data(&mut stream), None);
+}
+
+#[test]
+fn a_subscription_needs_its_filter_and_ends_with_its_client() {
+    let config = mcp_warden::config::Config {
+        max_sessions: 1,
+        ..test_config()
+    };
+    let server = spawn(config);
+    let addr = server.local_addr();
+    for bad in [
+        json!(null),
+        json!({"toolsListChanged": "yes"}),
+        json!({"resourceSubscriptions": [1]}),
+    ] {
+        let (head, mut stream) = listen(addr, bad.clone());
+        let reply = if head.header("content-type") == Some("text/event-stream") {
+            next_data(&mut stream).unwrap()
+        } else {
+            head.json()
+        };
+        assert_eq!(reply["error"]["code"], -32602, "{bad}: {reply}");
+    }
+    // One slot (MAX_SESSIONS=1): a second subscription is refused while the first is
+    // open, and served once its client has left.
+    let (_, mut first) = listen(addr, json!({"toolsListChanged": true}));
+    assert!(next_data(&mut first).is_some());
+    let (refused, _) = listen(addr, json!({"toolsListChanged": true}));
+    assert_eq!(refused.status, 503);
+    drop(first);
+    let freed = common::eventually(std::time::Duration::from_secs(5), || {
+        let (head, mut stream) = listen(addr, json!({}));
+        head.status == 200 && next_data(&mut stream).is_some()
+    });
+    assert!(
+        freed,
+        "the slot of a subscription whose client left was not freed"
+    );
+}

@@ -740,7 +740,9 @@ impl Live {
         for (list, _) in changed.iter().filter(|(_, changed)| *changed) {
             let line =
                 format!(r#"{{"jsonrpc":"2.0","method":"notifications/{list}/list_changed"}}"#);
-            self.broadcast(&line, |_| true);
+            self.broadcast(&line, |state| {
+                state.listening.as_ref().is_none_or(|l| l.wants(list))
+            });
         }
         Ok(())
     }
@@ -768,9 +770,15 @@ impl Live {
                 let state = session.state();
                 state.version.is_some() && to(&state)
             };
-            if wants {
-                let _ = session.deliver(line.to_string());
+            if !wants {
+                continue;
             }
+            let listening = session.state().listening.clone();
+            let line = match listening {
+                Some(listening) => listening.tag(line),
+                None => line.to_string(),
+            };
+            let _ = session.deliver(line);
         }
     }
 }

@@ -114,6 +114,9 @@ pub struct SessionState {
     pub stateless: bool,
     /// Its questions and answers (`mrtr.rs`).
     pub rounds: mrtr::Rounds,
+    /// A `subscriptions/listen` stream's session (`modern.rs`): only what it opted into
+    /// reaches it, tagged with its subscription's id.
+    pub listening: Option<modern::Listening>,
 }
 
 /// What every method sees: the session (its caller and state) and the catalog.

@@ -7,8 +7,9 @@
 //! on lists and reads). `server/discover` is answered here.
 //!
 //! A tool that asks its client something is answered with `input_required` (`mrtr.rs`).
-//! Not yet here: `subscriptions/listen` (so no `listChanged`/`subscribe` is advertised to
-//! modern clients).
+//! `subscriptions/listen` is checked here and acknowledged in the client's terms
+//! (`Listen`); the transport holds its stream on a registered session that only the
+//! catalog's notifications reach (`Listening`).
 
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
@@ -28,6 +29,7 @@ pub const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
 const META_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
 const META_LOG_LEVEL: &str = "io.modelcontextprotocol/logLevel";
 const META_SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
+const META_SUBSCRIPTION: &str = "io.modelcontextprotocol/subscriptionId";
 
 /// A transport header does not match the body (or is missing).
 pub const HEADER_MISMATCH: i64 = -32020;
@@ -48,6 +50,7 @@ const METHODS: &[&str] = &[
     "resources/templates/list",
     "resources/read",
     "completion/complete",
+    "subscriptions/listen",
 ];
 
 /// The transport headers of a modern request, as sent (the transport reads them).
@@ -91,16 +94,21 @@ pub struct Served<'a> {
     pub public: bool,
 }
 
-/// Serves one modern message. Returns the reply line (`None` for a notification) and the
-/// HTTP status to send it with.
-pub fn serve(
-    message: &RawValue,
-    headers: &Headers<'_>,
-    served: &Served<'_>,
-) -> (Option<String>, u16) {
+/// What a modern message comes to: a reply, or a subscription stream for the transport to
+/// hold.
+pub enum Outcome {
+    /// The reply line (`None` for a notification) and the HTTP status to send it with.
+    Reply(Option<String>, u16),
+    /// A checked `subscriptions/listen`.
+    Listen(Listen),
+}
+
+/// Serves one modern message.
+pub fn serve(message: &RawValue, headers: &Headers<'_>, served: &Served<'_>) -> Outcome {
+    let reply = |line: String, status: u16| Outcome::Reply(Some(line), status);
     let value: Value = match serde_json::from_str(message.get()) {
         Ok(v) => v,
-        Err(e) => return (Some(mcp::parse_error(&e).to_line()), 400),
+        Err(e) => return reply(mcp::parse_error(&e).to_line(), 400),
     };
     let id = value
         .get("id")
@@ -108,12 +116,12 @@ pub fn serve(
         .cloned();
     let Some(method) = value.get("method").and_then(Value::as_str) else {
         let error = RpcError::new(rpc::INVALID_REQUEST, "a request needs a string \"method\"");
-        return (Some(error_line(id.as_ref(), &error)), 400);
+        return reply(error_line(id.as_ref(), &error), 400);
     };
     let Some(id) = id else {
         // A notification (`notifications/cancelled` of a request still streaming, …): there
         // is nothing to cancel across requests in a stateless revision; accepted.
-        return (None, 202);
+        return Outcome::Reply(None, 202);
     };
     let no_params = Map::new();
     let params = match value.get("params") {
@@ -121,19 +129,25 @@ pub fn serve(
         Some(Value::Object(p)) => p,
         Some(_) => {
             let error = RpcError::invalid_params("\"params\" must be an object");
-            return (Some(error_line(Some(&id), &error)), 400);
+            return reply(error_line(Some(&id), &error), 400);
         }
     };
     match check(method, params, headers) {
         Ok(()) => {}
-        Err((status, error)) => return (Some(error_line(Some(&id), &error)), status),
+        Err((status, error)) => return reply(error_line(Some(&id), &error), status),
     }
     if !METHODS.contains(&method) {
         let error = RpcError::new(
             rpc::METHOD_NOT_FOUND,
             format!("method not found in {VERSION}: {method}"),
         );
-        return (Some(error_line(Some(&id), &error)), 404);
+        return reply(error_line(Some(&id), &error), 404);
+    }
+    if method == "subscriptions/listen" {
+        return match Listen::read(id.clone(), params, served.catalog) {
+            Ok(listen) => Outcome::Listen(listen),
+            Err(error) => reply(error_line(Some(&id), &error), 200),
+        };
     }
     let result = if method == "server/discover" {
         Ok(Some(discover(served.catalog)))
@@ -141,11 +155,11 @@ pub fn serve(
         dispatch(message, method, params, served)
     };
     match result {
-        Ok(None) => (None, 202),
+        Ok(None) => Outcome::Reply(None, 202),
         Ok(Some(mut result)) => {
             dress(&mut result, method, served);
             let line = json!({ "jsonrpc": "2.0", "id": id, "result": result }).to_string();
-            (Some(line), 200)
+            reply(line, 200)
         }
         Err(error) => {
             let status = match error.code {
@@ -153,7 +167,7 @@ pub fn serve(
                 MISSING_CAPABILITY => 400,
                 _ => 200,
             };
-            (Some(error_line(Some(&id), &error)), status)
+            reply(error_line(Some(&id), &error), status)
         }
     }
 }
@@ -270,14 +284,15 @@ fn supported_versions() -> Vec<&'static str> {
         .collect()
 }
 
-/// `server/discover`.
+/// `server/discover`. The lists may change while the server runs (`Handle::update`) and
+/// resources may be watched: both through `subscriptions/listen`.
 fn discover(catalog: &Catalog) -> Value {
     let mut result = json!({
         "supportedVersions": supported_versions(),
         "capabilities": {
-            "tools": {},
-            "prompts": {},
-            "resources": {},
+            "tools": { "listChanged": true },
+            "prompts": { "listChanged": true },
+            "resources": { "listChanged": true, "subscribe": true },
             "completions": {},
             "logging": {},
         },
@@ -429,6 +444,149 @@ fn dress(result: &mut Value, method: &str, served: &Served<'_>) {
             "cacheScope".into(),
             json!(if public { "public" } else { "private" }),
         );
+    }
+}
+
+/// A checked `subscriptions/listen`: the subscription's id (the request's) and what the
+/// server agreed to send on it.
+pub struct Listen {
+    pub listening: Listening,
+    /// The resources whose `notifications/resources/updated` it carries.
+    pub uris: std::collections::HashSet<String>,
+}
+
+/// What a listening session (a `subscriptions/listen` stream's) is sent: the list changes
+/// it opted into, each notification tagged with its subscription's id.
+#[derive(Debug, Clone)]
+pub struct Listening {
+    id: Value,
+    tools: bool,
+    prompts: bool,
+    resources: bool,
+}
+
+impl Listening {
+    /// Whether it opted into `notifications/{list}/list_changed`.
+    pub fn wants(&self, list: &str) -> bool {
+        match list {
+            "tools" => self.tools,
+            "prompts" => self.prompts,
+            "resources" => self.resources,
+            _ => false,
+        }
+    }
+
+    /// `line` (a notification) with `params._meta` naming this subscription.
+    pub fn tag(&self, line: &str) -> String {
+        let Ok(mut message) = serde_json::from_str::<Value>(line) else {
+            return line.to_string();
+        };
+        if !message.get("params").is_some_and(Value::is_object) {
+            message["params"] = json!({});
+        }
+        let params = &mut message["params"];
+        if !params.get("_meta").is_some_and(Value::is_object) {
+            params["_meta"] = json!({});
+        }
+        params["_meta"][META_SUBSCRIPTION] = self.id.clone();
+        message.to_string()
+    }
+
+    /// The answer that ends the subscription from the server's side (shutdown, the
+    /// token's expiry): an empty result naming it.
+    pub fn ended(&self, catalog: &Catalog) -> String {
+        let info = &catalog.info;
+        json!({ "jsonrpc": "2.0", "id": self.id, "result": {
+            "resultType": "complete",
+            "_meta": {
+                META_SUBSCRIPTION: self.id,
+                META_SERVER_INFO: { "name": info.name, "version": info.version },
+            },
+        }})
+        .to_string()
+    }
+}
+
+impl Listen {
+    /// Reads `params.notifications`; the server honours every list kind and the resource
+    /// URIs the catalog has (others are left out of the acknowledgement).
+    fn read(id: Value, params: &Map<String, Value>, catalog: &Catalog) -> Result<Listen, RpcError> {
+        let Some(Value::Object(asked)) = params.get("notifications") else {
+            return Err(RpcError::invalid_params(
+                "subscriptions/listen needs params.notifications: an object saying which notifications to send",
+            ));
+        };
+        let flag = |name: &str| match asked.get(name) {
+            None | Some(Value::Null) => Ok(false),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(_) => Err(RpcError::invalid_params(format!(
+                "notifications.{name} must be a boolean"
+            ))),
+        };
+        let listening = Listening {
+            id,
+            tools: flag("toolsListChanged")?,
+            prompts: flag("promptsListChanged")?,
+            resources: flag("resourcesListChanged")?,
+        };
+        let uris = match asked.get("resourceSubscriptions") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(uris)) => uris
+                .iter()
+                .map(|u| u.as_str().map(str::to_string))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| {
+                    RpcError::invalid_params(
+                        "notifications.resourceSubscriptions must be an array of resource URIs",
+                    )
+                })?,
+            Some(_) => {
+                return Err(RpcError::invalid_params(
+                    "notifications.resourceSubscriptions must be an array of resource URIs",
+                ));
+            }
+        };
+        let uris = uris.into_iter().filter(|u| catalog.knows(u)).collect();
+        Ok(Listen { listening, uris })
+    }
+
+    /// `notifications/subscriptions/acknowledged`: the first message of the stream, with
+    /// what the server agreed to send.
+    pub fn acknowledgement(&self) -> String {
+        let l = &self.listening;
+        let mut honoured = Map::new();
+        for (name, on) in [
+            ("toolsListChanged", l.tools),
+            ("promptsListChanged", l.prompts),
+            ("resourcesListChanged", l.resources),
+        ] {
+            if on {
+                honoured.insert(name.into(), json!(true));
+            }
+        }
+        if !self.uris.is_empty() {
+            let mut uris: Vec<&String> = self.uris.iter().collect();
+            uris.sort();
+            honoured.insert("resourceSubscriptions".into(), json!(uris));
+        }
+        let line = json!({
+            "jsonrpc": "2.0",
+            "method": "notifications/subscriptions/acknowledged",
+            "params": { "notifications": honoured },
+        })
+        .to_string();
+        l.tag(&line)
+    }
+
+    /// Makes `session` (new, registered, for this subscription only) a listening one.
+    pub fn register(self, session: &Session) -> Listening {
+        let mut state = session.state();
+        state.version = Some(Version::LATEST);
+        state.initialized = true;
+        state.stateless = true;
+        state.subscriptions = self.uris;
+        state.listening = Some(self.listening.clone());
+        self.listening
     }
 }
 

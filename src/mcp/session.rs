@@ -96,6 +96,9 @@ pub enum Transport {
     Legacy,
     /// Streamable HTTP on `/mcp`: the session lives until `DELETE`, expiry or shutdown.
     Streamable,
+    /// A 2026-07-28 `subscriptions/listen` stream on `/mcp`: the session lives as long as
+    /// its stream, and no request can name it.
+    Listen,
 }
 
 /// A client's answer to a request of ours: its `result`, or its `error`.

@@ -141,8 +141,54 @@ impl App {
             tool_timeout: self.config.tool_timeout,
             public: self.auth.is_none(),
         };
-        let (line, status) = modern::serve(raw, &headers, &served);
-        answer.0.respond(conn, line, status)
+        match modern::serve(raw, &headers, &served) {
+            modern::Outcome::Reply(line, status) => answer.0.respond(conn, line, status),
+            modern::Outcome::Listen(listen) => self.listen(conn, request, listen),
+        }
+    }
+
+    /// `subscriptions/listen` (2026-07-28): the response is an event stream held on this
+    /// thread, on a session of its own that only the catalog's notifications reach (the
+    /// kinds the client opted into, each tagged with the subscription's id), acknowledged
+    /// first. It ends when the client closes it, at the token's expiry, or at shutdown
+    /// (the last two with an empty result naming the subscription). It takes a
+    /// `MAX_SESSIONS` slot while it lasts.
+    fn listen(&self, conn: &mut Conn, request: &Request<'_>, listen: modern::Listen) -> Next {
+        let session = match self.sessions.open(request.caller(), Transport::Listen) {
+            Ok(session) => session,
+            Err(e) => return send(conn, refused_session(&e)),
+        };
+        let acknowledgement = listen.acknowledgement();
+        let listening = listen.register(&session);
+        let Some(attached) = self.attach(conn, &session) else {
+            // A session this thread opened a moment ago has no stream yet.
+            self.sessions.close(&session.id);
+            return send(
+                conn,
+                Response::error(
+                    503,
+                    "subscription_unavailable",
+                    "the subscription could not start; retry",
+                ),
+            );
+        };
+        let _ = session.deliver(acknowledgement);
+        let id = session.id.clone();
+        let subject = session.caller.subject().to_string();
+        log::info!("subscription opened peer={} sub={subject}", conn.peer());
+        let end = self.hold_stream(conn, request, session, attached, None);
+        if matches!(end, sse::End::Closed | sse::End::TokenExpired) {
+            let mut out = Vec::new();
+            sse::plain_message(&mut out, &listening.ended(&self.catalog.current()));
+            let mut stream = conn.stream();
+            let _ = std::io::Write::write_all(&mut stream, &out);
+        }
+        self.sessions.close(&id);
+        log::info!(
+            "subscription ended peer={} sub={subject} ({end:?})",
+            conn.peer()
+        );
+        Next::Close
     }
 
     /// `initialize`: a new session, named in the response if the handshake succeeds.
