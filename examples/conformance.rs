@@ -54,6 +54,7 @@ fn fixed(name: &str, description: &str, result: fn() -> ToolResult) -> Tool {
 fn main() -> ExitCode {
     let mut builder = Server::builder().name("mcp-warden-conformance", env!("CARGO_PKG_VERSION"));
     let handle = builder.handle();
+    let (tools_handle, prompts_handle) = (handle.clone(), handle.clone());
     builder
         // Content of every type.
         .tool(fixed("test_simple_text", "Returns one text block.", || {
@@ -251,6 +252,42 @@ fn main() -> ExitCode {
             }),
             |args: &serde_json::Map<String, Value>, _: &Call<'_>| {
                 Ok(ToolResult::text(format!("received {}", Value::Object(args.clone()))))
+            },
+        ))
+        // Diagnostic hooks of the suite's subscription checks: each toggles an entry of
+        // its list, so every subscriber to that list hears of a change.
+        .tool(Tool::new(
+            "test_trigger_tool_change",
+            "Adds or removes the tool test_dynamic_tool (tools/list changes).",
+            no_arguments(),
+            move |_: NoArgs, _| {
+                tools_handle.update(|catalog| {
+                    let before = catalog.tools.len();
+                    catalog.tools.retain(|t| t.name() != "test_dynamic_tool");
+                    if catalog.tools.len() == before {
+                        catalog.tools.push(fixed("test_dynamic_tool", "Comes and goes.", || {
+                            ToolResult::text("dynamic")
+                        }));
+                    }
+                })?;
+                Ok("the tool list changed")
+            },
+        ))
+        .tool(Tool::new(
+            "test_trigger_prompt_change",
+            "Adds or removes the prompt test_dynamic_prompt (prompts/list changes).",
+            no_arguments(),
+            move |_: NoArgs, _| {
+                prompts_handle.update(|catalog| {
+                    let before = catalog.prompts.len();
+                    catalog.prompts.retain(|p| p.name() != "test_dynamic_prompt");
+                    if catalog.prompts.len() == before {
+                        catalog.prompts.push(Prompt::new("test_dynamic_prompt", "Comes and goes.", |_, _| {
+                            Ok(vec![PromptMessage::user(Content::text("dynamic"))])
+                        }));
+                    }
+                })?;
+                Ok("the prompt list changed")
             },
         ))
         .tool(Tool::new(

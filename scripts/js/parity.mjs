@@ -448,7 +448,7 @@ const TOOLS = {
     },
   },
   json_schema_2020_12_tool: {
-    args: { name: 'parity', address: { street: '1 Rue de la Paix', city: 'Paris' } },
+    args: { name: 'parity', address: { street: '1 Rue de la Paix', city: 'Paris' }, contactMethod: 'email', email: 'parity@example.com' },
     verify: (r) => {
       const text = text0(r) ?? '';
       expect(!r.isError && text.startsWith('received ') && text.includes('Rue de la Paix'), `result: ${show(r)}`);
@@ -492,6 +492,17 @@ const TOOLS = {
       expect(!r.isError && want.test(text0(r) ?? ''), `result ${show(r)}, want text matching ${want}`);
     },
   }])),
+  // Asks only what the client declared: these clients declare sampling and elicitation,
+  // so both are asked.
+  test_input_required_result_capabilities: {
+    args: {},
+    verify: (r, t, { before }) => {
+      const sampled = t.seen.sampling.length - before.sampling;
+      const elicited = t.seen.elicitation.length - before.elicitation;
+      expect(sampled === 1 && elicited === 1, `asked: ${sampled} sampling, ${elicited} elicitation; want 1 and 1`);
+      expect(!r.isError && (text0(r) ?? '').startsWith('2 answer(s)'), `result: ${show(r)}`);
+    },
+  },
   test_streaming_elicitation: {
     args: {},
     verify: (r, t, { before }) => {
@@ -501,13 +512,18 @@ const TOOLS = {
     },
   },
 };
-const CALLED_ELSEWHERE = new Set(['touch_watched_resource']);
+// touch_watched_resource is called by the subscription checks below; the two list-change
+// hooks of conformance 0.2.0-alpha.12 change the example's lists for every session, which
+// the clients would then list again mid-run: they are exercised by scripts/conformance.
+const CALLED_ELSEWHERE = new Set(['touch_watched_resource', 'test_trigger_tool_change', 'test_trigger_prompt_change']);
 
 const PROMPT_ARGS = {
   test_simple_prompt: {},
   test_prompt_with_arguments: { arg1: 'first', arg2: 'second' },
   test_prompt_with_embedded_resource: { resourceUri: 'test://static-text' },
   test_prompt_with_image: {},
+  // Asks the client's elicitation handler for its context before it renders.
+  test_input_required_result_prompt: {},
 };
 
 /** Runs every check on one transport; returns its record (the results to compare). */
