@@ -1,26 +1,34 @@
 #!/usr/bin/env node
-// Summarizes one phase of scripts/conformance from the checks.json files the conformance
-// runner wrote (`server --scenario NAME -o DIR` writes DIR/server-NAME-<timestamp>/checks.json).
+// Summarizes one run of scripts/conformance from the checks.json files the conformance
+// runner wrote: `server --scenario NAME -o DIR` (0.1.16) and `server --suite all
+// --spec-version V -o DIR` (0.2.0-alpha.12) both write DIR/server-NAME-<timestamp>/
+// checks.json, an array of checks {id, name, description, status, errorMessage?, details?}.
 //
-// Usage: node summarize.mjs PHASE OUTDIR SCENARIO...
+// Usage: node summarize.mjs LABEL OUTDIR SCENARIO...
 //
-// A scenario passes when the runner left a checks.json for it with at least one check and
-// none of its checks is FAILURE or WARNING. WARNING counts as a failure on purpose: in the
-// selected scenarios a WARNING means a part of the scenario could not be exercised (e.g.
+// Only the named scenarios are judged (a whole-suite run also holds others). A scenario
+// passes when the runner left a checks.json for it with at least one check and none of its
+// checks is FAILURE or WARNING. WARNING counts as a failure on purpose: in the selected
+// scenarios a WARNING means a part of the scenario could not be exercised (e.g.
 // server-sse-multiple-streams without an Mcp-Session-Id, or only some of its streams
-// working), and that must not pass quietly. INFO and SKIPPED are shown, not counted. A
-// scenario with no SUCCESS at all fails too: it checked nothing (server-sse-polling answered
-// with plain JSON reports only INFO, "not applicable").
+// working), and that must not pass quietly; 0.2.0-alpha.12 marks a check it could not
+// exercise with details.untestable (message "Not testable: ..."), always as FAILURE or
+// WARNING, shown here as such. INFO and SKIPPED are shown, not counted (0.2.0-alpha.12
+// reports as SKIPPED e.g. the SEP-2106 checks of json-schema-2020-12 at the 2025-11-25 wire,
+// or caching's resources/read when the server lists no resource). A scenario with no
+// SUCCESS at all fails too: it checked nothing (server-sse-polling answered with plain JSON
+// reports only INFO, "not applicable").
 //
-// Prints one line per scenario, each failing check as `[check-id] STATUS: message`, then
-// `N passed, M failed` (scenarios). Exits 1 if any scenario failed.
+// Prints one line per scenario, each check that is not SUCCESS as `[check-id] STATUS:
+// message`, then `N passed, M failed` (scenarios), then the failing checks again. Exits 1
+// if any scenario failed.
 
 import { readdirSync, readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 
 const [phase, outDir, ...scenarios] = process.argv.slice(2);
 if (!phase || !outDir || scenarios.length === 0) {
-  console.error('usage: node summarize.mjs PHASE OUTDIR SCENARIO...');
+  console.error('usage: node summarize.mjs LABEL OUTDIR SCENARIO...');
   process.exit(2);
 }
 
@@ -39,7 +47,8 @@ for (const scenario of scenarios) {
   let checks = null;
   let why = '';
   if (!file || !existsSync(file)) {
-    why = 'the runner wrote no checks.json (it crashed or timed out; see its output above)';
+    why = 'the runner wrote no checks.json (it crashed, timed out, did not run it, or skipped it as ' +
+      'not applicable at the requested spec version; see its output)';
   } else {
     try {
       checks = JSON.parse(readFileSync(file, 'utf8'));
@@ -70,8 +79,9 @@ for (const scenario of scenarios) {
   }
   for (const c of checks) {
     if (c.status === 'SUCCESS') continue;
-    const msg = c.errorMessage ?? c.details?.message ?? c.description ?? '';
-    const line = `[${c.id}] ${c.status}: ${msg}`;
+    const msg = c.errorMessage ?? c.details?.message ?? c.details?.note ?? c.description ?? '';
+    const untestable = c.details?.untestable === true && !/^Not testable/.test(msg) ? ' (not testable)' : '';
+    const line = `[${c.id}] ${c.status}${untestable}: ${msg}`;
     console.log(`       ${line}`);
     if (c.status === 'FAILURE' || c.status === 'WARNING') failures.push(`${scenario} ${line}`);
   }
