@@ -241,3 +241,24 @@ fn on_mcp_a_tool_that_closed_its_stream_has_the_watchdogs_answer_on_the_resuming
     assert_timed_out(&data[0], 6, sent, "closed");
     await_return("closed");
 }
+
+#[test]
+fn a_2026_07_28_call_is_answered_for_by_the_watchdog_too() {
+    let server = spawn_with_tools(config(), TOOLS);
+    let addr = server.local_addr();
+    let mut body = stubborn_call(6, "modern", false);
+    body["params"]["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {}
+    });
+    let headers = "MCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/call\r\nMcp-Name: stubborn\r\n";
+    let sent = Instant::now();
+    let (head, mut reader) = McpClient::new(addr).post_open(headers, &body);
+    assert_eq!(head.status, 200);
+    let reply = head.json();
+    assert_timed_out(&reply, 6, sent, "modern");
+    assert_eq!(reply["result"]["resultType"], "complete", "{reply}");
+    let rest = read_to_eof(&mut reader, "the POST the watchdog answered");
+    assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
+    await_return("modern");
+}

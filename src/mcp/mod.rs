@@ -560,7 +560,8 @@ fn begin<'s>(
     answerer: Option<std::sync::Arc<dyn call::Answerer>>,
     cx: &Context<'s>,
 ) -> session::Running<'s> {
-    let entry = session::RunningCall::new(cx.tool_timeout, what, answerer);
+    let mut entry = session::RunningCall::new(cx.tool_timeout, what, answerer);
+    entry.stateless = cx.state().stateless;
     // The id as the client would name it in `notifications/cancelled`, as normalized
     // JSON; an integer or a string without escapes is already in that form.
     let raw = id.get();

@@ -85,6 +85,9 @@ pub fn is_modern(message: &RawValue, header_version: Option<&str>) -> bool {
 /// Everything a modern request is served with besides its body.
 pub struct Served<'a> {
     pub caller: Caller,
+    /// Where the request's own session is registered while it is served, for the
+    /// watchdog (`TOOL_TIMEOUT_SECS`) to see its call.
+    pub sessions: &'a crate::mcp::session::Sessions,
     pub catalog: &'a Catalog,
     pub outlet: &'a dyn mcp::call::Outlet,
     pub client_gone: &'a dyn Fn() -> bool,
@@ -312,7 +315,7 @@ fn dispatch(
     params: &Map<String, Value>,
     served: &Served<'_>,
 ) -> Result<Option<Value>, RpcError> {
-    let session = Session::detached(served.caller.clone());
+    let session = served.sessions.passing(served.caller.clone());
     let meta = params.get("_meta").and_then(Value::as_object);
     let binding = mrtr::Binding {
         subject: served.caller.subject(),

@@ -137,6 +137,8 @@ pub struct RunningCall {
     /// How the watchdog answers in the handler's place; `None` (a batch) leaves the
     /// deadline to the handler's cooperation.
     pub answerer: Option<Arc<dyn Answerer>>,
+    /// A 2026-07-28 request's call: the watchdog's answer says `resultType` too.
+    pub stateless: bool,
     /// Set once the watchdog has seen the call past its deadline.
     overdue: AtomicBool,
     /// When it started; once it has run `LONG_CALL`, the watchdog frees the connection it
@@ -162,6 +164,7 @@ impl RunningCall {
             timeout,
             tool,
             answerer,
+            stateless: false,
             overdue: AtomicBool::new(false),
             started: Instant::now(),
             freed: AtomicBool::new(false),
@@ -186,6 +189,28 @@ impl Drop for Running<'_> {
         {
             running.remove(&self.key);
         }
+    }
+}
+
+/// The session of one 2026-07-28 request (`Sessions::passing`); dropping it ends it.
+pub struct Passing<'a> {
+    sessions: &'a Sessions,
+    key: u64,
+    session: Arc<Session>,
+}
+
+impl std::ops::Deref for Passing<'_> {
+    type Target = Session;
+    fn deref(&self) -> &Session {
+        &self.session
+    }
+}
+
+impl Drop for Passing<'_> {
+    fn drop(&mut self) {
+        let mut passing = lock(&self.sessions.passing);
+        passing.remove(&self.key);
+        shrink_after_burst(&mut passing);
     }
 }
 
@@ -485,6 +510,10 @@ pub enum OpenError {
 /// Every open session, at most `max`.
 pub struct Sessions {
     map: Mutex<Registry>,
+    /// The sessions of 2026-07-28 requests while they are served (`passing`): never
+    /// named by a client nor counted, only for the watchdog to see their calls.
+    passing: Mutex<HashMap<u64, Arc<Session>>>,
+    next_passing: AtomicU64,
     max: usize,
     /// `SESSION_IDLE_SECS`: a session unused this long, with no stream, ends.
     idle: Duration,
@@ -518,6 +547,8 @@ impl Sessions {
                 closed: false,
                 expired_at: Instant::now(),
             }),
+            passing: Mutex::new(HashMap::new()),
+            next_passing: AtomicU64::new(0),
             max,
             idle,
             evict_after: EVICT_AFTER.min(idle),
@@ -685,6 +716,20 @@ impl Sessions {
         self.map().open.len()
     }
 
+    /// A session for one 2026-07-28 request, for `caller`: outside the registry (no client
+    /// can name it, it takes no `MAX_SESSIONS` slot), but its calls are watched for their
+    /// deadline like any session's while the returned guard lives.
+    pub fn passing(&self, caller: Caller) -> Passing<'_> {
+        let key = self.next_passing.fetch_add(1, Ordering::Relaxed);
+        let session = Arc::new(Session::detached(caller));
+        lock(&self.passing).insert(key, Arc::clone(&session));
+        Passing {
+            sessions: self,
+            key,
+            session,
+        }
+    }
+
     /// Every open session (a snapshot: the registry's lock is not held while it is used).
     pub fn all(&self) -> Vec<Arc<Session>> {
         self.map().open.values().cloned().collect()
@@ -697,10 +742,16 @@ impl Sessions {
         let mut due = Vec::new();
         let mut long = Vec::new();
         let mut next: Option<Instant> = None;
-        for session in self.map().open.values() {
+        let mut look = |session: &Session| {
             if let Some(deadline) = session.overdue(now, &mut due, &mut long) {
                 next = Some(next.map_or(deadline, |n| n.min(deadline)));
             }
+        };
+        for session in self.map().open.values() {
+            look(session);
+        }
+        for session in lock(&self.passing).values() {
+            look(session);
         }
         (due, long, next)
     }

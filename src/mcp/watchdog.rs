@@ -20,6 +20,9 @@
 //! the call within about two seconds instead of waiting for the call to end. A call that
 //! asks its client something frees it at once (`Call::ask`).
 //!
+//! The sessions of 2026-07-28 requests, which live for one request outside the registry,
+//! are looked at too (`Sessions::passing`).
+//!
 //! Not covered: a call the client cancelled (it wants no answer), the calls of a batch (one
 //! reply for the whole batch: the cooperative deadline applies, as before), and sessions
 //! already ended (their calls are cancelled by the end, and nobody is left to answer).
@@ -143,7 +146,7 @@ fn expire((id, call): Overdue) {
         );
         return;
     };
-    if answerer.answer_instead(timed_out_line(&id, &call.tool, call.timeout)) {
+    if answerer.answer_instead(timed_out_line(&id, &call.tool, call.timeout, call.stateless)) {
         log::warn!(
             "tool {} ran past TOOL_TIMEOUT_SECS ({secs} s): cancelled, and answered with an error in its place",
             call.tool
@@ -160,13 +163,16 @@ pub fn timed_out_text(tool: &str, timeout: Duration) -> String {
 }
 
 /// The error result of call `id` (its normalized JSON) that ran past `TOOL_TIMEOUT_SECS`,
-/// as a whole JSON-RPC response.
-fn timed_out_line(id: &str, tool: &str, timeout: Duration) -> String {
+/// as a whole JSON-RPC response (with `resultType` for a 2026-07-28 request).
+fn timed_out_line(id: &str, tool: &str, timeout: Duration, stateless: bool) -> String {
     let id = RawValue::from_string(id.to_string()).ok();
-    let result = json!({
+    let mut result = json!({
         "content": [{ "type": "text", "text": timed_out_text(tool, timeout) }],
         "isError": true,
     });
+    if stateless {
+        result["resultType"] = json!("complete");
+    }
     rpc::reply(id.as_deref(), Ok::<_, &rpc::RpcError>(&result))
 }
 
@@ -177,7 +183,7 @@ mod tests {
     #[test]
     fn the_error_result_names_the_setting_and_carries_the_id_as_sent() {
         for id in ["7", "\"call-1\"", "-3"] {
-            let line = timed_out_line(id, "slow", Duration::from_secs(2));
+            let line = timed_out_line(id, "slow", Duration::from_secs(2), false);
             let reply: serde_json::Value = serde_json::from_str(&line).unwrap();
             assert_eq!(
                 reply["id"],
@@ -190,6 +196,11 @@ mod tests {
                 "{text}"
             );
             assert!(text.contains("2 s"), "{text}");
+            assert_eq!(reply["result"].get("resultType"), None);
         }
+        let modern: serde_json::Value =
+            serde_json::from_str(&timed_out_line("7", "slow", Duration::from_secs(2), true))
+                .unwrap();
+        assert_eq!(modern["result"]["resultType"], "complete");
     }
 }

@@ -135,6 +135,7 @@ impl App {
         let gone = || client_left(conn.stream());
         let served = modern::Served {
             caller: request.caller(),
+            sessions: &self.sessions,
             catalog: &self.catalog.current(),
             outlet: &answer,
             client_gone: &gone,
