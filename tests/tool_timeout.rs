@@ -251,7 +251,8 @@ fn a_2026_07_28_call_is_answered_for_by_the_watchdog_too() {
         "io.modelcontextprotocol/protocolVersion": "2026-07-28",
         "io.modelcontextprotocol/clientCapabilities": {}
     });
-    let headers = "MCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/call\r\nMcp-Name: stubborn\r\n";
+    let headers =
+        "MCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/call\r\nMcp-Name: stubborn\r\n";
     let sent = Instant::now();
     let (head, mut reader) = McpClient::new(addr).post_open(headers, &body);
     assert_eq!(head.status, 200);

@@ -146,7 +146,12 @@ fn expire((id, call): Overdue) {
         );
         return;
     };
-    if answerer.answer_instead(timed_out_line(&id, &call.tool, call.timeout, call.stateless)) {
+    if answerer.answer_instead(timed_out_line(
+        &id,
+        &call.tool,
+        call.timeout,
+        call.stateless,
+    )) {
         log::warn!(
             "tool {} ran past TOOL_TIMEOUT_SECS ({secs} s): cancelled, and answered with an error in its place",
             call.tool
