@@ -806,3 +806,44 @@ fn a_subscription_stream_ends_at_its_tokens_expiry_with_a_closing_result() {
         .session_count()
         == 0));
 }
+
+#[test]
+fn a_request_state_is_refused_to_another_subject() {
+    let (_jwks, server) = setup();
+    let addr = server.local_addr();
+    let ask = |token: &str, extra: Value| {
+        let mut body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": "ask", "arguments": {"question": "Colour?"},
+                       "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                                 "io.modelcontextprotocol/clientCapabilities": {"elicitation": {}}}}});
+        for (k, v) in extra.as_object().unwrap() {
+            body["params"][k] = v.clone();
+        }
+        let headers = format!(
+            "Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/call\r\nMcp-Name: ask\r\n{}",
+            bearer(token)
+        );
+        request_with(addr, "POST", "/mcp", &headers, body.to_string().as_bytes()).json()
+    };
+    let first = ask(&alice(), json!({}))["result"].clone();
+    assert_eq!(first["resultType"], "input_required", "{first}");
+    let retry = json!({"requestState": first["requestState"],
+        "inputResponses": {"q0": {"action": "accept", "content": {"answer": "teal"}}}});
+    // Bob presents Alice's state: refused, and nothing of Alice's answers reaches him.
+    let bob = ec().token(&plural_claims("bob", "bob@example.com", &["sre"], 3600));
+    let refused = ask(&bob, retry.clone());
+    assert_eq!(refused["error"]["code"], -32602, "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("another request or another caller"),
+        "{refused}"
+    );
+    // Alice herself goes on.
+    let done = ask(&alice(), retry);
+    assert_eq!(
+        done["result"]["content"][0]["text"],
+        "The user answered: teal"
+    );
+}

@@ -796,3 +796,50 @@ fn a_subscription_needs_its_filter_and_ends_with_its_client() {
         "the slot of a subscription whose client left was not freed"
     );
 }
+
+#[test]
+fn closing_the_response_stream_cancels_the_work() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU8, Ordering};
+    // 0: running; 1: saw its cancellation; 2: never did (gave up after 10 s).
+    let outcome = Arc::new(AtomicU8::new(0));
+    let seen = Arc::clone(&outcome);
+    let patient = Tool::new(
+        "patient",
+        "Reports progress, then works until it is cancelled.",
+        json!({"type": "object"}),
+        move |_: NoArgs, call| {
+            call.progress(1.0, None, Some("started"));
+            let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while std::time::Instant::now() < end {
+                if call.is_cancelled() {
+                    seen.store(1, Ordering::SeqCst);
+                    return Ok("cancelled");
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            seen.store(2, Ordering::SeqCst);
+            Ok("finished")
+        },
+    );
+    let server = spawn_with(test_config(), Server::builder().tool(patient));
+    let mut request = body("tools/call", json!({"name": "patient"}));
+    request["params"]["_meta"]["progressToken"] = json!("p");
+    let extra =
+        format!("MCP-Protocol-Version: {V}\r\nMcp-Method: tools/call\r\nMcp-Name: patient\r\n");
+    let (head, mut stream) = McpClient::new(server.local_addr()).post_open(&extra, &request);
+    assert_eq!(head.header("content-type"), Some("text/event-stream"));
+    let progress = next_data(&mut stream).unwrap();
+    assert_eq!(progress["method"], "notifications/progress");
+    assert_eq!(outcome.load(Ordering::SeqCst), 0, "still working");
+    drop(stream);
+    let settled = common::eventually(std::time::Duration::from_secs(5), || {
+        outcome.load(Ordering::SeqCst) != 0
+    });
+    assert!(settled, "the tool did not notice within 5 s");
+    assert_eq!(
+        outcome.load(Ordering::SeqCst),
+        1,
+        "the tool ran to its end instead"
+    );
+}
