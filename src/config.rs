@@ -500,7 +500,18 @@ fn protected_resource(
             expected: "a comma-separated list of issuer URLs, e.g. https://auth.example.com".into(),
         });
     }
-    let scopes = get("SCOPES_SUPPORTED").map_or_else(Vec::new, |v| list(&v));
+    let scopes_text = get("SCOPES_SUPPORTED").unwrap_or_default();
+    let scopes = list(&scopes_text);
+    // Scope tokens (RFC 6749 §3.3): printable ASCII but space, `"` and `\`; they go into the
+    // 401 challenge as they are.
+    let token = |s: &String| s.chars().all(|c| matches!(c, '!' | '#'..='[' | ']'..='~'));
+    if !scopes.iter().all(token) {
+        return Err(ConfigError {
+            var: "SCOPES_SUPPORTED",
+            value: scopes_text,
+            expected: "comma-separated scope names of printable ASCII without spaces, quotes or backslashes, e.g. mcp:tools,mcp:read".into(),
+        });
+    }
     Ok(Some(ProtectedResource {
         resource,
         authorization_servers,
@@ -972,6 +983,14 @@ mod tests {
                     ("AUTHORIZATION_SERVERS", "auth"),
                 ][..],
                 "AUTHORIZATION_SERVERS",
+            ),
+            (
+                &[
+                    ("RESOURCE_URL", "https://m.example.com"),
+                    ("AUTHORIZATION_SERVERS", "https://a.example.com"),
+                    ("SCOPES_SUPPORTED", "mcp:tools, \"quoted\""),
+                ][..],
+                "SCOPES_SUPPORTED",
             ),
         ] {
             assert_eq!(with(extra).unwrap_err().var, var, "{extra:?}");

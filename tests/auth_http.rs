@@ -722,8 +722,7 @@ fn protected_resource_metadata_is_served_named_in_every_challenge_and_sets_the_a
         .status,
         404
     );
-    let metadata =
-        "resource_metadata=\"https://mcp.example.com/.well-known/oauth-protected-resource/mcp\"";
+    let metadata = "scope=\"mcp:tools\", resource_metadata=\"https://mcp.example.com/.well-known/oauth-protected-resource/mcp\"";
     let refused = get_sse(addr, "");
     assert_eq!(refused.status, 401);
     assert!(

@@ -1,12 +1,14 @@
 //! Where authentication meets HTTP: a refused token becomes a `401` with a
 //! `WWW-Authenticate` challenge (RFC 6750 §3) and a JSON body. `auth/` itself knows no HTTP.
 
-use crate::auth::AuthError;
+use crate::auth::{AuthError, ProtectedResource};
 use crate::http::Response;
 
 /// The `401` for this refusal: `WWW-Authenticate` per RFC 6750 §3 and a JSON body; with
-/// protected resource metadata configured, the challenge names where it is (RFC 9728 §5.1).
-pub fn unauthorized(e: &AuthError, resource_metadata: Option<&str>) -> Response {
+/// protected resource metadata configured, the challenge names where it is (RFC 9728 §5.1)
+/// and the scopes to ask for (`SCOPES_SUPPORTED`, RFC 6750 §3), for a client that gets its
+/// token by itself.
+pub fn unauthorized(e: &AuthError, metadata: Option<&ProtectedResource>) -> Response {
     let message = e.to_string();
     let (code, challenge) = match e {
         AuthError::MissingToken => ("missing_token", "Bearer realm=\"mcp-warden\"".to_string()),
@@ -33,8 +35,13 @@ pub fn unauthorized(e: &AuthError, resource_metadata: Option<&str>) -> Response 
             )
         }
     };
-    let challenge = match resource_metadata {
-        Some(url) => format!("{challenge}, resource_metadata=\"{url}\""),
+    let challenge = match metadata {
+        Some(m) if !m.scopes.is_empty() => format!(
+            "{challenge}, scope=\"{}\", resource_metadata=\"{}\"",
+            m.scopes.join(" "),
+            m.url()
+        ),
+        Some(m) => format!("{challenge}, resource_metadata=\"{}\"", m.url()),
         None => challenge,
     };
     Response::error(401, code, &message).header("WWW-Authenticate", &challenge)

@@ -320,12 +320,7 @@ impl App {
                     head.path(),
                     e.subject().unwrap_or("-")
                 );
-                let metadata = self.metadata().map(ProtectedResource::url);
-                Err(respond(
-                    conn,
-                    head,
-                    auth::unauthorized(&e, metadata.as_deref()),
-                ))
+                Err(respond(conn, head, auth::unauthorized(&e, self.metadata())))
             }
         }
     }
