@@ -67,6 +67,60 @@ pub struct Config {
     /// `JWT_AUTH_ENABLED=true` and its companions; `None` while authentication is off,
     /// which is the default.
     pub auth: Option<AuthConfig>,
+    /// `UPSTREAM_COMMAND` (or the command line after `--`) and `UPSTREAM_ENV`: an MCP
+    /// server to put behind the gate instead of the built-in tools. Defaults to none.
+    pub upstream: Option<UpstreamCommand>,
+}
+
+/// An upstream MCP server run over stdio, one per session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpstreamCommand {
+    /// The program and its arguments (never run through a shell).
+    pub argv: Vec<String>,
+    /// `UPSTREAM_ENV`: the names of this process's variables the child gets besides the
+    /// caller's `MCP_USER_*`. Defaults to `PATH` and `HOME`.
+    pub env: Vec<String>,
+}
+
+impl UpstreamCommand {
+    /// `argv` with the `UPSTREAM_ENV` of `lookup`.
+    pub fn with_env(
+        argv: Vec<String>,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<UpstreamCommand, ConfigError> {
+        let env = match lookup("UPSTREAM_ENV") {
+            None => DEFAULT_UPSTREAM_ENV
+                .split(',')
+                .map(str::to_string)
+                .collect(),
+            Some(v) => {
+                let names: Vec<String> = v
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                if !names.iter().all(|n| is_env_name(n)) {
+                    return Err(ConfigError {
+                        var: "UPSTREAM_ENV",
+                        value: v,
+                        expected: "comma-separated names of environment variables (letters, digits, _), e.g. PATH,HOME,LANG; empty passes none".into(),
+                    });
+                }
+                names
+            }
+        };
+        Ok(UpstreamCommand { argv, env })
+    }
+}
+
+/// The variables an upstream child gets unless `UPSTREAM_ENV` says otherwise.
+const DEFAULT_UPSTREAM_ENV: &str = "PATH,HOME";
+
+fn is_env_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 impl Default for Config {
@@ -88,6 +142,7 @@ impl Default for Config {
             allowed_hosts: Vec::new(),
             state_secret: None,
             auth: None,
+            upstream: None,
         }
     }
 }
@@ -98,6 +153,7 @@ mcp-warden: an MCP server over HTTP (Streamable HTTP on /mcp; HTTP+SSE: GET /sse
 
 USAGE:
     mcp-warden [--help | --version]
+    mcp-warden [--] COMMAND [ARGS...]    put the MCP server COMMAND (stdio) behind the gate
 
 Configuration is read from the environment:
 
@@ -154,6 +210,16 @@ Authentication (Plural's contract; all off unless JWT_AUTH_ENABLED is true):
     JWKS_MAX_AGE_SECS     /readyz answers 503 when the keys were last
                           fetched longer ago than this (60-604800,
                           at least JWKS_REFRESH_SECS)                 [default: 3600]
+
+Gateway (an MCP server of your own behind the same gate, instead of the built-in tools):
+
+    UPSTREAM_COMMAND      the MCP server to run over stdio, one per
+                          session, as a JSON array: [\"npx\", \"-y\", \"pkg\"];
+                          or give it after `--` on the command line    [default: none]
+    UPSTREAM_ENV          comma-separated names of this process's
+                          variables the child gets besides the
+                          caller's MCP_USER_SUB, _EMAIL, _NAME and
+                          _GROUPS; set but empty: none                [default: PATH,HOME]
 
 Logging:
 
@@ -344,6 +410,20 @@ impl Config {
                 })?),
             },
             auth: auth_config(&get)?,
+            upstream: match lookup("UPSTREAM_COMMAND").filter(|v| !v.trim().is_empty()) {
+                None => None,
+                Some(v) => {
+                    let argv = serde_json::from_str::<Vec<String>>(&v)
+                        .ok()
+                        .filter(|a| a.first().is_some_and(|p| !p.is_empty()))
+                        .ok_or(ConfigError {
+                            var: "UPSTREAM_COMMAND",
+                            value: v,
+                            expected: r#"a JSON array of strings, the program first, e.g. ["npx", "-y", "@modelcontextprotocol/server-everything"] (run directly, not through a shell)"#.into(),
+                        })?;
+                    Some(UpstreamCommand::with_env(argv, &lookup)?)
+                }
+            },
         }
         .checked()
     }

@@ -49,6 +49,7 @@
 pub mod auth;
 pub mod builtin;
 pub mod config;
+pub mod gateway;
 pub mod http;
 pub mod identity;
 pub mod logsink;
@@ -159,6 +160,14 @@ impl Builder {
 
     pub fn template(mut self, template: ResourceTemplate) -> Builder {
         self.catalog.templates.push(template);
+        self
+    }
+
+    /// Puts another MCP server behind the gate: each session is relayed to a child
+    /// process of its own running `upstream` over stdio (see `gateway`), instead of the
+    /// tools, prompts and resources added here.
+    pub fn upstream(mut self, upstream: gateway::Upstream) -> Builder {
+        self.catalog.upstream = Some(Arc::new(gateway::Gateway::new(upstream)));
         self
     }
 
@@ -328,6 +337,14 @@ impl Server {
         log::info!(
             "shutting down: ending {streams} stream(s), waiting up to {grace:?} for in-flight requests"
         );
+        if let Some(gateway) = self.app.catalog.current().upstream.clone()
+            && !gateway.wait_children(deadline)
+        {
+            log::warn!(
+                "shutdown grace ({grace:?}) is over with {} upstream server(s) not yet ended",
+                gateway.live_children()
+            );
+        }
         while self.shared.open_connections() > 0 {
             if Instant::now() >= deadline {
                 log::warn!(

@@ -19,32 +19,68 @@ const SPARE_FILES: u64 = 64;
 
 /// The program `Builder::serve` runs.
 pub(crate) fn run(builder: Builder) -> ExitCode {
-    let mut args = std::env::args().skip(1);
-    match (args.next().as_deref(), args.next()) {
-        (None, _) => {}
-        (Some("-h" | "--help"), None) => {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let command = match args.first().map(String::as_str) {
+        None => None,
+        Some("-h" | "--help") if args.len() == 1 => {
             print!("{}", config::HELP);
             return ExitCode::SUCCESS;
         }
-        (Some("-V" | "--version"), None) => {
+        Some("-V" | "--version") if args.len() == 1 => {
             let info = builder.info();
             println!("{} {}", info.name, info.version);
             return ExitCode::SUCCESS;
         }
-        (Some(arg), _) => {
+        Some("--") if args.len() > 1 => Some(args[1..].to_vec()),
+        Some(first) if !first.starts_with('-') => Some(args.clone()),
+        Some(arg) => {
             eprintln!(
-                "{}: unexpected argument {arg:?}; configuration is by environment, see --help",
+                "{}: unexpected argument {arg:?}; configuration is by environment (see --help), and an upstream MCP server is given as `-- COMMAND [ARGS...]`",
                 builder.info().name
             );
             return ExitCode::from(2);
         }
-    }
-    let config = match Config::from_env() {
+    };
+    let mut config = match Config::from_env() {
         Ok(config) => config,
         Err(e) => {
             eprintln!("{}: {e}", builder.info().name);
             return ExitCode::from(2);
         }
+    };
+    if let Some(argv) = command {
+        if config.upstream.is_some() {
+            eprintln!(
+                "{}: the upstream MCP server is given twice, on the command line and in UPSTREAM_COMMAND: give it once",
+                builder.info().name
+            );
+            return ExitCode::from(2);
+        }
+        match config::UpstreamCommand::with_env(argv, |name| std::env::var(name).ok()) {
+            Ok(upstream) => config.upstream = Some(upstream),
+            Err(e) => {
+                eprintln!("{}: {e}", builder.info().name);
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if let Some(upstream) = &config.upstream
+        && crate::gateway::child::find_program(&upstream.argv[0]).is_none()
+    {
+        eprintln!(
+            "{}: the upstream command {:?} was not found (neither a path to an executable nor a program in PATH); configuration is by environment, see --help",
+            builder.info().name,
+            upstream.argv[0]
+        );
+        return ExitCode::from(2);
+    }
+    let builder = match &config.upstream {
+        None => builder,
+        Some(upstream) => builder.upstream(
+            crate::gateway::Upstream::command(upstream.argv.clone())
+                .env(upstream.env.clone())
+                .grace(config.shutdown_grace),
+        ),
     };
     let log = init_logging(config.log_json);
     // Whatever way main returns, pending log lines go out first.
@@ -110,6 +146,7 @@ pub(crate) fn run(builder: Builder) -> ExitCode {
         config.shutdown_grace.as_secs(),
     );
     let grace = config.shutdown_grace;
+    let upstream = config.upstream.as_ref().map(|u| u.argv.clone());
     let mut server = match builder.start(config, listener) {
         Ok(server) => server,
         Err(e) => {
@@ -119,6 +156,11 @@ pub(crate) fn run(builder: Builder) -> ExitCode {
     };
     if let Some(summary) = server.auth_summary() {
         log::info!("{summary}");
+    }
+    if let Some(upstream) = &upstream {
+        log::info!(
+            "gateway: each session is relayed to its own {upstream:?} (stdio); the built-in tools are not offered"
+        );
     }
     log::info!("listening on http://{}", server.local_addr());
 

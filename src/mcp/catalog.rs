@@ -555,6 +555,9 @@ pub struct Catalog {
     pub prompts: Vec<Prompt>,
     pub resources: Vec<Resource>,
     pub templates: Vec<ResourceTemplate>,
+    /// Another MCP server to relay each session to, instead of the entries above
+    /// (`gateway/`).
+    pub upstream: Option<Arc<crate::gateway::Gateway>>,
 }
 
 /// Why a catalog cannot be served.
@@ -580,11 +583,15 @@ impl Catalog {
             prompts: Vec::new(),
             resources: Vec::new(),
             templates: Vec::new(),
+            upstream: None,
         }
     }
 
     /// Refuses two entries under one name (or URI): a client could reach only one.
     pub fn check(&self) -> Result<(), CatalogError> {
+        if let Some(gateway) = &self.upstream {
+            gateway.check().map_err(CatalogError)?;
+        }
         fn unique<'a>(
             kind: &str,
             names: impl Iterator<Item = &'a str>,

@@ -117,6 +117,8 @@ pub struct SessionState {
     /// A `subscriptions/listen` stream's session (`modern.rs`): only what it opted into
     /// reaches it, tagged with its subscription's id.
     pub listening: Option<modern::Listening>,
+    /// The session's upstream server, behind the gate (`gateway/`), once started.
+    pub upstream: Option<std::sync::Arc<crate::gateway::child::Child>>,
 }
 
 /// What every method sees: the session (its caller and state) and the catalog.
@@ -142,7 +144,7 @@ pub struct Context<'a> {
 }
 
 impl Context<'_> {
-    fn state(&self) -> MutexGuard<'_, SessionState> {
+    pub(crate) fn state(&self) -> MutexGuard<'_, SessionState> {
         self.session.state()
     }
 
@@ -242,6 +244,11 @@ fn handle_one<'a>(message: &'a RawValue, cx: &Context<'_>) -> Option<Outcome<'a>
             result: Err(error),
         }),
         Ok(Message::Response { id, result }) => {
+            // The client's answer to the upstream server's request (behind the gate).
+            if let Some(gateway) = &cx.catalog.upstream {
+                gateway.answer(message, cx);
+                return None;
+            }
             // An answer to a request of ours: to the handler waiting for it, if any.
             if let Some(id) = id {
                 let reply = result.map_err(|error| {
@@ -261,7 +268,10 @@ fn handle_one<'a>(message: &'a RawValue, cx: &Context<'_>) -> Option<Outcome<'a>
             None
         }
         Ok(Message::Notification { method, params }) => {
-            notify(&method, &params, cx);
+            match &cx.catalog.upstream {
+                Some(gateway) => gateway.notify(&method, &params, cx),
+                None => notify(&method, &params, cx),
+            }
             None
         }
         Ok(Message::Request { id, method, params }) => {
@@ -289,7 +299,7 @@ fn handle_one<'a>(message: &'a RawValue, cx: &Context<'_>) -> Option<Outcome<'a>
 }
 
 /// The error of a request the client cancelled; never sent (the client asked not to hear).
-const CANCELLED: i64 = -32800;
+pub(crate) const CANCELLED: i64 = -32800;
 
 fn notify(method: &str, params: &Map<String, Value>, cx: &Context<'_>) {
     match method {
@@ -311,6 +321,9 @@ fn request(
     params: &Map<String, Value>,
     cx: &Context<'_>,
 ) -> Result<Answer, RpcError> {
+    if let Some(gateway) = &cx.catalog.upstream {
+        return gateway.request(id, method, params, cx);
+    }
     match method {
         "initialize" => return initialize(params, cx).map(Answer::Json),
         "ping" => return Ok(Answer::Json(json!({}))),
@@ -443,7 +456,7 @@ fn complete(params: &Map<String, Value>, catalog: &Catalog) -> Result<Value, Rpc
 
 /// Serves an uninitialized session as a `Version::ADOPTED` one, when the transport allows
 /// it. Returns whether the session is now initialized.
-fn adopt(cx: &Context<'_>) -> bool {
+pub(crate) fn adopt(cx: &Context<'_>) -> bool {
     if !cx.adopt_uninitialized {
         return false;
     }

@@ -146,6 +146,9 @@ impl App {
     ) -> Arc<App> {
         let sessions = Arc::new(Sessions::new(config.max_sessions, config.session_idle));
         catalog.serve(&sessions);
+        if let Some(gateway) = &catalog.current().upstream {
+            gateway.serve(&sessions);
+        }
         Arc::new(App {
             sessions,
             loopback: local.ip().is_loopback(),

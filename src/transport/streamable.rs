@@ -71,7 +71,10 @@ impl App {
             Err(e) => return send(conn, reply_response(400, mcp::parse_error(&e).to_line())),
         };
         let session_id = head.header(SESSION_HEADER);
+        // Behind the gate, each session has an upstream server of its own: a stateless
+        // request is answered as a 2025-only server does (dual-era clients then initialize).
         if session_id.is_none()
+            && self.catalog.current().upstream.is_none()
             && let Body::One(raw) = &message
             && modern::is_modern(raw, head.header(VERSION_HEADER))
         {

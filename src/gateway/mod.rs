@@ -1,0 +1,395 @@
+//! The gate in front of another MCP server: instead of a catalog of its own, the server
+//! relays each 2025 session to an upstream MCP server run over stdio, one child process
+//! per session (`child.rs`), after the same authentication as ever.
+//!
+//! The relay sits in the one dispatcher (`mcp::request` and friends hand every message of
+//! a session to `Gateway`), so every transport (HTTP+SSE, Streamable HTTP) serves it the
+//! same way:
+//! - the client's `initialize` starts the session's child (lazily: a session that never
+//!   initializes starts none) and is forwarded as it is; the child's answer is the
+//!   client's, and the session records the version and capabilities as usual. A legacy
+//!   session used without `initialize` is initialized with the child by the gateway;
+//! - each request is written to the child with the client's own id (one client per child:
+//!   ids cannot meet) and its thread waits for the child's response, passing on what the
+//!   child sends meanwhile (progress, log messages, and its own requests such as
+//!   `elicitation/create`) through the request's outlet, as a built-in tool's `Call`
+//!   would: on the POST's event stream on `/mcp`, on the session's stream on `/sse`. What
+//!   the child sends outside any request goes to the session's stream;
+//! - the client's notifications and its answers to the child's requests are written to
+//!   the child as they are; a `notifications/cancelled` also stops the wait for that
+//!   request (no answer is sent, as for a built-in tool);
+//! - a request the child does not answer within `TOOL_TIMEOUT_SECS` is cancelled at the
+//!   child and answered with an error (a `tools/call`: with an error result);
+//! - the child ends with its session (SIGTERM, then SIGKILL after `SHUTDOWN_GRACE_SECS`),
+//!   and a child that exits ends its session, its waiting requests answered with an
+//!   error naming its exit status.
+//!
+//! The child's environment is only the allow-listed variables of this process
+//! (`Upstream::env`) and the verified caller (`MCP_USER_SUB`, `MCP_USER_EMAIL`,
+//! `MCP_USER_NAME`, `MCP_USER_GROUPS` comma-joined; none while authentication is off).
+//!
+//! Not here yet: one child shared by every session (`UPSTREAM_SHARED`), and with it
+//! stateless 2026-07-28 requests (until then `/mcp` answers them as a 2025-only server
+//! does, so dual-era clients fall back to `initialize`); upstreams over HTTP.
+
+pub mod child;
+
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+use serde_json::value::RawValue;
+use serde_json::{Map, Value, json};
+
+use crate::identity::Caller;
+use crate::mcp::rpc::{self, RpcError};
+use crate::mcp::session::Sessions;
+use crate::mcp::{Answer, CANCELLED, Context, Version};
+use child::{Child, Incoming, Spawn};
+
+/// How often a waiting request looks at its deadline and its client.
+const CHECK: Duration = Duration::from_millis(100);
+
+/// An MCP server to put behind the gate, run over stdio.
+#[derive(Clone, Debug)]
+pub struct Upstream {
+    argv: Vec<String>,
+    env: Vec<String>,
+    grace: Duration,
+}
+
+impl Upstream {
+    /// The command and its arguments (run directly, never through a shell).
+    pub fn command<S: Into<String>>(argv: impl IntoIterator<Item = S>) -> Upstream {
+        Upstream {
+            argv: argv.into_iter().map(Into::into).collect(),
+            env: vec!["PATH".into(), "HOME".into()],
+            grace: Duration::from_secs(5),
+        }
+    }
+
+    /// The names of this process's environment variables the child gets (default `PATH`
+    /// and `HOME`); nothing else is passed on.
+    pub fn env<S: Into<String>>(mut self, names: impl IntoIterator<Item = S>) -> Upstream {
+        self.env = names.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// How long a child has between SIGTERM and SIGKILL.
+    pub fn grace(mut self, grace: Duration) -> Upstream {
+        self.grace = grace;
+        self
+    }
+
+    pub fn argv(&self) -> &[String] {
+        &self.argv
+    }
+}
+
+/// The relay as the dispatcher reaches it (from the catalog).
+pub struct Gateway {
+    upstream: Upstream,
+    sessions: OnceLock<Weak<Sessions>>,
+    /// Children not yet waited for.
+    live: Arc<AtomicUsize>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("upstream", &self.upstream.argv)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    pub fn new(upstream: Upstream) -> Gateway {
+        Gateway {
+            upstream,
+            sessions: OnceLock::new(),
+            live: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// Why the gateway cannot serve, if it cannot.
+    pub(crate) fn check(&self) -> Result<(), String> {
+        if self.upstream.argv.first().is_none_or(String::is_empty) {
+            return Err("the upstream command is empty".into());
+        }
+        Ok(())
+    }
+
+    /// Ties the gateway to the sessions its children serve (once, at start).
+    pub(crate) fn serve(&self, sessions: &Arc<Sessions>) {
+        let _ = self.sessions.set(Arc::downgrade(sessions));
+    }
+
+    /// Children started and not yet ended and waited for.
+    pub fn live_children(&self) -> usize {
+        self.live.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Waits until every child has been ended and waited for, or `deadline`.
+    pub fn wait_children(&self, deadline: Instant) -> bool {
+        while self.live_children() > 0 {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        true
+    }
+
+    /// One request of a session's client.
+    pub(crate) fn request(
+        &self,
+        id: &RawValue,
+        method: &str,
+        params: &Map<String, Value>,
+        cx: &Context<'_>,
+    ) -> Result<Answer, RpcError> {
+        if method == "initialize" {
+            if cx.state().version.is_some() {
+                return Err(RpcError::new(
+                    rpc::INVALID_REQUEST,
+                    "session is already initialized",
+                ));
+            }
+            let child = self.child(cx)?;
+            let result = self.exchange(&child, id.get(), method, params, cx)?;
+            let mut state = cx.state();
+            state.version = result
+                .get("protocolVersion")
+                .and_then(Value::as_str)
+                .and_then(Version::parse)
+                .or(Some(Version::LATEST));
+            if let Some(Value::Object(capabilities)) = params.get("capabilities") {
+                state.client_capabilities = capabilities.clone();
+            }
+            return Ok(Answer::Json(result));
+        }
+        if cx.state().version.is_none() {
+            if !crate::mcp::adopt(cx) {
+                return Err(RpcError::new(
+                    rpc::INVALID_REQUEST,
+                    format!("session is not initialized: send \"initialize\" before \"{method}\""),
+                ));
+            }
+            let child = self.child(cx)?;
+            let hello = json!({
+                "protocolVersion": Version::ADOPTED.as_str(),
+                "capabilities": {},
+                "clientInfo": { "name": "mcp-warden (a client that did not initialize)", "version": env!("CARGO_PKG_VERSION") },
+            });
+            let Value::Object(hello) = hello else {
+                unreachable!("a JSON object literal");
+            };
+            self.exchange(&child, "\"mcp-warden-adopted\"", "initialize", &hello, cx)?;
+            let _ = child.send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#.into());
+        }
+        let child = self.child(cx)?;
+        self.exchange(&child, id.get(), method, params, cx)
+            .map(Answer::Json)
+            .or_else(|e| match (method, e.code) {
+                // As for a built-in tool: a call that ran out of time is an error result.
+                ("tools/call", TIMED_OUT) => Ok(Answer::Json(json!({
+                    "content": [{ "type": "text", "text": e.message }],
+                    "isError": true,
+                }))),
+                (_, TIMED_OUT) => Err(RpcError {
+                    code: rpc::INTERNAL_ERROR,
+                    ..e
+                }),
+                _ => Err(e),
+            })
+    }
+
+    /// A notification of the client's: to the child, as it is. A cancellation also ends
+    /// the wait for that request.
+    pub(crate) fn notify(&self, method: &str, params: &Map<String, Value>, cx: &Context<'_>) {
+        let Some(child) = cx.state().upstream.clone() else {
+            return; // nothing started yet: nothing to tell
+        };
+        if method == "notifications/initialized" {
+            cx.state().initialized = true;
+        }
+        if method == "notifications/cancelled"
+            && let Some(id) = params.get("requestId")
+        {
+            child.forget(&id.to_string());
+        }
+        let line = json!({ "jsonrpc": "2.0", "method": method, "params": params }).to_string();
+        if let Err(e) = child.send(line) {
+            log::debug!("a notification for the upstream was not sent: {e}");
+        }
+    }
+
+    /// The client's answer to one of the child's requests: to the child, as it is.
+    pub(crate) fn answer(&self, message: &RawValue, cx: &Context<'_>) {
+        let Some(child) = cx.state().upstream.clone() else {
+            return;
+        };
+        if let Err(e) = child.send(message.get().to_string()) {
+            log::debug!("an answer for the upstream was not sent: {e}");
+        }
+    }
+
+    /// The session's child, started now if it has none.
+    fn child(&self, cx: &Context<'_>) -> Result<Arc<Child>, RpcError> {
+        if let Some(child) = cx.state().upstream.clone() {
+            return Ok(child);
+        }
+        let session_id = cx.session.id.clone();
+        let sessions = self.sessions.get().cloned().unwrap_or_default();
+        let unclaimed = {
+            let sessions = sessions.clone();
+            let id = session_id.clone();
+            move |line: String| {
+                if let Some(session) = sessions.upgrade().and_then(|s| s.get(id.as_str())) {
+                    let _ = session.deliver(line);
+                }
+            }
+        };
+        let on_exit = move || {
+            if let Some(sessions) = sessions.upgrade() {
+                sessions.close(&session_id);
+            }
+        };
+        let caller = &cx.session.caller;
+        let child = Child::spawn(Spawn {
+            argv: &self.upstream.argv,
+            env: environment(&self.upstream.env, caller),
+            subject: caller.subject().to_string(),
+            grace: self.upstream.grace,
+            unclaimed: Box::new(unclaimed),
+            on_exit: Box::new(on_exit),
+            live: Arc::clone(&self.live),
+        })
+        .map_err(|e| {
+            log::error!(
+                "the upstream server {:?} could not be started: {e}",
+                self.upstream.argv
+            );
+            RpcError::new(
+                rpc::INTERNAL_ERROR,
+                format!("the upstream server could not be started: {e}"),
+            )
+        })?;
+        let child = Arc::new(child);
+        cx.state().upstream = Some(Arc::clone(&child));
+        Ok(child)
+    }
+
+    /// Sends one request to the child and waits for its response, passing on what the
+    /// child sends meanwhile.
+    fn exchange(
+        &self,
+        child: &Child,
+        id: &str,
+        method: &str,
+        params: &Map<String, Value>,
+        cx: &Context<'_>,
+    ) -> Result<Value, RpcError> {
+        let progress = params
+            .get("_meta")
+            .and_then(|m| m.get("progressToken"))
+            .map(Value::to_string);
+        let replies = child.wait_for(id.to_string(), progress);
+        let line = format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":{},"params":{}}}"#,
+            json!(method),
+            Value::Object(params.clone())
+        );
+        if let Err(e) = child.send(line) {
+            child.forget(id);
+            return Err(RpcError::new(rpc::INTERNAL_ERROR, e.to_string()));
+        }
+        let deadline = Instant::now() + cx.tool_timeout;
+        loop {
+            match replies.recv_timeout(CHECK) {
+                Ok(Incoming::Reply(mut message)) => {
+                    return match message.get_mut("error") {
+                        Some(error) => {
+                            Err(serde_json::from_value(error.take()).unwrap_or_else(|_| {
+                                RpcError::new(
+                                    rpc::INTERNAL_ERROR,
+                                    "the upstream server answered with a malformed error",
+                                )
+                            }))
+                        }
+                        None => Ok(message
+                            .get_mut("result")
+                            .map(Value::take)
+                            .unwrap_or(Value::Null)),
+                    };
+                }
+                Ok(Incoming::Message(line)) => {
+                    if line.contains("\"id\"") {
+                        // A request of the child's: the client may answer it on the very
+                        // connection this request came on.
+                        cx.outlet.free_connection();
+                    }
+                    cx.outlet.send(line);
+                }
+                Ok(Incoming::Ended(why)) => return Err(RpcError::new(rpc::INTERNAL_ERROR, why)),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    let timed_out = Instant::now() >= deadline;
+                    if timed_out || (cx.client_gone)() {
+                        child.forget(id);
+                        let reason = if timed_out {
+                            "TOOL_TIMEOUT_SECS"
+                        } else {
+                            "the client left"
+                        };
+                        let cancel = json!({ "jsonrpc": "2.0", "method": "notifications/cancelled",
+                            "params": { "requestId": serde_json::from_str::<Value>(id).unwrap_or(Value::Null), "reason": reason } });
+                        let _ = child.send(cancel.to_string());
+                    }
+                    if timed_out {
+                        return Err(RpcError::new(
+                            TIMED_OUT,
+                            format!(
+                                "the upstream server did not answer {method} within {} s (TOOL_TIMEOUT_SECS)",
+                                cx.tool_timeout.as_secs()
+                            ),
+                        ));
+                    }
+                    if (cx.client_gone)() {
+                        return Err(RpcError::new(CANCELLED, "the client left"));
+                    }
+                }
+                // Forgotten: the client cancelled it.
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(RpcError::new(
+                        CANCELLED,
+                        "the client cancelled this request",
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// The error of a request the upstream did not answer in time (never sent as such: a
+/// `tools/call` becomes an error result, anything else an internal error).
+const TIMED_OUT: i64 = -32099;
+
+/// The child's whole environment: the allow-listed variables of this process, and who
+/// calls.
+fn environment(allowed: &[String], caller: &Caller) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = allowed
+        .iter()
+        .filter_map(|name| Some((name.clone(), std::env::var(name).ok()?)))
+        .collect();
+    if let Caller::User(user) = caller {
+        env.push(("MCP_USER_SUB".into(), user.subject.clone()));
+        if let Some(email) = &user.email {
+            env.push(("MCP_USER_EMAIL".into(), email.clone()));
+        }
+        if let Some(name) = &user.name {
+            env.push(("MCP_USER_NAME".into(), name.clone()));
+        }
+        env.push(("MCP_USER_GROUPS".into(), user.groups.join(",")));
+    }
+    env
+}
