@@ -80,6 +80,9 @@ pub struct UpstreamCommand {
     /// `UPSTREAM_ENV`: the names of this process's variables the child gets besides the
     /// caller's `MCP_USER_*`. Defaults to `PATH` and `HOME`.
     pub env: Vec<String>,
+    /// `UPSTREAM_SHARED`: one child for every session instead of one each. Defaults to
+    /// false.
+    pub shared: bool,
 }
 
 impl UpstreamCommand {
@@ -110,7 +113,15 @@ impl UpstreamCommand {
                 names
             }
         };
-        Ok(UpstreamCommand { argv, env })
+        let shared = match lookup("UPSTREAM_SHARED").filter(|v| !v.trim().is_empty()) {
+            None => false,
+            Some(v) => parse_bool(&v).ok_or(ConfigError {
+                var: "UPSTREAM_SHARED",
+                value: v,
+                expected: "true or false (1/0, yes/no, on/off)".into(),
+            })?,
+        };
+        Ok(UpstreamCommand { argv, env, shared })
     }
 }
 
@@ -220,6 +231,10 @@ Gateway (an MCP server of your own behind the same gate, instead of the built-in
                           variables the child gets besides the
                           caller's MCP_USER_SUB, _EMAIL, _NAME and
                           _GROUPS; set but empty: none                [default: PATH,HOME]
+    UPSTREAM_SHARED       true: one child for every session (ids
+                          rewritten; serves 2026-07-28 requests too;
+                          no caller in its environment, its own
+                          requests to clients refused)                [default: false]
 
 Logging:
 

@@ -337,7 +337,11 @@ impl Server {
         log::info!(
             "shutting down: ending {streams} stream(s), waiting up to {grace:?} for in-flight requests"
         );
-        if let Some(gateway) = self.app.catalog.current().upstream.clone()
+        let gateway = self.app.catalog.current().upstream.clone();
+        if let Some(gateway) = &gateway {
+            gateway.stop();
+        }
+        if let Some(gateway) = gateway
             && !gateway.wait_children(deadline)
         {
             log::warn!(

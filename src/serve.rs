@@ -79,6 +79,7 @@ pub(crate) fn run(builder: Builder) -> ExitCode {
         Some(upstream) => builder.upstream(
             crate::gateway::Upstream::command(upstream.argv.clone())
                 .env(upstream.env.clone())
+                .shared(upstream.shared)
                 .grace(config.shutdown_grace),
         ),
     };
@@ -146,7 +147,7 @@ pub(crate) fn run(builder: Builder) -> ExitCode {
         config.shutdown_grace.as_secs(),
     );
     let grace = config.shutdown_grace;
-    let upstream = config.upstream.as_ref().map(|u| u.argv.clone());
+    let upstream = config.upstream.as_ref().map(|u| (u.argv.clone(), u.shared));
     let mut server = match builder.start(config, listener) {
         Ok(server) => server,
         Err(e) => {
@@ -157,10 +158,14 @@ pub(crate) fn run(builder: Builder) -> ExitCode {
     if let Some(summary) = server.auth_summary() {
         log::info!("{summary}");
     }
-    if let Some(upstream) = &upstream {
-        log::info!(
-            "gateway: each session is relayed to its own {upstream:?} (stdio); the built-in tools are not offered"
-        );
+    match &upstream {
+        Some((argv, false)) => log::info!(
+            "gateway: each session is relayed to its own {argv:?} (stdio); the built-in tools are not offered"
+        ),
+        Some((argv, true)) => log::info!(
+            "gateway: every session is relayed to one shared {argv:?} (stdio, UPSTREAM_SHARED); the built-in tools are not offered"
+        ),
+        None => {}
     }
     log::info!("listening on http://{}", server.local_addr());
 

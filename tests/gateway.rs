@@ -142,7 +142,10 @@ fn progress_and_the_upstreams_questions_reach_the_client_and_its_answers_go_back
         assert_eq!(note["params"]["progressToken"], "p1");
         assert_eq!(note["params"]["progress"], step);
     }
-    assert_eq!(text(&c.next_message()), "progressed");
+    assert_eq!(
+        text(&c.next_message()),
+        "progressed; the token it saw: \"p1\""
+    );
 
     c.post(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
                    "params": {"name": "ask"}}));
@@ -356,4 +359,115 @@ fn the_upstream_is_given_once_and_well_formed() {
     let env = run(&["--", "cat"], &[("UPSTREAM_ENV", "PATH,not a name")]);
     assert_eq!(env.code(), 2);
     assert!(env.stderr.contains("UPSTREAM_ENV"), "{}", env.stderr);
+}
+
+#[test]
+fn a_shared_upstream_serves_every_client_under_ids_of_its_own() {
+    let server = spawn_with(
+        config(),
+        Server::builder().upstream(fixture("shared-tag").shared(true)),
+    );
+    let addr = server.local_addr();
+    let mut a = McpClient::new(addr);
+    let init = a.initialize("2025-11-25");
+    assert_eq!(init["serverInfo"]["name"], "stdio-fixture");
+    assert_eq!(init["protocolVersion"], "2025-11-25");
+    let mut b = SseClient::open(addr);
+    let init = b.initialize("2024-11-05");
+    assert_eq!(
+        init["protocolVersion"], "2024-11-05",
+        "each client its own version"
+    );
+    // Both use id 1 at the same time; each gets its own answer.
+    b.post(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "echo", "arguments": {"message": "from b", "delay_ms": 200}}}));
+    let from_a = a.call(
+        1,
+        "tools/call",
+        json!({"name": "echo", "arguments": {"message": "from a"}}),
+    );
+    assert_eq!(text(&from_a), "upstream echo: from a");
+    let from_b = b.next_message();
+    assert_eq!(from_b["id"], 1);
+    assert_eq!(text(&from_b), "upstream echo: from b");
+    assert_eq!(children_running("shared-tag"), 1, "one child for everyone");
+    // The child saw ids of the gateway's, not the clients' 1s.
+    let seen_a = text(&a.call(7, "tools/call", json!({"name": "id"})));
+    let seen_b = text(&b.call(7, "tools/call", json!({"name": "id"})));
+    assert!(
+        seen_a.starts_with("\"g") && seen_b.starts_with("\"g"),
+        "{seen_a} {seen_b}"
+    );
+    assert_ne!(seen_a, seen_b);
+
+    // Progress comes back under the client's own token; the child saw the gateway's.
+    b.post(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                   "params": {"name": "progress", "_meta": {"progressToken": "p"}}}));
+    for _ in 0..2 {
+        let note = b.next_message();
+        assert_eq!(note["params"]["progressToken"], "p", "{note}");
+    }
+    let done = text(&b.next_message());
+    assert!(
+        done.starts_with("progressed; the token it saw: \"g"),
+        "{done}"
+    );
+
+    // The child's own requests are refused, not put to some client.
+    let asked = a.call(2, "tools/call", json!({"name": "ask"}));
+    assert_eq!(text(&asked), "hello None", "{asked}");
+
+    // And a stateless 2026-07-28 client is served by the same child.
+    let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                      "io.modelcontextprotocol/clientCapabilities": {}});
+    let post = |method: &str, name: Option<&str>, params: Value| {
+        let mut headers = format!(
+            "Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method: {method}\r\n"
+        );
+        if let Some(name) = name {
+            headers.push_str(&format!("Mcp-Name: {name}\r\n"));
+        }
+        let mut params = params;
+        params["_meta"] = meta.clone();
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        common::request_with(addr, "POST", "/mcp", &headers, body.to_string().as_bytes()).json()
+    };
+    let found = post("server/discover", None, json!({}));
+    assert_eq!(found["result"]["resultType"], "complete", "{found}");
+    assert_eq!(
+        found["result"]["_meta"]["io.modelcontextprotocol/serverInfo"]["name"],
+        "stdio-fixture"
+    );
+    let modern = post(
+        "tools/call",
+        Some("echo"),
+        json!({"name": "echo", "arguments": {"message": "modern"}}),
+    );
+    assert_eq!(
+        modern["result"]["content"][0]["text"], "upstream echo: modern",
+        "{modern}"
+    );
+    assert_eq!(modern["result"]["resultType"], "complete");
+    assert_eq!(children_running("shared-tag"), 1);
+}
+
+#[test]
+fn without_sharing_a_stateless_request_is_answered_as_a_2025_only_server_does() {
+    let server = gateway(config());
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {"_meta": {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {}}}});
+    let headers = "Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method: server/discover\r\n";
+    let r = common::request_with(
+        server.local_addr(),
+        "POST",
+        "/mcp",
+        headers,
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 400);
+    assert!(
+        r.json().get("jsonrpc").is_none(),
+        "not a JSON-RPC error: dual-era clients fall back"
+    );
 }

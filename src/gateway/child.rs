@@ -79,6 +79,10 @@ pub struct Spawn<'a> {
     pub on_exit: Box<dyn FnOnce() + Send>,
     /// Children not yet waited for, of the whole gateway: one more while this one lives.
     pub live: Arc<std::sync::atomic::AtomicUsize>,
+    /// Whether a message that names no waiting request (by its progress token) goes to
+    /// the latest waiting request: true for a child of one client; a shared child's
+    /// messages go to `unclaimed` instead, never to a guess at its client.
+    pub to_latest: bool,
 }
 
 impl std::fmt::Debug for Child {
@@ -107,6 +111,7 @@ struct Shared {
     ending: AtomicBool,
     tail: Mutex<VecDeque<String>>,
     live: Arc<std::sync::atomic::AtomicUsize>,
+    to_latest: bool,
 }
 
 impl Shared {
@@ -190,6 +195,7 @@ impl Child {
             ending: AtomicBool::new(false),
             tail: Mutex::new(VecDeque::new()),
             live: spec.live,
+            to_latest: spec.to_latest,
         });
         let (queue, lines) = mpsc::sync_channel::<String>(STDIN_QUEUE);
         let subject = spec.subject;
@@ -434,7 +440,13 @@ fn route(shared: &Shared, message: Value, text: &str, unclaimed: &(dyn Fn(String
                 .iter()
                 .position(|w| w.progress.as_deref() == Some(&t))
         })
-        .or_else(|| waiting.len().checked_sub(1));
+        .or_else(|| {
+            if shared.to_latest {
+                waiting.len().checked_sub(1)
+            } else {
+                None
+            }
+        });
     match target {
         Some(i) => {
             if waiting[i]

@@ -28,14 +28,21 @@
 //! (`Upstream::env`) and the verified caller (`MCP_USER_SUB`, `MCP_USER_EMAIL`,
 //! `MCP_USER_NAME`, `MCP_USER_GROUPS` comma-joined; none while authentication is off).
 //!
-//! Not here yet: one child shared by every session (`UPSTREAM_SHARED`), and with it
-//! stateless 2026-07-28 requests (until then `/mcp` answers them as a 2025-only server
-//! does, so dual-era clients fall back to `initialize`); upstreams over HTTP.
+//! Shared mode (`Upstream::shared`, `UPSTREAM_SHARED`): one child for every session,
+//! started at first use (again after it exits) and initialized by the gateway itself;
+//! each client's `initialize` is answered with the child's answer. Requests go to it under
+//! ids and progress tokens of the gateway's (two clients' id `1` never meet), the client's
+//! own put back on the way out. The child's own requests are refused (no client can be
+//! told apart to answer them), its list changes reach every session. It serves stateless
+//! 2026-07-28 requests too; without it `/mcp` answers those as a 2025-only server does, so
+//! dual-era clients fall back to `initialize`.
+//!
+//! Not here yet: upstreams over HTTP.
 
 pub mod child;
 
-use std::sync::atomic::AtomicUsize;
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use serde_json::value::RawValue;
@@ -56,6 +63,7 @@ pub struct Upstream {
     argv: Vec<String>,
     env: Vec<String>,
     grace: Duration,
+    shared: bool,
 }
 
 impl Upstream {
@@ -65,7 +73,18 @@ impl Upstream {
             argv: argv.into_iter().map(Into::into).collect(),
             env: vec!["PATH".into(), "HOME".into()],
             grace: Duration::from_secs(5),
+            shared: false,
         }
+    }
+
+    /// One child for every session instead of one each (`UPSTREAM_SHARED`), for servers
+    /// that are expensive to start; it also serves stateless 2026-07-28 requests. The
+    /// child gets no caller in its environment, and no requests of its own (sampling,
+    /// elicitation, roots) are relayed: with everyone's calls going to one process, a
+    /// question could not be told apart from another user's.
+    pub fn shared(mut self, shared: bool) -> Upstream {
+        self.shared = shared;
+        self
     }
 
     /// The names of this process's environment variables the child gets (default `PATH`
@@ -92,6 +111,18 @@ pub struct Gateway {
     sessions: OnceLock<Weak<Sessions>>,
     /// Children not yet waited for.
     live: Arc<AtomicUsize>,
+    /// In shared mode, the one child (started at first use, again after it exits) and its
+    /// answer to the gateway's own `initialize`.
+    shared: Mutex<Option<Arc<SharedChild>>>,
+    /// In shared mode, the ids (and progress tokens) the gateway gives requests.
+    next_id: AtomicU64,
+}
+
+/// The child every session shares.
+struct SharedChild {
+    child: Arc<Child>,
+    /// Its `initialize` result: what each client's `initialize` is answered with.
+    hello: Value,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -108,7 +139,20 @@ impl Gateway {
             upstream,
             sessions: OnceLock::new(),
             live: Arc::new(AtomicUsize::new(0)),
+            shared: Mutex::new(None),
+            next_id: AtomicU64::new(1),
         }
+    }
+
+    /// Whether stateless 2026-07-28 requests are served (shared mode only: a child per
+    /// request would be started and ended for each).
+    pub fn serves_stateless(&self) -> bool {
+        self.upstream.shared
+    }
+
+    /// Ends the shared child, if any (at shutdown; the sessions' own end with them).
+    pub fn stop(&self) {
+        lock(&self.shared).take();
     }
 
     /// Why the gateway cannot serve, if it cannot.
@@ -148,13 +192,11 @@ impl Gateway {
         params: &Map<String, Value>,
         cx: &Context<'_>,
     ) -> Result<Answer, RpcError> {
+        if self.upstream.shared {
+            return self.shared_request(id, method, params, cx);
+        }
         if method == "initialize" {
-            if cx.state().version.is_some() {
-                return Err(RpcError::new(
-                    rpc::INVALID_REQUEST,
-                    "session is already initialized",
-                ));
-            }
+            first_initialize(cx)?;
             let child = self.child(cx)?;
             let result = self.exchange(&child, id.get(), method, params, cx)?;
             let mut state = cx.state();
@@ -190,23 +232,15 @@ impl Gateway {
         let child = self.child(cx)?;
         self.exchange(&child, id.get(), method, params, cx)
             .map(Answer::Json)
-            .or_else(|e| match (method, e.code) {
-                // As for a built-in tool: a call that ran out of time is an error result.
-                ("tools/call", TIMED_OUT) => Ok(Answer::Json(json!({
-                    "content": [{ "type": "text", "text": e.message }],
-                    "isError": true,
-                }))),
-                (_, TIMED_OUT) => Err(RpcError {
-                    code: rpc::INTERNAL_ERROR,
-                    ..e
-                }),
-                _ => Err(e),
-            })
+            .or_else(|e| timed_out_as_result(method, e))
     }
 
     /// A notification of the client's: to the child, as it is. A cancellation also ends
     /// the wait for that request.
     pub(crate) fn notify(&self, method: &str, params: &Map<String, Value>, cx: &Context<'_>) {
+        if self.upstream.shared {
+            return self.shared_notify(method, params, cx);
+        }
         let Some(child) = cx.state().upstream.clone() else {
             return; // nothing started yet: nothing to tell
         };
@@ -226,6 +260,11 @@ impl Gateway {
 
     /// The client's answer to one of the child's requests: to the child, as it is.
     pub(crate) fn answer(&self, message: &RawValue, cx: &Context<'_>) {
+        if self.upstream.shared {
+            // Nothing of the shared child's is relayed to a client: nothing to answer.
+            log::debug!("an answer from a client of a shared upstream (ignored)");
+            return;
+        }
         let Some(child) = cx.state().upstream.clone() else {
             return;
         };
@@ -255,17 +294,38 @@ impl Gateway {
                 sessions.close(&session_id);
             }
         };
-        let caller = &cx.session.caller;
-        let child = Child::spawn(Spawn {
+        let child = self.start(
+            &cx.session.caller,
+            Box::new(unclaimed),
+            Box::new(on_exit),
+            true,
+        )?;
+        cx.state().upstream = Some(Arc::clone(&child));
+        Ok(child)
+    }
+
+    /// Starts a child for `caller` (in its environment; `Anonymous` puts nobody there).
+    fn start(
+        &self,
+        caller: &Caller,
+        unclaimed: Box<dyn Fn(String) + Send + Sync>,
+        on_exit: Box<dyn FnOnce() + Send>,
+        to_latest: bool,
+    ) -> Result<Arc<Child>, RpcError> {
+        let spawned = Child::spawn(Spawn {
             argv: &self.upstream.argv,
             env: environment(&self.upstream.env, caller),
-            subject: caller.subject().to_string(),
+            subject: match caller {
+                Caller::Anonymous if !to_latest => "(shared)".into(),
+                _ => caller.subject().to_string(),
+            },
             grace: self.upstream.grace,
-            unclaimed: Box::new(unclaimed),
-            on_exit: Box::new(on_exit),
+            unclaimed,
+            on_exit,
             live: Arc::clone(&self.live),
-        })
-        .map_err(|e| {
+            to_latest,
+        });
+        spawned.map(Arc::new).map_err(|e| {
             log::error!(
                 "the upstream server {:?} could not be started: {e}",
                 self.upstream.argv
@@ -274,10 +334,7 @@ impl Gateway {
                 rpc::INTERNAL_ERROR,
                 format!("the upstream server could not be started: {e}"),
             )
-        })?;
-        let child = Arc::new(child);
-        cx.state().upstream = Some(Arc::clone(&child));
-        Ok(child)
+        })
     }
 
     /// Sends one request to the child and waits for its response, passing on what the
@@ -289,6 +346,20 @@ impl Gateway {
         method: &str,
         params: &Map<String, Value>,
         cx: &Context<'_>,
+    ) -> Result<Value, RpcError> {
+        self.exchange_as(child, id, method, params, cx, None)
+    }
+
+    /// `exchange`, with the client's own progress token put back into the progress
+    /// notifications (when the gateway gave the request one of its own).
+    fn exchange_as(
+        &self,
+        child: &Child,
+        id: &str,
+        method: &str,
+        params: &Map<String, Value>,
+        cx: &Context<'_>,
+        token_back: Option<&Value>,
     ) -> Result<Value, RpcError> {
         let progress = params
             .get("_meta")
@@ -324,6 +395,10 @@ impl Gateway {
                     };
                 }
                 Ok(Incoming::Message(line)) => {
+                    let line = match token_back {
+                        Some(token) => restore_token(&line, token),
+                        None => line,
+                    };
                     if line.contains("\"id\"") {
                         // A request of the child's: the client may answer it on the very
                         // connection this request came on.
@@ -368,6 +443,214 @@ impl Gateway {
             }
         }
     }
+}
+
+impl Gateway {
+    /// One request of a client, to the shared child: under an id and progress token of
+    /// the gateway's, so that two clients' id `1` never meet.
+    fn shared_request(
+        &self,
+        id: &RawValue,
+        method: &str,
+        params: &Map<String, Value>,
+        cx: &Context<'_>,
+    ) -> Result<Answer, RpcError> {
+        if method == "initialize" {
+            first_initialize(cx)?;
+            let shared = self.shared_child(cx)?;
+            let version = params
+                .get("protocolVersion")
+                .and_then(Value::as_str)
+                .and_then(Version::parse)
+                .filter(|v| cx.versions.contains(v))
+                .unwrap_or(Version::LATEST);
+            let mut result = shared.hello.clone();
+            result["protocolVersion"] = json!(version.as_str());
+            let mut state = cx.state();
+            state.version = Some(version);
+            if let Some(Value::Object(capabilities)) = params.get("capabilities") {
+                state.client_capabilities = capabilities.clone();
+            }
+            return Ok(Answer::Json(result));
+        }
+        if cx.state().version.is_none() && !crate::mcp::adopt(cx) {
+            return Err(RpcError::new(
+                rpc::INVALID_REQUEST,
+                format!("session is not initialized: send \"initialize\" before \"{method}\""),
+            ));
+        }
+        let shared = self.shared_child(cx)?;
+        if method == "server/discover" {
+            // A 2026-07-28 client's discovery: what the child said at initialize.
+            let hello = &shared.hello;
+            let mut result = json!({
+                "supportedVersions": crate::mcp::modern::supported_versions(),
+                "capabilities": hello.get("capabilities").cloned().unwrap_or_else(|| json!({})),
+            });
+            if let Some(instructions) = hello.get("instructions") {
+                result["instructions"] = instructions.clone();
+            }
+            if let Some(info) = hello.get("serverInfo") {
+                result["_meta"] = json!({ "io.modelcontextprotocol/serverInfo": info });
+            }
+            return Ok(Answer::Json(result));
+        }
+        let ours = format!("\"g{}\"", self.next_id.fetch_add(1, Ordering::Relaxed));
+        let mut params = params.clone();
+        let token = match params.get_mut("_meta") {
+            Some(Value::Object(meta)) => meta
+                .get_mut("progressToken")
+                .map(|t| std::mem::replace(t, serde_json::from_str(&ours).unwrap_or(Value::Null))),
+            _ => None,
+        };
+        cx.state()
+            .relayed
+            .insert(id.get().to_string(), ours.clone());
+        let result = self.exchange_as(&shared.child, &ours, method, &params, cx, token.as_ref());
+        cx.state().relayed.remove(id.get());
+        result
+            .map(Answer::Json)
+            .or_else(|e| timed_out_as_result(method, e))
+    }
+
+    /// A client's notification, for the shared child: only a cancellation concerns it
+    /// (under the gateway's id for that request).
+    fn shared_notify(&self, method: &str, params: &Map<String, Value>, cx: &Context<'_>) {
+        match method {
+            "notifications/initialized" => cx.state().initialized = true,
+            "notifications/cancelled" => {
+                let Some(ours) = params
+                    .get("requestId")
+                    .and_then(|id| cx.state().relayed.get(&id.to_string()).cloned())
+                else {
+                    return;
+                };
+                let Some(shared) = lock(&self.shared).clone() else {
+                    return;
+                };
+                shared.child.forget(&ours);
+                let cancel = json!({ "jsonrpc": "2.0", "method": "notifications/cancelled",
+                    "params": { "requestId": serde_json::from_str::<Value>(&ours).unwrap_or(Value::Null) } });
+                let _ = shared.child.send(cancel.to_string());
+            }
+            other => log::debug!("{other} from a client of a shared upstream (not relayed)"),
+        }
+    }
+
+    /// The shared child, started (and initialized by the gateway) if there is none or the
+    /// last one has exited.
+    fn shared_child(&self, cx: &Context<'_>) -> Result<Arc<SharedChild>, RpcError> {
+        let mut slot = lock(&self.shared);
+        if let Some(shared) = slot.as_ref()
+            && !shared.child.ended()
+        {
+            return Ok(Arc::clone(shared));
+        }
+        let me: Arc<OnceLock<Weak<Child>>> = Arc::new(OnceLock::new());
+        let unclaimed = {
+            let me = Arc::clone(&me);
+            let sessions = self.sessions.get().cloned().unwrap_or_default();
+            move |line: String| shared_unclaimed(&line, &me, &sessions)
+        };
+        let child = self.start(
+            &Caller::Anonymous,
+            Box::new(unclaimed),
+            Box::new(|| {}),
+            false,
+        )?;
+        let _ = me.set(Arc::downgrade(&child));
+        let hello = json!({
+            "protocolVersion": Version::LATEST.as_str(),
+            "capabilities": {},
+            "clientInfo": { "name": "mcp-warden (shared upstream)", "version": env!("CARGO_PKG_VERSION") },
+        });
+        let Value::Object(hello) = hello else {
+            unreachable!("a JSON object literal");
+        };
+        let id = format!("\"g{}\"", self.next_id.fetch_add(1, Ordering::Relaxed));
+        let hello = self.exchange(&child, &id, "initialize", &hello, cx)?;
+        let _ = child.send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#.into());
+        let shared = Arc::new(SharedChild { child, hello });
+        *slot = Some(Arc::clone(&shared));
+        Ok(shared)
+    }
+}
+
+/// What the shared child sends outside any request: a list change reaches every
+/// initialized session; a request of its own is refused (no client can be told apart to
+/// answer it); anything else is dropped.
+fn shared_unclaimed(line: &str, me: &OnceLock<Weak<Child>>, sessions: &Weak<Sessions>) {
+    let Ok(message) = serde_json::from_str::<Value>(line) else {
+        return;
+    };
+    let method = message
+        .get("method")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if let Some(id) = message.get("id") {
+        if let Some(child) = me.get().and_then(Weak::upgrade) {
+            let refusal = json!({ "jsonrpc": "2.0", "id": id, "error": {
+                "code": rpc::METHOD_NOT_FOUND,
+                "message": format!("{method} is not relayed: this upstream is shared by every client (UPSTREAM_SHARED)"),
+            }});
+            let _ = child.send(refusal.to_string());
+        }
+        return;
+    }
+    if method.ends_with("/list_changed")
+        && let Some(sessions) = sessions.upgrade()
+    {
+        for session in sessions.all() {
+            if session.state().version.is_some() {
+                let _ = session.deliver(line.to_string());
+            }
+        }
+        return;
+    }
+    log::debug!("{method} from the shared upstream outside any request (dropped)");
+}
+
+/// `initialize` comes once per session.
+fn first_initialize(cx: &Context<'_>) -> Result<(), RpcError> {
+    match cx.state().version {
+        Some(_) => Err(RpcError::new(
+            rpc::INVALID_REQUEST,
+            "session is already initialized",
+        )),
+        None => Ok(()),
+    }
+}
+
+/// A progress notification of the shared child's with the client's own token back.
+fn restore_token(line: &str, token: &Value) -> String {
+    let Ok(mut message) = serde_json::from_str::<Value>(line) else {
+        return line.to_string();
+    };
+    match message.pointer_mut("/params/progressToken") {
+        Some(t) => *t = token.clone(),
+        None => return line.to_string(),
+    }
+    message.to_string()
+}
+
+/// A `tools/call` the upstream did not answer in time is an error result, as a built-in
+/// tool's would be; any other request's timeout is an internal error.
+fn timed_out_as_result(method: &str, e: RpcError) -> Result<Answer, RpcError> {
+    match (method, e.code) {
+        ("tools/call", TIMED_OUT) => Ok(Answer::Json(json!({
+            "content": [{ "type": "text", "text": e.message }],
+            "isError": true,
+        }))),
+        (_, TIMED_OUT) => Err(RpcError {
+            code: rpc::INTERNAL_ERROR,
+            ..e
+        }),
+        _ => Err(e),
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The error of a request the upstream did not answer in time (never sent as such: a

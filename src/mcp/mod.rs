@@ -119,6 +119,9 @@ pub struct SessionState {
     pub listening: Option<modern::Listening>,
     /// The session's upstream server, behind the gate (`gateway/`), once started.
     pub upstream: Option<std::sync::Arc<crate::gateway::child::Child>>,
+    /// Behind a shared upstream: the client's ids of its requests in flight (as JSON
+    /// text) and the ids the gateway gave them there.
+    pub relayed: std::collections::HashMap<String, String>,
 }
 
 /// What every method sees: the session (its caller and state) and the catalog.

@@ -152,7 +152,8 @@ pub fn serve(message: &RawValue, headers: &Headers<'_>, served: &Served<'_>) -> 
             Err(error) => reply(error_line(Some(&id), &error), 200),
         };
     }
-    let result = if method == "server/discover" {
+    // Behind the gate, discovery is the upstream's (through the dispatcher).
+    let result = if method == "server/discover" && served.catalog.upstream.is_none() {
         Ok(Some(discover(served.catalog)))
     } else {
         dispatch(message, method, params, served)
@@ -281,7 +282,7 @@ fn decode_header(value: &str) -> Option<String> {
 }
 
 /// Every revision served, both eras, newest first.
-fn supported_versions() -> Vec<&'static str> {
+pub(crate) fn supported_versions() -> Vec<&'static str> {
     std::iter::once(VERSION)
         .chain(Version::SUPPORTED.iter().map(|v| v.as_str()))
         .collect()
@@ -423,10 +424,9 @@ fn dress(result: &mut Value, method: &str, served: &Served<'_>) {
         .entry("_meta")
         .or_insert_with(|| Value::Object(Map::new()));
     if let Value::Object(meta) = meta {
-        meta.insert(
-            META_SERVER_INFO.into(),
-            json!({ "name": info.name, "version": info.version }),
-        );
+        // An upstream's discovery names the upstream (behind the gate).
+        meta.entry(META_SERVER_INFO)
+            .or_insert_with(|| json!({ "name": info.name, "version": info.version }));
     }
     let cacheable = matches!(
         method,

@@ -74,7 +74,12 @@ impl App {
         // Behind the gate, each session has an upstream server of its own: a stateless
         // request is answered as a 2025-only server does (dual-era clients then initialize).
         if session_id.is_none()
-            && self.catalog.current().upstream.is_none()
+            && self
+                .catalog
+                .current()
+                .upstream
+                .as_ref()
+                .is_none_or(|g| g.serves_stateless())
             && let Body::One(raw) = &message
             && modern::is_modern(raw, head.header(VERSION_HEADER))
         {
