@@ -35,6 +35,18 @@
 //!     whole sessions one after another per client on one keep-alive connection
 //!     (`initialize`, `notifications/initialized`, one `tools/call echo`, `DELETE`):
 //!     sessions/s, p50/p99, errors by step and kind, CPU per session.
+//! load modern --url http://127.0.0.1:PORT --pid PID --out FILE [--token-file FILE]
+//!             [--inflight 1,16,64] [--secs 5] [--warmup 1]
+//!     MCP 2026-07-28, stateless, on `/mcp`: `tools/call echo` with no session, each request
+//!     carrying `params._meta` (`io.modelcontextprotocol/protocolVersion` `2026-07-28`,
+//!     `io.modelcontextprotocol/clientCapabilities` `{}`) and the headers
+//!     `MCP-Protocol-Version`, `Mcp-Method: tools/call` and `Mcp-Name: echo`. One call first
+//!     (the run stops if it fails); then at each in-flight level one keep-alive connection
+//!     per slot, each slot calling sequentially: calls/s, p50/p99, errors by kind, and the
+//!     server's and the client's CPU (utime + stime) per call over the measured window. An
+//!     answer must carry the request's id, `result.resultType` `complete` and the text
+//!     `Tool echo: <message>`. VmRSS, threads and fds of PID before the first level and
+//!     1 s after the last.
 //! load startup --out FILE [--runs 20] -- CMD [ARGS...]
 //!     Spawns CMD with PORT=<free port> HOST=127.0.0.1, polls connect every 0.5 ms, and
 //!     records exec -> first accepted connection and exec -> first HTTP response.
@@ -43,6 +55,9 @@
 //!     target twice: against cold idle and against warm idle).
 //! load report-streamable WARDEN_FILE RMCP_FILE TS_FILE
 //!     The Streamable HTTP table (Markdown) for three servers and the issue's targets.
+//! load report-modern WARDEN_FILE PEER_FILE
+//!     The stateless 2026-07-28 table (Markdown) for mcp-warden and the TypeScript SDK v2,
+//!     and the issue's target (≥ 10× the peer's calls/s at 16 in flight, auth on).
 //! ```
 //!
 //! A round trip is: POST the request on the slot's connection, read its `202`, then read
@@ -87,6 +102,11 @@ const OPEN_WORKERS: usize = 8;
 const SETTLE: Duration = Duration::from_millis(1000);
 /// The protocol version offered in `initialize`; both servers speak it.
 const PROTOCOL_VERSION: &str = "2025-06-18";
+/// The stateless revision `modern` speaks, and the `params._meta` keys that carry it and the
+/// client's capabilities.
+const MODERN_VERSION: &str = "2026-07-28";
+const MODERN_META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+const MODERN_META_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -96,11 +116,13 @@ fn main() -> ExitCode {
         Some("run") => run(&args[1..]),
         Some("churn") => churn(&args[1..]),
         Some("streamable") => streamable(&args[1..]),
+        Some("modern") => modern(&args[1..]),
         Some("startup") => startup(&args[1..]),
         Some("report") => report(&args[1..]),
         Some("report-streamable") => report_streamable(&args[1..]),
+        Some("report-modern") => report_modern(&args[1..]),
         _ => {
-            Err("usage: load run|churn|streamable|startup|report|report-streamable ... (see the top of examples/load.rs)".into())
+            Err("usage: load run|churn|streamable|modern|startup|report|report-streamable|report-modern ... (see the top of examples/load.rs)".into())
         }
     };
     match outcome {
@@ -1572,6 +1594,12 @@ impl McpConn {
             }
             None => self.request.push_str("\r\n"),
         }
+        self.send_request(want)
+    }
+
+    /// Sends `self.request` (already written); once more on a new connection if the
+    /// kept-alive one had been closed before any of the response came.
+    fn send_request(&mut self, want: Option<&Value>) -> io::Result<McpReply> {
         let reused = self.conn.is_some();
         match self.send(want) {
             Ok(reply) => Ok(reply),
@@ -1753,6 +1781,45 @@ impl McpConn {
         Ok(reply.answered)
     }
 
+    /// MCP 2026-07-28, stateless: `tools/call echo` with `id` and `message`, no session,
+    /// `params._meta` naming the revision and empty client capabilities, and the headers
+    /// `MCP-Protocol-Version`, `Mcp-Method` and `Mcp-Name`. The answer (from a JSON body
+    /// or an SSE response) must carry the request's id, `result.resultType` `complete`
+    /// and the text `Tool echo: <message>`. When the right answer had been read.
+    /// `message` goes into the JSON as it is: it must need no escaping.
+    fn modern_echo(&mut self, id: u64, message: &str) -> Result<Instant> {
+        let body = format!(
+            concat!(
+                r#"{{"jsonrpc":"2.0","id":{},"method":"tools/call","params":{{"name":"echo","#,
+                r#""arguments":{{"message":"{}"}},"_meta":{{"{}":"{}","{}":{{}}}}}}}}"#
+            ),
+            id, message, MODERN_META_VERSION, MODERN_VERSION, MODERN_META_CAPABILITIES
+        );
+        self.request.clear();
+        let _ = write!(
+            self.request,
+            "POST /mcp HTTP/1.1\r\nHost: {}\r\n{}Accept: application/json, text/event-stream\r\n\
+             MCP-Protocol-Version: {MODERN_VERSION}\r\nMcp-Method: tools/call\r\nMcp-Name: echo\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            self.target.host,
+            self.target.extra,
+            body.len()
+        );
+        let reply = self.send_request(Some(&json!(id)))?;
+        if reply.status != 200 {
+            return Err(StatusError::new("POST tools/call", reply.status, &reply.body).into());
+        }
+        let answer = reply.answer.unwrap_or_default();
+        let result = &answer["result"];
+        let right = answer["id"] == id
+            && result["resultType"] == "complete"
+            && result["content"][0]["text"].as_str() == Some(&format!("Tool echo: {message}"));
+        if !right {
+            return Err(Mismatch(format!("wrong answer to tools/call id {id}: {answer}")).into());
+        }
+        Ok(reply.answered)
+    }
+
     /// `DELETE /mcp`: any 2xx (mcp-warden `204`, the TypeScript SDK `200`, rmcp `202`).
     fn delete(&mut self, session: &McpSession) -> Result<u16> {
         let reply = self.exchange("DELETE", Some(session), None, None)?;
@@ -1866,28 +1933,8 @@ fn streamable(args: &[String]) -> Result<()> {
 
     for &slots in &inflight {
         eprintln!("load: streamable echo, {slots} in flight, {warmup} s warm-up + {secs} s");
-        let r = mcp_echo(&target, &pid_s, slots, warmup, secs)?;
-        let k = |name: &str| format!("{name}.{slots}");
-        out.put(&k("calls"), r.calls)?;
-        out.put(&k("calls_per_s"), format!("{:.0}", r.per_sec))?;
-        out.put(&k("p50_us"), format!("{:.1}", r.p50_us))?;
-        out.put(&k("p99_us"), format!("{:.1}", r.p99_us))?;
-        out.put(&k("p999_us"), format!("{:.1}", r.p999_us))?;
-        out.put(&k("max_us"), format!("{:.1}", r.max_us))?;
-        out.put(&k("errors"), r.errors)?;
-        out.put(&k("mismatched"), r.mismatched)?;
-        out.put(&k("retries"), r.retries)?;
-        out.put(&k("sse_answers"), r.sse_answers)?;
-        out.put(&k("json_answers"), r.json_answers)?;
-        if let Some(cpu) = r.server_cpu_us {
-            out.put(&k("server_cpu_us"), format!("{cpu:.1}"))?;
-        }
-        if let Some(cpu) = r.client_cpu_us {
-            out.put(&k("client_cpu_us"), format!("{cpu:.1}"))?;
-        }
-        if let Some(first) = &r.first_error {
-            out.put(&k("first_error"), one_line(first))?;
-        }
+        let r = mcp_echo(&target, &pid_s, EchoMode::Session, slots, warmup, secs)?;
+        put_echo(&out, slots, &r)?;
     }
 
     for &n in &clients {
@@ -2044,6 +2091,8 @@ struct McpSlot {
     last_done: Option<Instant>,
     errors: u64,
     mismatched: u64,
+    /// Failed calls by kind (`status 503`, `I/O error (timed out)`, `wrong reply`).
+    kinds: BTreeMap<String, u64>,
     first_error: Option<String>,
 }
 
@@ -2056,6 +2105,7 @@ struct McpEcho {
     max_us: f64,
     errors: u64,
     mismatched: u64,
+    kinds: BTreeMap<String, u64>,
     retries: u64,
     sse_answers: u64,
     json_answers: u64,
@@ -2064,14 +2114,29 @@ struct McpEcho {
     first_error: Option<String>,
 }
 
-/// `slots` threads, each with its own session and keep-alive connection, calling `echo`
-/// one call at a time for `warmup + secs` seconds; calls begun after the warm-up count.
-/// A call's latency ends when its answer has been read; the slot's next call begins when
-/// the whole response has been read.
-fn mcp_echo(target: &Target, pid: &str, slots: usize, warmup: f64, secs: f64) -> Result<McpEcho> {
+/// How a slot calls `echo`: in a 2025 session it opened first (`streamable`), or as
+/// stateless 2026-07-28 requests (`modern`).
+#[derive(Clone, Copy, PartialEq)]
+enum EchoMode {
+    Session,
+    Stateless,
+}
+
+/// `slots` threads, each with its own keep-alive connection (and, in `EchoMode::Session`,
+/// its own session), calling `echo` one call at a time for `warmup + secs` seconds; calls
+/// begun after the warm-up count. A call's latency ends when its answer has been read;
+/// the slot's next call begins when the whole response has been read.
+fn mcp_echo(
+    target: &Target,
+    pid: &str,
+    mode: EchoMode,
+    slots: usize,
+    warmup: f64,
+    secs: f64,
+) -> Result<McpEcho> {
     let ready = Arc::new(Barrier::new(slots + 1));
     let go = Arc::new(Barrier::new(slots + 1));
-    type Done = (McpSlot, McpConn, McpSession);
+    type Done = (McpSlot, McpConn, Option<McpSession>);
     let handles: Vec<_> = (0..slots)
         .map(|n| {
             let (target, ready, go) = (target.clone(), Arc::clone(&ready), Arc::clone(&go));
@@ -2080,14 +2145,17 @@ fn mcp_echo(target: &Target, pid: &str, slots: usize, warmup: f64, secs: f64) ->
                 .spawn(move || -> Result<Done> {
                     // Every slot reaches both barriers, even when its session failed to open.
                     let mut conn = McpConn::new(&target);
-                    let opened = conn.open();
+                    let opened = match mode {
+                        EchoMode::Session => conn.open().map(Some),
+                        EchoMode::Stateless => Ok(None),
+                    };
                     ready.wait();
                     go.wait();
                     let session = opened?;
                     let start = Instant::now();
                     let measure_from = start + Duration::from_secs_f64(warmup);
                     let end = measure_from + Duration::from_secs_f64(secs);
-                    let slot = mcp_slot_loop(n, &mut conn, &session, measure_from, end);
+                    let slot = mcp_slot_loop(n, &mut conn, session.as_ref(), measure_from, end);
                     Ok((slot, conn, session))
                 })
         })
@@ -2109,11 +2177,16 @@ fn mcp_echo(target: &Target, pid: &str, slots: usize, warmup: f64, secs: f64) ->
                 all.last_done = all.last_done.max(slot.last_done);
                 all.errors += slot.errors;
                 all.mismatched += slot.mismatched;
+                for (k, v) in slot.kinds {
+                    *all.kinds.entry(k).or_default() += v;
+                }
                 all.first_error = all.first_error.or(slot.first_error);
                 retries += conn.retries;
                 sse_answers += conn.sse_answers;
                 json_answers += conn.json_answers;
-                to_delete.push((conn, session));
+                if let Some(session) = session {
+                    to_delete.push((conn, session));
+                }
             }
             Err(e) => first_failure = first_failure.or(Some(e)),
         }
@@ -2144,6 +2217,7 @@ fn mcp_echo(target: &Target, pid: &str, slots: usize, warmup: f64, secs: f64) ->
         max_us: pct_us(&all.samples_ns, 1.0),
         errors: all.errors,
         mismatched: all.mismatched,
+        kinds: all.kinds,
         retries,
         sse_answers,
         json_answers,
@@ -2153,23 +2227,60 @@ fn mcp_echo(target: &Target, pid: &str, slots: usize, warmup: f64, secs: f64) ->
     })
 }
 
-/// One slot's sequential calls. Ids are unique across slots (`slot * 10^9 + n`).
+/// Writes one `mcp_echo` level's figures as `<name>.<slots>` keys.
+fn put_echo(out: &Out, slots: usize, r: &McpEcho) -> Result<()> {
+    let k = |name: &str| format!("{name}.{slots}");
+    out.put(&k("calls"), r.calls)?;
+    out.put(&k("calls_per_s"), format!("{:.0}", r.per_sec))?;
+    out.put(&k("p50_us"), format!("{:.1}", r.p50_us))?;
+    out.put(&k("p99_us"), format!("{:.1}", r.p99_us))?;
+    out.put(&k("p999_us"), format!("{:.1}", r.p999_us))?;
+    out.put(&k("max_us"), format!("{:.1}", r.max_us))?;
+    out.put(&k("errors"), r.errors)?;
+    out.put(&k("mismatched"), r.mismatched)?;
+    out.put(&k("retries"), r.retries)?;
+    out.put(&k("sse_answers"), r.sse_answers)?;
+    out.put(&k("json_answers"), r.json_answers)?;
+    if let Some(cpu) = r.server_cpu_us {
+        out.put(&k("server_cpu_us"), format!("{cpu:.1}"))?;
+    }
+    if let Some(cpu) = r.client_cpu_us {
+        out.put(&k("client_cpu_us"), format!("{cpu:.1}"))?;
+    }
+    if !r.kinds.is_empty() {
+        let kinds: Vec<String> = r.kinds.iter().map(|(k, c)| format!("{c} × {k}")).collect();
+        out.put(&k("error_kinds"), kinds.join("; "))?;
+    }
+    if let Some(first) = &r.first_error {
+        out.put(&k("first_error"), one_line(first))?;
+    }
+    Ok(())
+}
+
+/// One slot's sequential calls, in its session or (without one) stateless. Ids are unique
+/// across slots (`slot * 10^9 + n`).
 fn mcp_slot_loop(
     slot: usize,
     conn: &mut McpConn,
-    session: &McpSession,
+    session: Option<&McpSession>,
     measure_from: Instant,
     end: Instant,
 ) -> McpSlot {
     let mut result = McpSlot::default();
+    let mut message = String::with_capacity(32);
     for n in 1..=MAX_CALLS_PER_SLOT {
         let began = Instant::now();
         if began >= end || result.errors + result.mismatched >= MAX_ERRORS_PER_CLIENT {
             break;
         }
         let id = slot as u64 * 1_000_000_000 + n;
-        let message = format!("bench {id}");
-        match conn.echo(session, id, &message) {
+        message.clear();
+        let _ = write!(message, "bench {id}");
+        let outcome = match session {
+            Some(session) => conn.echo(session, id, &message),
+            None => conn.modern_echo(id, &message),
+        };
+        match outcome {
             Ok(answered) => {
                 if began >= measure_from {
                     result
@@ -2184,6 +2295,7 @@ fn mcp_slot_loop(
                 } else {
                     result.errors += 1;
                 }
+                *result.kinds.entry(error_kind(e.as_ref())).or_default() += 1;
                 if result.first_error.is_none() {
                     result.first_error = Some(format!("slot {slot}: {e}"));
                 }
@@ -2338,6 +2450,58 @@ fn mcp_churn_client(
     }
     result.retries = conn.retries;
     result
+}
+
+// ---------------------------------------------------------------------------------------
+// `modern`: stateless MCP 2026-07-28 `tools/call echo`
+
+fn modern(args: &[String]) -> Result<()> {
+    let flags = Flags::parse(args)?;
+    let token = match flags.get("token-file") {
+        Some(path) => Some(std::fs::read_to_string(path)?.trim().to_string()),
+        None => None,
+    };
+    let target = Target::new(flags.required("url")?, token.as_deref())?;
+    let pid: u32 = flags
+        .required("pid")?
+        .parse()
+        .map_err(|_| "--pid must be a number")?;
+    let out = Out {
+        path: flags.required("out")?.to_string(),
+    };
+    let inflight = flags.list("inflight", &[1, 16, 64])?;
+    let secs: f64 = flags.number("secs", 5.0)?;
+    let warmup: f64 = flags.number("warmup", 1.0)?;
+    if !(0.1..=600.0).contains(&secs) || !(0.0..=60.0).contains(&warmup) {
+        return Err("--secs must be 0.1-600 and --warmup 0-60".into());
+    }
+    if inflight.iter().any(|&n| n == 0 || n > 1000) {
+        return Err("--inflight takes counts of 1-1000".into());
+    }
+    let pid_s = pid.to_string();
+
+    out.put("auth", if token.is_some() { "on" } else { "off" })?;
+    out.put(
+        "cpus",
+        thread::available_parallelism().map_or(0, |n| n.get()),
+    )?;
+    Reading::take(pid)?.put(&out, "", "before")?;
+    // One call first: a server that does not serve the revision (or refuses the token)
+    // stops the run here, with its answer, rather than filling every level with errors.
+    eprintln!("load: modern: one stateless tools/call echo ({MODERN_VERSION})");
+    if let Err(e) = McpConn::new(&target).modern_echo(1, "check") {
+        out.put("check_error", one_line(&e.to_string()))?;
+        return Err(format!("the first stateless call failed: {e}").into());
+    }
+    for &slots in &inflight {
+        eprintln!("load: modern echo, {slots} in flight, {warmup} s warm-up + {secs} s");
+        let r = mcp_echo(&target, &pid_s, EchoMode::Stateless, slots, warmup, secs)?;
+        put_echo(&out, slots, &r)?;
+    }
+    // Every slot's connection is closed by now.
+    thread::sleep(SETTLE);
+    Reading::take(pid)?.put(&out, "", "after")?;
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -3021,6 +3185,141 @@ fn report_streamable(args: &[String]) -> Result<()> {
         .then(|| failures.iter().flatten().sum::<f64>());
     println!(
         "- (not a target) failed calls, wrong answers and failed sessions: {}",
+        failures.map_or("-".into(), int)
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// `report-modern`: the stateless 2026-07-28 table (mcp-warden, the TypeScript SDK v2)
+
+fn report_modern(args: &[String]) -> Result<()> {
+    let [warden, peer] = args else {
+        return Err("usage: load report-modern WARDEN_FILE PEER_FILE".into());
+    };
+    let (w, p) = (Figures(read_results(warden)?), Figures(read_results(peer)?));
+    let auth = |f: &Figures| match f.0.get("auth").map(String::as_str) {
+        Some("on") => "auth on",
+        Some(_) => "no auth",
+        None => "?",
+    };
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "| measure | mcp-warden ({}) | TS SDK v2 ({}) | warden/TS |",
+        auth(&w),
+        auth(&p)
+    );
+    let _ = writeln!(t, "|---|---:|---:|---:|");
+    let int = |v: f64| format!("{v:.0}");
+    let us = |v: f64| format!("{v:.0} µs");
+    let us1 = |v: f64| format!("{v:.1} µs");
+    let mib = |v: f64| format!("{:.1} MiB", v / 1024.0);
+
+    let how = |f: &Figures| -> String {
+        match (f.total("sse_answers"), f.total("json_answers")) {
+            (Some(sse), Some(json)) if sse == 0.0 && json > 0.0 => "application/json".into(),
+            (Some(sse), Some(json)) if json == 0.0 && sse > 0.0 => "text/event-stream".into(),
+            (Some(sse), Some(json)) => format!("{json:.0} JSON, {sse:.0} SSE"),
+            _ => "-".into(),
+        }
+    };
+    let _ = writeln!(
+        t,
+        "| answers to tools/call came as | {} | {} | |",
+        how(&w),
+        how(&p)
+    );
+    let mut levels = keys_with_prefix(&w.0, "calls_per_s.");
+    if levels.is_empty() {
+        levels = keys_with_prefix(&p.0, "calls_per_s.");
+    }
+    for l in &levels {
+        let k = |name: &str| format!("{name}.{l}");
+        let both = |key: &str| (w.num(key), p.num(key));
+        let (a, b) = both(&k("calls_per_s"));
+        row(&mut t, &format!("echo calls/s, {l} in flight"), a, b, &int);
+        let (a, b) = both(&k("p50_us"));
+        row(&mut t, &format!("echo p50, {l} in flight"), a, b, &us);
+        let (a, b) = both(&k("p99_us"));
+        row(&mut t, &format!("echo p99, {l} in flight"), a, b, &us);
+        let (a, b) = both(&k("server_cpu_us"));
+        row(
+            &mut t,
+            &format!("server CPU per call, {l} in flight"),
+            a,
+            b,
+            &us1,
+        );
+        let (a, b) = both(&k("client_cpu_us"));
+        row(
+            &mut t,
+            &format!("load client CPU per call, {l} in flight"),
+            a,
+            b,
+            &us1,
+        );
+    }
+    for (name, prefix) in [
+        ("failed calls (all levels)", "errors"),
+        ("wrong answers (all levels)", "mismatched"),
+        (
+            "requests resent on a new connection (all levels)",
+            "retries",
+        ),
+    ] {
+        let (a, b) = (w.total(prefix), p.total(prefix));
+        let cell = |v: Option<f64>| v.map_or("-".to_string(), int);
+        let _ = writeln!(t, "| {name} | {} | {} | |", cell(a), cell(b));
+    }
+    row(
+        &mut t,
+        "VmRSS before the load",
+        w.num("rss_kib.before"),
+        p.num("rss_kib.before"),
+        &mib,
+    );
+    row(
+        &mut t,
+        "VmRSS after the load (1 s after the last level)",
+        w.num("rss_kib.after"),
+        p.num("rss_kib.after"),
+        &mib,
+    );
+    print!("{t}");
+
+    for (f, name) in [(&w, "mcp-warden"), (&p, "TS SDK v2")] {
+        for (key, value) in &f.0 {
+            if key.contains("first_error") || key.contains("error_kinds") || key == "check_error" {
+                println!("{name}: {key}: {value}");
+            }
+        }
+    }
+
+    println!();
+    println!("Target (mcp-warden, stateless 2026-07-28, auth on):");
+    let (wc, pc) = (w.num("calls_per_s.16"), p.num("calls_per_s.16"));
+    let ratio = wc.zip(pc).filter(|(_, b)| *b > 0.0).map(|(a, b)| a / b);
+    let verdict = match (ratio, w.0.get("auth").map(String::as_str)) {
+        (None, _) => "not measured",
+        (Some(x), Some("on")) if x >= 10.0 => "met",
+        (Some(_), Some("on")) => "NOT met",
+        (Some(_), _) => "not evaluated: mcp-warden ran without authentication",
+    };
+    println!(
+        "- calls/s ≥ 10× the TS SDK v2's at 16 in flight: {} — {verdict}",
+        match (wc, pc, ratio) {
+            (Some(a), Some(b), Some(x)) => format!("{a:.0} vs {b:.0} calls/s, {x:.2}×"),
+            _ => "-".into(),
+        },
+    );
+    let failures = [w.total("errors"), w.total("mismatched")];
+    let failures = failures
+        .iter()
+        .any(Option::is_some)
+        .then(|| failures.iter().flatten().sum::<f64>());
+    println!(
+        "- (not a target) mcp-warden's failed calls and wrong answers: {}",
         failures.map_or("-".into(), int)
     );
     Ok(())
