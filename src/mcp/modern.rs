@@ -162,7 +162,8 @@ pub fn serve(message: &RawValue, headers: &Headers<'_>, served: &Served<'_>) -> 
         Ok(None) => Outcome::Reply(None, 202),
         Ok(Some(mut result)) => {
             dress(&mut result, method, served);
-            let line = json!({ "jsonrpc": "2.0", "id": id, "result": result }).to_string();
+            // Written straight from the result, not copied into one more tree first.
+            let line = format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#);
             reply(line, 200)
         }
         Err(error) => {
