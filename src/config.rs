@@ -72,11 +72,16 @@ pub struct Config {
     pub upstream: Option<UpstreamCommand>,
 }
 
-/// An upstream MCP server run over stdio, one per session.
+/// An upstream MCP server: run over stdio (one per session, or shared), or reached over
+/// Streamable HTTP.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UpstreamCommand {
-    /// The program and its arguments (never run through a shell).
+    /// The program and its arguments (never run through a shell); empty with `url`.
     pub argv: Vec<String>,
+    /// `UPSTREAM_URL`: the upstream's Streamable HTTP endpoint instead.
+    pub url: Option<String>,
+    /// `UPSTREAM_IDENTITY_HEADERS`: over HTTP, the verified caller as `X-MCP-User-*`.
+    pub identity_headers: bool,
     /// `UPSTREAM_ENV`: the names of this process's variables the child gets besides the
     /// caller's `MCP_USER_*`. Defaults to `PATH` and `HOME`.
     pub env: Vec<String>,
@@ -121,8 +126,52 @@ impl UpstreamCommand {
                 expected: "true or false (1/0, yes/no, on/off)".into(),
             })?,
         };
-        Ok(UpstreamCommand { argv, env, shared })
+        Ok(UpstreamCommand {
+            argv,
+            url: None,
+            identity_headers: false,
+            env,
+            shared,
+        })
     }
+}
+
+/// `UPSTREAM_URL` and `UPSTREAM_IDENTITY_HEADERS` (when no `UPSTREAM_COMMAND` is set).
+fn upstream_url(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<UpstreamCommand>, ConfigError> {
+    let Some(url) = get("UPSTREAM_URL") else {
+        return Ok(None);
+    };
+    let url = url.trim().to_string();
+    let lower = url.to_ascii_lowercase();
+    let valid = ["http://", "https://"].iter().any(|scheme| {
+        lower
+            .strip_prefix(scheme)
+            .is_some_and(|rest| !rest.is_empty())
+    }) && !url.contains([' ', '#']);
+    if !valid {
+        return Err(ConfigError {
+            var: "UPSTREAM_URL",
+            value: url,
+            expected: "the http(s) URL of the upstream's Streamable HTTP endpoint, e.g. http://127.0.0.1:8000/mcp".into(),
+        });
+    }
+    let identity_headers = match get("UPSTREAM_IDENTITY_HEADERS") {
+        None => false,
+        Some(v) => parse_bool(&v).ok_or(ConfigError {
+            var: "UPSTREAM_IDENTITY_HEADERS",
+            value: v,
+            expected: "true or false (1/0, yes/no, on/off)".into(),
+        })?,
+    };
+    Ok(Some(UpstreamCommand {
+        argv: Vec::new(),
+        url: Some(url),
+        identity_headers,
+        env: Vec::new(),
+        shared: false,
+    }))
 }
 
 /// The variables an upstream child gets unless `UPSTREAM_ENV` says otherwise.
@@ -231,6 +280,11 @@ Gateway (an MCP server of your own behind the same gate, instead of the built-in
                           variables the child gets besides the
                           caller's MCP_USER_SUB, _EMAIL, _NAME and
                           _GROUPS; set but empty: none                [default: PATH,HOME]
+    UPSTREAM_URL          an MCP server over Streamable HTTP instead,
+                          e.g. http://127.0.0.1:8000/mcp: each session
+                          gets its own session there                  [default: none]
+    UPSTREAM_IDENTITY_HEADERS  true: send the verified caller to it as
+                          X-MCP-User-Sub, -Email, -Groups             [default: false]
     UPSTREAM_SHARED       true: one child for every session (ids
                           rewritten; serves 2026-07-28 requests too;
                           no caller in its environment, its own
@@ -426,7 +480,14 @@ impl Config {
             },
             auth: auth_config(&get)?,
             upstream: match lookup("UPSTREAM_COMMAND").filter(|v| !v.trim().is_empty()) {
-                None => None,
+                None => upstream_url(&get)?,
+                Some(_) if get("UPSTREAM_URL").is_some() => {
+                    return Err(ConfigError {
+                        var: "UPSTREAM_URL",
+                        value: get("UPSTREAM_URL").unwrap_or_default(),
+                        expected: "unset: UPSTREAM_COMMAND is set too, and the gateway relays to one upstream".into(),
+                    });
+                }
                 Some(v) => {
                     let argv = serde_json::from_str::<Vec<String>>(&v)
                         .ok()

@@ -50,8 +50,9 @@ pub(crate) fn run(builder: Builder) -> ExitCode {
     };
     if let Some(argv) = command {
         if config.upstream.is_some() {
+            // UPSTREAM_COMMAND or UPSTREAM_URL
             eprintln!(
-                "{}: the upstream MCP server is given twice, on the command line and in UPSTREAM_COMMAND: give it once",
+                "{}: the upstream MCP server is given twice, on the command line and in UPSTREAM_COMMAND or UPSTREAM_URL: give it once",
                 builder.info().name
             );
             return ExitCode::from(2);
@@ -65,6 +66,7 @@ pub(crate) fn run(builder: Builder) -> ExitCode {
         }
     }
     if let Some(upstream) = &config.upstream
+        && upstream.url.is_none()
         && crate::gateway::child::find_program(&upstream.argv[0]).is_none()
     {
         eprintln!(
@@ -76,6 +78,10 @@ pub(crate) fn run(builder: Builder) -> ExitCode {
     }
     let builder = match &config.upstream {
         None => builder,
+        Some(upstream) if upstream.url.is_some() => builder.upstream(
+            crate::gateway::Upstream::url(upstream.url.clone().unwrap_or_default())
+                .identity_headers(upstream.identity_headers),
+        ),
         Some(upstream) => builder.upstream(
             crate::gateway::Upstream::command(upstream.argv.clone())
                 .env(upstream.env.clone())
@@ -147,7 +153,10 @@ pub(crate) fn run(builder: Builder) -> ExitCode {
         config.shutdown_grace.as_secs(),
     );
     let grace = config.shutdown_grace;
-    let upstream = config.upstream.as_ref().map(|u| (u.argv.clone(), u.shared));
+    let upstream = config
+        .upstream
+        .as_ref()
+        .map(|u| (u.argv.clone(), u.shared, u.url.clone()));
     let mut server = match builder.start(config, listener) {
         Ok(server) => server,
         Err(e) => {
@@ -159,10 +168,13 @@ pub(crate) fn run(builder: Builder) -> ExitCode {
         log::info!("{summary}");
     }
     match &upstream {
-        Some((argv, false)) => log::info!(
+        Some((_, _, Some(url))) => log::info!(
+            "gateway: each session is relayed to a session of its own at {url} (Streamable HTTP); the built-in tools are not offered"
+        ),
+        Some((argv, false, None)) => log::info!(
             "gateway: each session is relayed to its own {argv:?} (stdio); the built-in tools are not offered"
         ),
-        Some((argv, true)) => log::info!(
+        Some((argv, true, None)) => log::info!(
             "gateway: every session is relayed to one shared {argv:?} (stdio, UPSTREAM_SHARED); the built-in tools are not offered"
         ),
         None => {}

@@ -40,6 +40,7 @@
 //! Not here yet: upstreams over HTTP.
 
 pub mod child;
+pub mod http;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
@@ -64,6 +65,9 @@ pub struct Upstream {
     env: Vec<String>,
     grace: Duration,
     shared: bool,
+    /// Over Streamable HTTP instead (`argv` is then empty).
+    url: Option<String>,
+    identity_headers: bool,
 }
 
 impl Upstream {
@@ -74,7 +78,26 @@ impl Upstream {
             env: vec!["PATH".into(), "HOME".into()],
             grace: Duration::from_secs(5),
             shared: false,
+            url: None,
+            identity_headers: false,
         }
+    }
+
+    /// An upstream MCP server over Streamable HTTP at `url` (`http(s)://host/mcp`): each
+    /// 2025 session is a session of its own there, and stateless 2026-07-28 requests are
+    /// forwarded as they are.
+    pub fn url(url: impl Into<String>) -> Upstream {
+        Upstream {
+            url: Some(url.into()),
+            ..Upstream::command(Vec::<String>::new())
+        }
+    }
+
+    /// Over HTTP: send the verified caller as `X-MCP-User-Sub`, `X-MCP-User-Email` and
+    /// `X-MCP-User-Groups` (`UPSTREAM_IDENTITY_HEADERS`).
+    pub fn identity_headers(mut self, yes: bool) -> Upstream {
+        self.identity_headers = yes;
+        self
     }
 
     /// One child for every session instead of one each (`UPSTREAM_SHARED`), for servers
@@ -116,6 +139,8 @@ pub struct Gateway {
     shared: Mutex<Option<Arc<SharedChild>>>,
     /// In shared mode, the ids (and progress tokens) the gateway gives requests.
     next_id: AtomicU64,
+    /// Over HTTP: the client to the upstream (made at first use, with `TOOL_TIMEOUT_SECS`).
+    http: OnceLock<Arc<http::HttpUpstream>>,
 }
 
 /// The child every session shares.
@@ -141,13 +166,14 @@ impl Gateway {
             live: Arc::new(AtomicUsize::new(0)),
             shared: Mutex::new(None),
             next_id: AtomicU64::new(1),
+            http: OnceLock::new(),
         }
     }
 
     /// Whether stateless 2026-07-28 requests are served (shared mode only: a child per
     /// request would be started and ended for each).
     pub fn serves_stateless(&self) -> bool {
-        self.upstream.shared
+        self.upstream.shared || self.upstream.url.is_some()
     }
 
     /// Ends the shared child, if any (at shutdown; the sessions' own end with them).
@@ -157,10 +183,16 @@ impl Gateway {
 
     /// Why the gateway cannot serve, if it cannot.
     pub(crate) fn check(&self) -> Result<(), String> {
-        if self.upstream.argv.first().is_none_or(String::is_empty) {
-            return Err("the upstream command is empty".into());
+        match &self.upstream.url {
+            Some(url) if !(url.starts_with("http://") || url.starts_with("https://")) => {
+                Err(format!("the upstream URL {url:?} is not an http(s) URL"))
+            }
+            Some(_) => Ok(()),
+            None if self.upstream.argv.first().is_none_or(String::is_empty) => {
+                Err("the upstream command is empty".into())
+            }
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Ties the gateway to the sessions its children serve (once, at start).
@@ -192,6 +224,9 @@ impl Gateway {
         params: &Map<String, Value>,
         cx: &Context<'_>,
     ) -> Result<Answer, RpcError> {
+        if self.upstream.url.is_some() {
+            return self.http_request(id, method, params, cx);
+        }
         if self.upstream.shared {
             return self.shared_request(id, method, params, cx);
         }
@@ -238,6 +273,13 @@ impl Gateway {
     /// A notification of the client's: to the child, as it is. A cancellation also ends
     /// the wait for that request.
     pub(crate) fn notify(&self, method: &str, params: &Map<String, Value>, cx: &Context<'_>) {
+        if self.upstream.url.is_some() {
+            if method == "notifications/initialized" {
+                cx.state().initialized = true;
+            }
+            let line = json!({ "jsonrpc": "2.0", "method": method, "params": params });
+            return self.http_send(&line.to_string(), cx);
+        }
         if self.upstream.shared {
             return self.shared_notify(method, params, cx);
         }
@@ -260,6 +302,9 @@ impl Gateway {
 
     /// The client's answer to one of the child's requests: to the child, as it is.
     pub(crate) fn answer(&self, message: &RawValue, cx: &Context<'_>) {
+        if self.upstream.url.is_some() {
+            return self.http_send(message.get(), cx);
+        }
         if self.upstream.shared {
             // Nothing of the shared child's is relayed to a client: nothing to answer.
             log::debug!("an answer from a client of a shared upstream (ignored)");
@@ -651,6 +696,180 @@ fn timed_out_as_result(method: &str, e: RpcError) -> Result<Answer, RpcError> {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Gateway {
+    fn http(&self, cx: &Context<'_>) -> Arc<http::HttpUpstream> {
+        Arc::clone(self.http.get_or_init(|| {
+            Arc::new(http::HttpUpstream::new(
+                self.upstream.url.clone().unwrap_or_default(),
+                self.upstream.identity_headers,
+                cx.tool_timeout,
+            ))
+        }))
+    }
+
+    /// One request of a client, to the upstream over HTTP: in the client session's own
+    /// session there, or (a stateless 2026-07-28 request) as it is.
+    fn http_request(
+        &self,
+        id: &RawValue,
+        method: &str,
+        params: &Map<String, Value>,
+        cx: &Context<'_>,
+    ) -> Result<Answer, RpcError> {
+        let upstream = self.http(cx);
+        let body = http::request_body(id.get(), method, params);
+        if cx.state().stateless {
+            let version = params
+                .get("_meta")
+                .and_then(|m| m.get(crate::mcp::modern::META_VERSION))
+                .and_then(Value::as_str)
+                .unwrap_or(crate::mcp::modern::VERSION);
+            let mut headers = vec![
+                ("MCP-Protocol-Version", version.to_string()),
+                ("Mcp-Method", method.to_string()),
+            ];
+            if let Some(name) = params
+                .get("name")
+                .or_else(|| params.get("uri"))
+                .and_then(Value::as_str)
+            {
+                headers.push(("Mcp-Name", header_value(name)));
+            }
+            return match upstream.post(None, &headers, &body, Some(id.get()), cx)? {
+                http::Posted::Response(message, _) => result_of(message).map(Answer::Json),
+                http::Posted::Accepted => Err(no_response()),
+            };
+        }
+        if method == "initialize" {
+            first_initialize(cx)?;
+            return self
+                .open_http(&upstream, &body, id.get(), params, cx)
+                .map(Answer::Json);
+        }
+        if cx.state().version.is_none() {
+            if !crate::mcp::adopt(cx) {
+                return Err(not_initialized(method));
+            }
+            cx.state().version = None;
+            let hello = adopted_hello();
+            let hello_body = http::request_body("\"mcp-warden-adopted\"", "initialize", &hello);
+            self.open_http(&upstream, &hello_body, "\"mcp-warden-adopted\"", &hello, cx)?;
+            cx.state().version = Some(Version::ADOPTED);
+            self.http_send(
+                r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+                cx,
+            );
+        }
+        let session = cx.state().upstream_http.clone();
+        match upstream.post(session.as_deref(), &[], &body, Some(id.get()), cx) {
+            Ok(http::Posted::Response(message, _)) => result_of(message).map(Answer::Json),
+            Ok(http::Posted::Accepted) => Err(no_response()),
+            Err(e) => timed_out_as_result(method, e),
+        }
+    }
+
+    /// `initialize` at the upstream: a session there for this client session.
+    fn open_http(
+        &self,
+        upstream: &Arc<http::HttpUpstream>,
+        body: &str,
+        id: &str,
+        params: &Map<String, Value>,
+        cx: &Context<'_>,
+    ) -> Result<Value, RpcError> {
+        let session = Arc::new(http::HttpSession::default());
+        let (message, sid) = match upstream.post(Some(&session), &[], body, Some(id), cx)? {
+            http::Posted::Response(message, sid) => (message, sid),
+            http::Posted::Accepted => return Err(no_response()),
+        };
+        let result = result_of(message)?;
+        let version = result.get("protocolVersion").and_then(Value::as_str);
+        upstream.adopt(&session, sid, version.map(str::to_string));
+        let mut state = cx.state();
+        state.version = version.and_then(Version::parse).or(Some(Version::LATEST));
+        if let Some(Value::Object(capabilities)) = params.get("capabilities") {
+            state.client_capabilities = capabilities.clone();
+        }
+        state.upstream_http = Some(session);
+        Ok(result)
+    }
+
+    /// A notification or an answer of the client's, to its session at the upstream.
+    fn http_send(&self, body: &str, cx: &Context<'_>) {
+        let Some(session) = cx.state().upstream_http.clone() else {
+            return;
+        };
+        if let Err(e) = self.http(cx).post(Some(&session), &[], body, None, cx) {
+            log::debug!(
+                "a message for the upstream was not delivered: {}",
+                e.message
+            );
+        }
+    }
+}
+
+/// A header value as sent: as it is when it is visible ASCII without surrounding spaces,
+/// else `=?base64?…?=` (the 2026-07-28 header encoding).
+fn header_value(value: &str) -> String {
+    use base64::Engine;
+    let plain = value
+        .bytes()
+        .all(|b| (0x21..0x7f).contains(&b) || b == b' ')
+        && !value.starts_with(' ')
+        && !value.ends_with(' ');
+    if plain {
+        value.to_string()
+    } else {
+        format!(
+            "=?base64?{}?=",
+            base64::engine::general_purpose::STANDARD.encode(value)
+        )
+    }
+}
+
+fn no_response() -> RpcError {
+    RpcError::new(
+        rpc::INTERNAL_ERROR,
+        "the upstream server accepted the request but sent no response",
+    )
+}
+
+fn not_initialized(method: &str) -> RpcError {
+    RpcError::new(
+        rpc::INVALID_REQUEST,
+        format!("session is not initialized: send \"initialize\" before \"{method}\""),
+    )
+}
+
+/// The gateway's own `initialize` for a legacy client that never sent one.
+fn adopted_hello() -> Map<String, Value> {
+    let hello = json!({
+        "protocolVersion": Version::ADOPTED.as_str(),
+        "capabilities": {},
+        "clientInfo": { "name": "mcp-warden (a client that did not initialize)", "version": env!("CARGO_PKG_VERSION") },
+    });
+    match hello {
+        Value::Object(hello) => hello,
+        _ => Map::new(),
+    }
+}
+
+/// A response message's result, or its error.
+fn result_of(mut message: Value) -> Result<Value, RpcError> {
+    match message.get_mut("error") {
+        Some(error) => Err(serde_json::from_value(error.take()).unwrap_or_else(|_| {
+            RpcError::new(
+                rpc::INTERNAL_ERROR,
+                "the upstream server answered with a malformed error",
+            )
+        })),
+        None => Ok(message
+            .get_mut("result")
+            .map(Value::take)
+            .unwrap_or(Value::Null)),
+    }
 }
 
 /// The error of a request the upstream did not answer in time (never sent as such: a

@@ -122,6 +122,8 @@ pub struct SessionState {
     /// Behind a shared upstream: the client's ids of its requests in flight (as JSON
     /// text) and the ids the gateway gave them there.
     pub relayed: std::collections::HashMap<String, String>,
+    /// Behind an upstream over HTTP: this session's session there.
+    pub upstream_http: Option<std::sync::Arc<crate::gateway::http::HttpSession>>,
 }
 
 /// What every method sees: the session (its caller and state) and the catalog.

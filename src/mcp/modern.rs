@@ -26,7 +26,7 @@ pub const VERSION: &str = "2026-07-28";
 
 /// `_meta` keys of a modern request and result.
 pub const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
-const META_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
+pub(crate) const META_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
 const META_LOG_LEVEL: &str = "io.modelcontextprotocol/logLevel";
 const META_SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
 const META_SUBSCRIPTION: &str = "io.modelcontextprotocol/subscriptionId";
@@ -329,13 +329,16 @@ fn dispatch(
             .unwrap_or_default(),
         arguments: params.get("arguments").unwrap_or(&Value::Null),
     };
-    let mut answers = match params.get("requestState") {
+    // Behind the gate, a requestState and inputResponses are the upstream's business: they
+    // travel in the params as they are.
+    let ours = served.catalog.upstream.is_none();
+    let mut answers = match params.get("requestState").filter(|_| ours) {
         None | Some(Value::Null) => Map::new(),
         Some(Value::String(state)) => mrtr::open(state, &binding)
             .map_err(|why| RpcError::invalid_params(format!("requestState refused: {why}")))?,
         Some(_) => return Err(RpcError::invalid_params("requestState must be a string")),
     };
-    match params.get("inputResponses") {
+    match params.get("inputResponses").filter(|_| ours) {
         None | Some(Value::Null) => {}
         Some(Value::Object(responses)) => {
             // Each answer is the client's result for one question: an object.
@@ -348,7 +351,7 @@ fn dispatch(
         }
         Some(_) => return Err(RpcError::invalid_params("inputResponses must be an object")),
     }
-    let resumed = matches!(params.get("requestState"), Some(Value::String(_)));
+    let resumed = ours && matches!(params.get("requestState"), Some(Value::String(_)));
     {
         let mut state = session.state();
         state.rounds.answers = answers;
