@@ -247,20 +247,10 @@ impl Gateway {
         }
         if cx.state().version.is_none() {
             if !crate::mcp::adopt(cx) {
-                return Err(RpcError::new(
-                    rpc::INVALID_REQUEST,
-                    format!("session is not initialized: send \"initialize\" before \"{method}\""),
-                ));
+                return Err(not_initialized(method));
             }
             let child = self.child(cx)?;
-            let hello = json!({
-                "protocolVersion": Version::ADOPTED.as_str(),
-                "capabilities": {},
-                "clientInfo": { "name": "mcp-warden (a client that did not initialize)", "version": env!("CARGO_PKG_VERSION") },
-            });
-            let Value::Object(hello) = hello else {
-                unreachable!("a JSON object literal");
-            };
+            let hello = adopted_hello();
             self.exchange(&child, "\"mcp-warden-adopted\"", "initialize", &hello, cx)?;
             let _ = child.send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#.into());
         }
@@ -423,22 +413,7 @@ impl Gateway {
         let deadline = Instant::now() + cx.tool_timeout;
         loop {
             match replies.recv_timeout(CHECK) {
-                Ok(Incoming::Reply(mut message)) => {
-                    return match message.get_mut("error") {
-                        Some(error) => {
-                            Err(serde_json::from_value(error.take()).unwrap_or_else(|_| {
-                                RpcError::new(
-                                    rpc::INTERNAL_ERROR,
-                                    "the upstream server answered with a malformed error",
-                                )
-                            }))
-                        }
-                        None => Ok(message
-                            .get_mut("result")
-                            .map(Value::take)
-                            .unwrap_or(Value::Null)),
-                    };
-                }
+                Ok(Incoming::Reply(message)) => return result_of(message),
                 Ok(Incoming::Message(line)) => {
                     let line = match token_back {
                         Some(token) => restore_token(&line, token),
@@ -519,10 +494,7 @@ impl Gateway {
             return Ok(Answer::Json(result));
         }
         if cx.state().version.is_none() && !crate::mcp::adopt(cx) {
-            return Err(RpcError::new(
-                rpc::INVALID_REQUEST,
-                format!("session is not initialized: send \"initialize\" before \"{method}\""),
-            ));
+            return Err(not_initialized(method));
         }
         let shared = self.shared_child(cx)?;
         if method == "server/discover" {
