@@ -82,6 +82,8 @@ pub struct UpstreamCommand {
     pub url: Option<String>,
     /// `UPSTREAM_IDENTITY_HEADERS`: over HTTP, the verified caller as `X-MCP-User-*`.
     pub identity_headers: bool,
+    /// `UPSTREAM_FORWARD_TOKEN`: over HTTP, the client's `Authorization` passed on.
+    pub forward_token: bool,
     /// `UPSTREAM_ENV`: the names of this process's variables the child gets besides the
     /// caller's `MCP_USER_*`. Defaults to `PATH` and `HOME`.
     pub env: Vec<String>,
@@ -130,6 +132,7 @@ impl UpstreamCommand {
             argv,
             url: None,
             identity_headers: false,
+            forward_token: false,
             env,
             shared,
         })
@@ -157,18 +160,19 @@ fn upstream_url(
             expected: "the http(s) URL of the upstream's Streamable HTTP endpoint, e.g. http://127.0.0.1:8000/mcp".into(),
         });
     }
-    let identity_headers = match get("UPSTREAM_IDENTITY_HEADERS") {
-        None => false,
+    let flag = |var: &'static str| match get(var) {
+        None => Ok(false),
         Some(v) => parse_bool(&v).ok_or(ConfigError {
-            var: "UPSTREAM_IDENTITY_HEADERS",
+            var,
             value: v,
             expected: "true or false (1/0, yes/no, on/off)".into(),
-        })?,
+        }),
     };
     Ok(Some(UpstreamCommand {
         argv: Vec::new(),
         url: Some(url),
-        identity_headers,
+        identity_headers: flag("UPSTREAM_IDENTITY_HEADERS")?,
+        forward_token: flag("UPSTREAM_FORWARD_TOKEN")?,
         env: Vec::new(),
         shared: false,
     }))
@@ -285,6 +289,8 @@ Gateway (an MCP server of your own behind the same gate, instead of the built-in
                           gets its own session there                  [default: none]
     UPSTREAM_IDENTITY_HEADERS  true: send the verified caller to it as
                           X-MCP-User-Sub, -Email, -Groups             [default: false]
+    UPSTREAM_FORWARD_TOKEN  true: pass the client's Authorization
+                          header on to it                             [default: false]
     UPSTREAM_SHARED       true: one child for every session (ids
                           rewritten; serves 2026-07-28 requests too;
                           no caller in its environment, its own

@@ -80,7 +80,8 @@ pub(crate) fn run(builder: Builder) -> ExitCode {
         None => builder,
         Some(upstream) if upstream.url.is_some() => builder.upstream(
             crate::gateway::Upstream::url(upstream.url.clone().unwrap_or_default())
-                .identity_headers(upstream.identity_headers),
+                .identity_headers(upstream.identity_headers)
+                .forward_token(upstream.forward_token),
         ),
         Some(upstream) => builder.upstream(
             crate::gateway::Upstream::command(upstream.argv.clone())

@@ -267,3 +267,40 @@ fn the_upstream_gets_the_verified_caller_as_headers_and_never_the_clients_own() 
         "the token is not forwarded: {head}"
     );
 }
+
+#[test]
+fn the_clients_token_reaches_the_upstream_only_when_forwarding_is_on() {
+    let issuer = Issuer::rsa(None);
+    let jwks_server = JwksServer::start(jwks(&[issuer.jwk()]));
+    let auth = || with_auth(auth_settings(jwks_server.url(), "sre"));
+    let upstream = spawn(auth());
+    let url = format!("http://{}/mcp", upstream.local_addr());
+    let token = issuer.token(&plural_claims("alice", "alice@example.com", &["sre"], 3600));
+
+    let forwarding = spawn_with(
+        Config {
+            tool_timeout: Duration::from_secs(2),
+            ..auth()
+        },
+        Server::builder().upstream(Upstream::url(url.clone()).forward_token(true)),
+    );
+    let mut c = McpClient::authed(forwarding.local_addr(), &token);
+    c.initialize("2025-11-25");
+    let who: Value =
+        serde_json::from_str(&text(&c.call(1, "tools/call", json!({"name": "whoami"})))).unwrap();
+    assert_eq!(who["subject"], "alice", "{who}");
+    assert_eq!(c.delete().status, 204);
+    assert!(eventually(Duration::from_secs(5), || upstream
+        .session_count()
+        == 0));
+
+    let keeping = spawn_with(
+        Config {
+            tool_timeout: Duration::from_secs(2),
+            ..auth()
+        },
+        Server::builder().upstream(Upstream::url(url)),
+    );
+    let refused = initialize(&keeping, &format!("Authorization: Bearer {token}\r\n"));
+    assert!(error_message(&refused).contains("HTTP 401"), "{refused}");
+}

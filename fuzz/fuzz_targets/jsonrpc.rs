@@ -57,6 +57,7 @@ fuzz_target!(|data: &[u8]| {
         tool_timeout: std::time::Duration::from_secs(60),
         versions: &Version::SUPPORTED,
         adopt_uninitialized: control & 0x20 != 0,
+        bearer: None,
     };
     let version = match control & 7 {
         v @ 1..=4 => Some(Version::SUPPORTED[v as usize - 1].as_str()),

@@ -7,8 +7,9 @@
 //! stateless 2026-07-28 request is forwarded as it is, with its headers. The session at the
 //! upstream is ended (`DELETE`) when the client's ends.
 //!
-//! The client's own headers never reach the upstream: its `Authorization` neither (the
-//! upstream gets no token), and with `identity_headers` the verified caller goes as
+//! The client's own headers never reach the upstream: its `Authorization` neither, unless
+//! `forward_token` (`UPSTREAM_FORWARD_TOKEN`) says so, and with `identity_headers` the
+//! verified caller goes as
 //! `X-MCP-User-Sub`, `X-MCP-User-Email`, `X-MCP-User-Groups`. Every request to the upstream
 //! has `TOOL_TIMEOUT_SECS` from connection to last byte, and an answer larger than
 //! `MAX_ANSWER_BYTES` is refused.
@@ -30,6 +31,7 @@ pub const MAX_ANSWER_BYTES: u64 = 16 << 20;
 pub struct HttpUpstream {
     url: String,
     identity_headers: bool,
+    forward_token: bool,
     agent: ureq::Agent,
 }
 
@@ -42,6 +44,8 @@ pub struct HttpSession {
     version: Mutex<Option<String>>,
     /// Ends it at the upstream when the client's session ends.
     upstream: Mutex<Option<Arc<HttpUpstream>>>,
+    /// With `forward_token`: the client's latest `Authorization`, for that `DELETE`.
+    bearer: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for HttpSession {
@@ -58,17 +62,23 @@ impl Drop for HttpSession {
             .get_mut()
             .map(Option::take)
             .unwrap_or_default();
+        let bearer = self.bearer.get_mut().map(Option::take).unwrap_or_default();
         if let (Some(id), Some(upstream)) = (id, upstream) {
             // On a thread of its own: whoever drops the session does not wait for it.
             let _ = std::thread::Builder::new()
                 .name("upstream-delete".into())
                 .stack_size(128 << 10)
                 .spawn(move || {
-                    let _ = upstream
+                    let mut request = upstream
                         .agent
                         .delete(&upstream.url)
-                        .header("Mcp-Session-Id", &id)
-                        .call();
+                        .header("Mcp-Session-Id", &id);
+                    if let Some(bearer) = &bearer {
+                        request = request.header("Authorization", bearer);
+                    }
+                    if let Err(e) = request.call() {
+                        log::debug!("the upstream session was not ended: {e}");
+                    }
                 });
         }
     }
@@ -84,7 +94,12 @@ pub enum Posted {
 }
 
 impl HttpUpstream {
-    pub fn new(url: String, identity_headers: bool, timeout: Duration) -> HttpUpstream {
+    pub fn new(
+        url: String,
+        identity_headers: bool,
+        forward_token: bool,
+        timeout: Duration,
+    ) -> HttpUpstream {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(timeout))
             .http_status_as_error(false)
@@ -94,6 +109,7 @@ impl HttpUpstream {
         HttpUpstream {
             url,
             identity_headers,
+            forward_token,
             agent,
         }
     }
@@ -140,6 +156,14 @@ impl HttpUpstream {
         }
         for (name, value) in headers {
             request = request.header(*name, value);
+        }
+        if self.forward_token
+            && let Some(bearer) = cx.bearer
+        {
+            request = request.header("Authorization", bearer);
+            if let Some(session) = session {
+                *lock(&session.bearer) = Some(bearer.to_string());
+            }
         }
         if self.identity_headers
             && let Caller::User(user) = &cx.session.caller

@@ -68,6 +68,7 @@ pub struct Upstream {
     /// Over Streamable HTTP instead (`argv` is then empty).
     url: Option<String>,
     identity_headers: bool,
+    forward_token: bool,
 }
 
 impl Upstream {
@@ -80,6 +81,7 @@ impl Upstream {
             shared: false,
             url: None,
             identity_headers: false,
+            forward_token: false,
         }
     }
 
@@ -97,6 +99,13 @@ impl Upstream {
     /// `X-MCP-User-Groups` (`UPSTREAM_IDENTITY_HEADERS`).
     pub fn identity_headers(mut self, yes: bool) -> Upstream {
         self.identity_headers = yes;
+        self
+    }
+
+    /// Over HTTP: pass the client's own `Authorization` header on to the upstream
+    /// (`UPSTREAM_FORWARD_TOKEN`), for an upstream that checks the same tokens itself.
+    pub fn forward_token(mut self, yes: bool) -> Upstream {
+        self.forward_token = yes;
         self
     }
 
@@ -676,6 +685,7 @@ impl Gateway {
             Arc::new(http::HttpUpstream::new(
                 self.upstream.url.clone().unwrap_or_default(),
                 self.upstream.identity_headers,
+                self.upstream.forward_token,
                 cx.tool_timeout,
             ))
         }))

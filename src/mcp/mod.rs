@@ -146,6 +146,9 @@ pub struct Context<'a> {
     /// sets it: the official SDK's `SSEClientTransport` reopens its stream after a server
     /// restart and gets a new session, but never initializes it again.
     pub adopt_uninitialized: bool,
+    /// The request's own `Authorization` header, for a gateway that forwards it to its
+    /// upstream (`UPSTREAM_FORWARD_TOKEN`); nothing else reads it, and it is never logged.
+    pub bearer: Option<&'a str>,
 }
 
 impl Context<'_> {
@@ -716,6 +719,7 @@ mod tests {
             let text = body.to_string();
             let parsed = rpc::parse(text.as_bytes()).unwrap();
             let cx = Context {
+                bearer: None,
                 session: &self.session,
                 catalog: &self.catalog,
                 outlet: &call::Nowhere,

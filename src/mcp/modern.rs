@@ -88,6 +88,8 @@ pub struct Served<'a> {
     /// Where the request's own session is registered while it is served, for the
     /// watchdog (`TOOL_TIMEOUT_SECS`) to see its call.
     pub sessions: &'a crate::mcp::session::Sessions,
+    /// The request's `Authorization` header (see `Context::bearer`).
+    pub bearer: Option<&'a str>,
     pub catalog: &'a Catalog,
     pub outlet: &'a dyn mcp::call::Outlet,
     pub client_gone: &'a dyn Fn() -> bool,
@@ -368,6 +370,7 @@ fn dispatch(
             .and_then(|level| LOG_LEVELS.iter().copied().find(|l| *l == level));
     }
     let cx = Context {
+        bearer: served.bearer,
         session: &session,
         catalog: served.catalog,
         outlet: served.outlet,

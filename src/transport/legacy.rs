@@ -196,6 +196,7 @@ impl App {
             settled: Mutex::new(Settled::Open),
         }));
         let cx = Context {
+            bearer: request.head.header("authorization"),
             session: &session,
             catalog: &self.catalog.current(),
             outlet: &answer,

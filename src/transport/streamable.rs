@@ -93,7 +93,12 @@ impl App {
                     Response::error(400, "session_id_on_initialize", message),
                 );
             }
-            return self.initialize(conn, message, request.caller());
+            return self.initialize(
+                conn,
+                message,
+                request.caller(),
+                request.head.header("authorization"),
+            );
         }
         let session = match self.request_session(request, session_id) {
             Ok(session) => session,
@@ -108,6 +113,7 @@ impl App {
         // The client leaving a stream its call closed is expected, not a cancellation.
         let gone = || !answer.0.closed_early() && client_left(conn.stream());
         let cx = Context {
+            bearer: request.head.header("authorization"),
             session: &session,
             catalog: &self.catalog.current(),
             outlet: &answer,
@@ -144,6 +150,7 @@ impl App {
         let served = modern::Served {
             caller: request.caller(),
             sessions: &self.sessions,
+            bearer: head.header("authorization"),
             catalog: &self.catalog.current(),
             outlet: &answer,
             client_gone: &gone,
@@ -201,12 +208,19 @@ impl App {
     }
 
     /// `initialize`: a new session, named in the response if the handshake succeeds.
-    fn initialize(&self, conn: &mut Conn, message: Body<'_>, caller: Caller) -> Next {
+    fn initialize(
+        &self,
+        conn: &mut Conn,
+        message: Body<'_>,
+        caller: Caller,
+        bearer: Option<&str>,
+    ) -> Next {
         let session = match self.sessions.open(caller, Transport::Streamable) {
             Ok(session) => session,
             Err(e) => return send(conn, refused_session(&e)),
         };
         let cx = Context {
+            bearer,
             session: &session,
             catalog: &self.catalog.current(),
             // initialize emits nothing before its answer.
