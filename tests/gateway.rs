@@ -471,3 +471,33 @@ fn without_sharing_a_stateless_request_is_answered_as_a_2025_only_server_does() 
         "not a JSON-RPC error: dual-era clients fall back"
     );
 }
+
+#[test]
+fn what_a_child_started_itself_ends_with_it() {
+    let server = gateway(config());
+    let mut c = McpClient::new(server.local_addr());
+    c.initialize("2025-06-18");
+    let tag = format!("grandchild-{}", std::process::id());
+    let started = c.call(
+        1,
+        "tools/call",
+        json!({"name": "grandchild", "arguments": {"tag": tag}}),
+    );
+    assert_eq!(text(&started), format!("started {tag}"));
+    let running = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| {
+                std::fs::read(e.path().join("cmdline"))
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&tag))
+            })
+            .count()
+    };
+    assert_eq!(running(), 1);
+    assert_eq!(c.delete().status, 204);
+    assert!(
+        eventually(Duration::from_secs(10), || running() == 0),
+        "the child's own process outlived its session"
+    );
+}

@@ -21,6 +21,7 @@
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::CommandExt;
 use std::process::{ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
@@ -173,6 +174,8 @@ impl Child {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            // A process group of its own: what it starts (npx starts node) ends with it.
+            .process_group(0)
             .spawn()?;
         let pid = process.id();
         let (stdin, stdout, stderr) = match (
@@ -302,12 +305,7 @@ fn terminate(shared: &Shared, pid: u32, grace: Duration, subject: &str) {
     if let Ok(Some(_)) = process.try_wait() {
         return;
     }
-    if let Some(pid) = i32::try_from(pid)
-        .ok()
-        .and_then(rustix::process::Pid::from_raw)
-    {
-        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-    }
+    signal_group(pid, rustix::process::Signal::TERM);
     let deadline = Instant::now() + grace;
     loop {
         match process.try_wait() {
@@ -319,12 +317,23 @@ fn terminate(shared: &Shared, pid: u32, grace: Duration, subject: &str) {
             _ => break,
         }
     }
+    signal_group(pid, rustix::process::Signal::KILL);
     let _ = process.kill();
     let status = process.wait();
     log::warn!(
         "upstream pid={pid} sub={subject} did not end within {grace:?} of SIGTERM (SHUTDOWN_GRACE_SECS): killed ({})",
         status.map_or_else(|e| e.to_string(), |s| s.to_string())
     );
+}
+
+/// Sends `signal` to the child's process group (its pid: it leads the group).
+fn signal_group(pid: u32, signal: rustix::process::Signal) {
+    if let Some(group) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    {
+        let _ = rustix::process::kill_process_group(group, signal);
+    }
 }
 
 fn helper(name: &str, f: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
@@ -552,6 +561,7 @@ fn reap(shared: &Shared, end: bool) -> Option<ExitStatus> {
             Ok(Some(status)) => return Some(status),
             Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
             _ => {
+                signal_group(process.id(), rustix::process::Signal::KILL);
                 let _ = process.kill();
                 return process.wait().ok();
             }
