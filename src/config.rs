@@ -8,8 +8,9 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::auth::jwks::MIN_REFETCH_INTERVAL;
-use crate::auth::jwt::Policy;
+use crate::auth::jwt::Policy as TokenPolicy;
 use crate::auth::{AuthConfig, ProtectedResource, RequiredGroups};
+use crate::policy::Policy;
 
 /// Everything the server reads from its environment.
 #[derive(Clone, Debug)]
@@ -70,6 +71,13 @@ pub struct Config {
     /// `UPSTREAM_COMMAND` (or the command line after `--`) and `UPSTREAM_ENV`: an MCP
     /// server to put behind the gate instead of the built-in tools. Defaults to none.
     pub upstream: Option<UpstreamCommand>,
+    /// `TOOL_POLICY_FILE`: per-tool authorization rules (which groups may use which tools,
+    /// prompts and resources), read and checked at start. Defaults to none: everyone who
+    /// passes `REQUIRED_GROUPS` may use everything.
+    pub tool_policy: Option<Policy>,
+    /// `AUDIT_ARGUMENTS`: whether each tool call's audit line carries its arguments.
+    /// Defaults to false.
+    pub audit_arguments: bool,
 }
 
 /// An upstream MCP server: run over stdio (one per session, or shared), or reached over
@@ -207,6 +215,8 @@ impl Default for Config {
             state_secret: None,
             auth: None,
             upstream: None,
+            tool_policy: None,
+            audit_arguments: false,
         }
     }
 }
@@ -296,10 +306,22 @@ Gateway (an MCP server of your own behind the same gate, instead of the built-in
                           no caller in its environment, its own
                           requests to clients refused)                [default: false]
 
+Per-tool authorization and audit:
+
+    TOOL_POLICY_FILE      JSON file of rules: which groups may use
+                          which tools, prompts and resources, on top
+                          of REQUIRED_GROUPS, e.g.
+                          {\"tools\": {\"write_file\": [\"sre\"]}}; a
+                          malformed rule refuses to start             [default: none]
+    AUDIT_ARGUMENTS       add each tool call's arguments to its audit
+                          line (log target `audit`); results are
+                          never logged                                [default: false]
+
 Logging:
 
     RUST_LOG              log filter: error, warn, info, debug, trace
-                          or per module, e.g. mcp_warden=debug        [default: info]
+                          or per module, e.g. mcp_warden=debug;
+                          info,audit=off drops the audit lines        [default: info]
     LOG_FORMAT            text, or json (one object per line)         [default: text]
 
 An unset or empty variable takes its default. A bad value stops the server with exit
@@ -506,6 +528,18 @@ impl Config {
                     Some(UpstreamCommand::with_env(argv, &lookup)?)
                 }
             },
+            tool_policy: match get("TOOL_POLICY_FILE") {
+                None => None,
+                Some(path) => Some(read_policy(&path)?),
+            },
+            audit_arguments: match get("AUDIT_ARGUMENTS") {
+                None => false,
+                Some(v) => parse_bool(&v).ok_or(ConfigError {
+                    var: "AUDIT_ARGUMENTS",
+                    value: v,
+                    expected: "true or false (also 1/0, yes/no, on/off)".into(),
+                })?,
+            },
         }
         .checked()
     }
@@ -563,12 +597,12 @@ fn auth_config(get: &impl Fn(&str) -> Option<String>) -> Result<Option<AuthConfi
         expected: "a comma-separated list of group names, or * for any authenticated user (required when JWT_AUTH_ENABLED=true)".into(),
     })?;
     let metadata = protected_resource(get)?;
-    let d = Policy::default();
+    let d = TokenPolicy::default();
     Ok(Some(
         AuthConfig {
             jwks_uri,
             required_groups,
-            policy: Policy {
+            policy: TokenPolicy {
                 leeway_secs: int_var(
                     get,
                     "JWT_LEEWAY_SECS",
@@ -605,6 +639,26 @@ fn auth_config(get: &impl Fn(&str) -> Option<String>) -> Result<Option<AuthConfi
         }
         .checked()?,
     ))
+}
+
+/// `TOOL_POLICY_FILE`: the file read and its rules checked; a fault names the rule.
+fn read_policy(path: &str) -> Result<Policy, ConfigError> {
+    let path = path.trim();
+    let refused = |expected: String| ConfigError {
+        var: "TOOL_POLICY_FILE",
+        value: path.to_string(),
+        expected,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        refused(format!(
+            "the path of a readable JSON policy file (reading it failed: {e})"
+        ))
+    })?;
+    Policy::from_json(&text).map_err(|e| {
+        refused(format!(
+            "a JSON policy file (see README, \"Per-tool authorization\"); {e}"
+        ))
+    })
 }
 
 /// `RESOURCE_URL`, `AUTHORIZATION_SERVERS`, `SCOPES_SUPPORTED`: both of the first two, or
@@ -933,7 +987,7 @@ mod tests {
         assert_eq!(auth.policy.audience.as_deref(), Some("mcp"));
         assert_eq!(auth.refresh, Duration::from_secs(60));
         let defaults = from(&AUTH_ON).unwrap().auth.unwrap();
-        assert_eq!(defaults.policy, Policy::default());
+        assert_eq!(defaults.policy, TokenPolicy::default());
         assert_eq!(defaults.refresh, Duration::from_secs(600));
         for on in ["1", "yes", "ON", "True"] {
             let mut pairs = AUTH_ON.to_vec();

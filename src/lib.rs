@@ -46,6 +46,7 @@
 //! environment; `builtin` is what the binary offers.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod auth;
 pub mod builtin;
 pub mod config;
@@ -54,6 +55,7 @@ pub mod http;
 pub mod identity;
 pub mod logsink;
 pub mod mcp;
+pub mod policy;
 mod serve;
 pub mod transport;
 
@@ -66,6 +68,7 @@ pub use mcp::catalog::{
 };
 pub use mcp::content::{Content, HandlerError, PromptMessage, ResourceContents, Role, ToolResult};
 pub use mcp::rpc;
+pub use policy::{Policy, PolicyError};
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
@@ -96,6 +99,8 @@ pub enum StartError {
     Jwks(auth::jwks::JwksError),
     /// The catalog cannot be served (two tools of one name, …).
     Catalog(CatalogError),
+    /// A rule given to `Builder::policy` is malformed.
+    Policy(PolicyError),
 }
 
 impl fmt::Display for StartError {
@@ -104,6 +109,7 @@ impl fmt::Display for StartError {
             StartError::Io(e) => write!(f, "{e}"),
             StartError::Jwks(e) => write!(f, "{e}"),
             StartError::Catalog(e) => write!(f, "{e}"),
+            StartError::Policy(e) => write!(f, "the policy given to Builder::policy: {e}"),
         }
     }
 }
@@ -171,6 +177,26 @@ impl Builder {
         self
     }
 
+    /// Who may use what, on top of `REQUIRED_GROUPS`: per-tool (and per-prompt,
+    /// per-resource) group rules. Lists show each caller only what it may use, and a call
+    /// to anything else is answered as an unknown name is. A `TOOL_POLICY_FILE` applies
+    /// too: then an item must pass both. Given again, the last one counts.
+    ///
+    /// ```no_run
+    /// use mcp_warden::{Policy, Server};
+    ///
+    /// let policy = Policy::new()
+    ///     .tool("write_file", ["sre"])
+    ///     .tool("admin_*", ["sre", "admin"])
+    ///     .resource("file:///secrets/", ["sre"]);
+    /// // … .tool(write_file) and the rest, then:
+    /// Server::builder().policy(policy).serve();
+    /// ```
+    pub fn policy(mut self, policy: Policy) -> Builder {
+        self.catalog.policy = Arc::new(policy);
+        self
+    }
+
     /// A handle on the catalog the server will serve, for handlers (or anyone) to change
     /// it or announce a resource's change once it runs. Everything added to the builder
     /// before `start` is in it; later changes go through the handle.
@@ -183,8 +209,9 @@ impl Builder {
 
     /// Serves on `listener` (already bound) on background threads. With auth on, the JWKS
     /// is fetched first: no key, no server.
-    pub fn start(self, config: Config, listener: TcpListener) -> Result<Server, StartError> {
+    pub fn start(mut self, config: Config, listener: TcpListener) -> Result<Server, StartError> {
         self.catalog.check().map_err(StartError::Catalog)?;
+        policy::prepare(&mut self.catalog, &config).map_err(StartError::Policy)?;
         let live = match self.live {
             Some(live) => {
                 let catalog = self.catalog;
@@ -249,9 +276,15 @@ pub struct Handle(Arc<Live>);
 impl Handle {
     /// Changes the catalog (add or remove tools, prompts, resources, templates); every
     /// session is sent the `list_changed` notification of each list that changed. A
-    /// change that leaves two entries of one name is refused, and nothing changes.
+    /// change that leaves two entries of one name is refused, and nothing changes. The
+    /// policy and the audit settings stay as the server started with them.
     pub fn update(&self, change: impl FnOnce(&mut Catalog)) -> Result<(), CatalogError> {
-        self.0.update(change)
+        self.0.update(|catalog| {
+            let (policy, audit) = (Arc::clone(&catalog.policy), catalog.audit);
+            change(catalog);
+            catalog.policy = policy;
+            catalog.audit = audit;
+        })
     }
 
     /// Sends `notifications/resources/updated` to the sessions subscribed to `uri`.

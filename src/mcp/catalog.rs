@@ -16,11 +16,14 @@ use std::sync::{Arc, OnceLock, RwLock, Weak};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
+use crate::audit;
+use crate::identity::Caller;
 use crate::mcp::SessionState;
 use crate::mcp::call::Call;
 use crate::mcp::content::{HandlerError, PromptMessage, ResourceContents, ToolResult};
 use crate::mcp::schema;
 use crate::mcp::session::Sessions;
+use crate::policy::Policy;
 
 /// Runs a tool: arguments (an object, already checked against the `inputSchema`) in, a
 /// result out. Closures `Fn(&Map<String, Value>, &Call) -> Result<ToolResult, HandlerError>`
@@ -547,7 +550,7 @@ pub struct ServerInfo {
     pub instructions: Option<String>,
 }
 
-/// Everything a server offers, in the order each list shows it.
+/// Everything a server offers, in the order each list shows it, and who may use what.
 #[derive(Clone)]
 pub struct Catalog {
     pub info: ServerInfo,
@@ -558,6 +561,11 @@ pub struct Catalog {
     /// Another MCP server to relay each session to, instead of the entries above
     /// (`gateway/`).
     pub upstream: Option<Arc<crate::gateway::Gateway>>,
+    /// Who may use what (`policy.rs`): the builder's rules, and `TOOL_POLICY_FILE`'s from
+    /// `start` on. Fixed once the server runs: `Handle::update` keeps it.
+    pub(crate) policy: Arc<Policy>,
+    /// How tool calls are audited (`AUDIT_ARGUMENTS`), set at `start`.
+    pub(crate) audit: audit::Settings,
 }
 
 /// Why a catalog cannot be served.
@@ -584,7 +592,15 @@ impl Catalog {
             resources: Vec::new(),
             templates: Vec::new(),
             upstream: None,
+            policy: Arc::default(),
+            audit: audit::Settings::default(),
         }
+    }
+
+    /// Who may use what: the per-tool authorization rules (`Builder::policy`,
+    /// `TOOL_POLICY_FILE`).
+    pub fn policy(&self) -> &Policy {
+        &self.policy
     }
 
     /// Refuses two entries under one name (or URI): a client could reach only one.
@@ -644,6 +660,44 @@ impl Catalog {
 
     pub(crate) fn list_templates(&self) -> Value {
         json!({ "resourceTemplates": self.templates.iter().map(ResourceTemplate::listing).collect::<Vec<_>>() })
+    }
+
+    /// `tools/list` as `caller` sees it: only what the policy lets it use.
+    pub(crate) fn list_tools_for(&self, caller: &Caller) -> Value {
+        let mut list = self.list_tools();
+        self.policy.filter_tools(&mut list, caller);
+        list
+    }
+
+    /// `prompts/list` as `caller` sees it.
+    pub(crate) fn list_prompts_for(&self, caller: &Caller) -> Value {
+        let mut list = self.list_prompts();
+        self.policy.filter_prompts(&mut list, caller);
+        list
+    }
+
+    /// `resources/list` as `caller` sees it.
+    pub(crate) fn list_resources_for(&self, caller: &Caller) -> Value {
+        let mut list = self.list_resources();
+        self.policy.filter_resources(&mut list, caller);
+        list
+    }
+
+    /// `resources/templates/list` as `caller` sees it.
+    pub(crate) fn list_templates_for(&self, caller: &Caller) -> Value {
+        let mut list = self.list_templates();
+        self.policy.filter_templates(&mut list, caller);
+        list
+    }
+
+    /// The rules of the policy that match nothing offered here (`Policy::unmatched`).
+    pub fn unmatched_rules(&self) -> Vec<String> {
+        let tools: Vec<&str> = self.tools.iter().map(|t| &*t.name).collect();
+        let prompts: Vec<&str> = self.prompts.iter().map(|p| p.name.as_str()).collect();
+        let resources: Vec<&str> = (self.resources.iter().map(|r| r.uri.as_str()))
+            .chain(self.templates.iter().map(|t| t.uri_template.as_str()))
+            .collect();
+        self.policy.unmatched(&tools, &prompts, &resources)
     }
 
     /// Whether `uri` names something readable (a fixed resource, or a template's match).

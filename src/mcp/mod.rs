@@ -25,7 +25,9 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
+use crate::audit;
 use crate::identity::Caller;
+use crate::policy::Kind;
 use call::{Call, LOG_LEVELS, Outlet};
 use catalog::{Catalog, Completing};
 use content::{ErrorKind, HandlerError, ToolResult};
@@ -345,12 +347,22 @@ fn request(
     }
     let catalog = cx.catalog;
     let result = match method {
-        "tools/list" => Ok(catalog.list_tools()),
-        "tools/call" => return call_tool(id, params, cx).map(Answer::Tool),
-        "resources/list" => Ok(catalog.list_resources()),
-        "resources/templates/list" => Ok(catalog.list_templates()),
+        "tools/list" => Ok(catalog.list_tools_for(cx.caller())),
+        "tools/call" => {
+            // One audit line per call (`audit.rs`), written when `audit` is dropped.
+            let audit = audit::ToolCall::start(cx.caller(), params, catalog.audit);
+            let result = call_tool(id, params, cx, &audit);
+            audit.finish(&result, || !cx.state().rounds.asked.is_empty());
+            return result.map(Answer::Tool);
+        }
+        "resources/list" => Ok(catalog.list_resources_for(cx.caller())),
+        "resources/templates/list" => Ok(catalog.list_templates_for(cx.caller())),
         "resources/read" => {
             let uri = str_param(params, "uri")?;
+            // Refused exactly as a URI nothing here has (existence is not leaked).
+            if !catalog.policy().admits(cx.caller(), Kind::Resource, uri) {
+                return Err(not_found(uri));
+            }
             let running = begin(id, uri.into(), None, cx);
             let read = catalog.read(uri, &call_for(&running, params, cx));
             match read {
@@ -364,25 +376,26 @@ fn request(
             let mut state = cx.state();
             if method == "resources/unsubscribe" {
                 state.subscriptions.remove(uri);
-            } else if catalog.knows(uri) {
+            } else if catalog.policy().allows_resource(cx.caller(), uri) && catalog.knows(uri) {
                 state.subscriptions.insert(uri.to_string());
             } else {
                 return Err(not_found(uri));
             }
             Ok(json!({}))
         }
-        "prompts/list" => Ok(catalog.list_prompts()),
+        "prompts/list" => Ok(catalog.list_prompts_for(cx.caller())),
         "prompts/get" => {
             let name = str_param(params, "name")?;
-            let prompt = catalog
-                .prompt(name)
+            let prompt = Some(name)
+                .filter(|name| catalog.policy().admits(cx.caller(), Kind::Prompt, name))
+                .and_then(|name| catalog.prompt(name))
                 .ok_or_else(|| RpcError::invalid_params(format!("unknown prompt: {name}")))?;
             let arguments = object_param(params, "arguments")?;
             let running = begin(id, name.into(), None, cx);
             let got = prompt.get(arguments, &call_for(&running, params, cx));
             got.map_err(|e| handler_error(e, name, method, cx))
         }
-        "completion/complete" => complete(params, catalog),
+        "completion/complete" => complete(params, catalog, cx.caller()),
         "logging/setLevel" => {
             let level = str_param(params, "level")?;
             let level = LOG_LEVELS.iter().find(|l| **l == level).ok_or_else(|| {
@@ -433,7 +446,11 @@ const MAX_COMPLETIONS: usize = 100;
 
 /// `completion/complete`: values for a prompt's argument or a template's variable. A
 /// reference with no completion handler gets no values; an unknown one is `-32602`.
-fn complete(params: &Map<String, Value>, catalog: &Catalog) -> Result<Value, RpcError> {
+fn complete(
+    params: &Map<String, Value>,
+    catalog: &Catalog,
+    caller: &Caller,
+) -> Result<Value, RpcError> {
     let reference = object_param(params, "ref")?;
     let argument = object_param(params, "argument")?;
     let name = str_param(argument, "name")?;
@@ -447,7 +464,10 @@ fn complete(params: &Map<String, Value>, catalog: &Catalog) -> Result<Value, Rpc
         value,
         context,
     };
-    let mut values = catalog.complete(reference, &completing).ok_or_else(|| {
+    // A reference the policy hides is answered as one to nothing.
+    let admitted = catalog.policy().admits_reference(caller, reference);
+    let completed = admitted.then(|| catalog.complete(reference, &completing));
+    let mut values = completed.flatten().ok_or_else(|| {
         RpcError::invalid_params(format!(
             "completion/complete: no prompt or resource template matches the reference {}",
             Value::Object(reference.clone())
@@ -524,12 +544,16 @@ fn call_tool(
     id: &RawValue,
     params: &Map<String, Value>,
     cx: &Context<'_>,
+    audit: &audit::ToolCall<'_>,
 ) -> Result<ToolResult, RpcError> {
     let name = str_param(params, "name")?;
-    let tool = cx
-        .catalog
-        .tool(name)
-        .ok_or_else(|| RpcError::invalid_params(format!("unknown tool: {name}")))?;
+    let unknown = || RpcError::invalid_params(format!("unknown tool: {name}"));
+    // A tool the caller may not use is answered exactly as an unknown one.
+    if !cx.catalog.policy().admits(cx.caller(), Kind::Tool, name) {
+        audit.deny();
+        return Err(unknown());
+    }
+    let tool = cx.catalog.tool(name).ok_or_else(unknown)?;
     static NO_ARGUMENTS: std::sync::LazyLock<Value> =
         std::sync::LazyLock::new(|| Value::Object(Map::new()));
     let arguments = match params.get("arguments") {

@@ -149,7 +149,7 @@ pub fn serve(message: &RawValue, headers: &Headers<'_>, served: &Served<'_>) -> 
         return reply(error_line(Some(&id), &error), 404);
     }
     if method == "subscriptions/listen" {
-        return match Listen::read(id.clone(), params, served.catalog) {
+        return match Listen::read(id.clone(), params, served.catalog, &served.caller) {
             Ok(listen) => Outcome::Listen(listen),
             Err(error) => reply(error_line(Some(&id), &error), 200),
         };
@@ -448,7 +448,10 @@ fn dress(result: &mut Value, method: &str, served: &Served<'_>) {
         // The catalog can change while the server runs, and a reader may answer each
         // caller differently: nothing is promised to stay fresh, and nothing that may
         // depend on the caller is shared.
-        let public = served.public && method != "resources/read";
+        // With per-tool rules, each caller's lists are its own.
+        let public = served.public
+            && method != "resources/read"
+            && (method == "server/discover" || served.catalog.policy().is_empty());
         fields.insert("ttlMs".into(), json!(0));
         fields.insert(
             "cacheScope".into(),
@@ -520,7 +523,12 @@ impl Listening {
 impl Listen {
     /// Reads `params.notifications`; the server honours every list kind and the resource
     /// URIs the catalog has (others are left out of the acknowledgement).
-    fn read(id: Value, params: &Map<String, Value>, catalog: &Catalog) -> Result<Listen, RpcError> {
+    fn read(
+        id: Value,
+        params: &Map<String, Value>,
+        catalog: &Catalog,
+        caller: &Caller,
+    ) -> Result<Listen, RpcError> {
         let Some(Value::Object(asked)) = params.get("notifications") else {
             return Err(RpcError::invalid_params(
                 "subscriptions/listen needs params.notifications: an object saying which notifications to send",
@@ -556,7 +564,11 @@ impl Listen {
                 ));
             }
         };
-        let uris = uris.into_iter().filter(|u| catalog.knows(u)).collect();
+        // A resource the caller may not read is left out as one the catalog lacks.
+        let uris = uris
+            .into_iter()
+            .filter(|u| catalog.policy().allows_resource(caller, u) && catalog.knows(u))
+            .collect();
         Ok(Listen { listening, uris })
     }
 
