@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::identity::Caller;
-use crate::mcp::content::ToolResult;
+use crate::mcp::Answer;
 use crate::mcp::rpc::RpcError;
 
 /// The log target of audit lines (`RUST_LOG=info,audit=off` silences them,
@@ -100,11 +100,7 @@ impl<'a> ToolCall<'a> {
 
     /// The call's answer; `asked` says whether it asked its client something instead
     /// (looked at only when the line is written).
-    pub(crate) fn finish(
-        &self,
-        result: &Result<ToolResult, RpcError>,
-        asked: impl FnOnce() -> bool,
-    ) {
+    pub(crate) fn finish(&self, result: &Result<Answer, RpcError>, asked: impl FnOnce() -> bool) {
         if self.started.is_none() {
             return;
         }
@@ -113,9 +109,9 @@ impl<'a> ToolCall<'a> {
         let (outcome, bytes) = match result {
             Err(error) if denied => (Outcome::Denied, json_len(error)),
             Err(error) => (Outcome::Error, json_len(error)),
-            Ok(result) if asked() => (Outcome::InputRequired, json_len(result)),
-            Ok(result) if result.is_error() => (Outcome::Error, json_len(result)),
-            Ok(result) => (Outcome::Ok, json_len(result)),
+            Ok(answer) if asked() => (Outcome::InputRequired, json_len(answer)),
+            Ok(answer) if is_error(answer) => (Outcome::Error, json_len(answer)),
+            Ok(answer) => (Outcome::Ok, json_len(answer)),
         };
         self.outcome.set(outcome);
         self.out_bytes.set(bytes);
@@ -251,6 +247,15 @@ impl fmt::Display for Field<'_> {
     }
 }
 
+/// Whether a tool's answer reports a failure (`isError: true`): its own, or an upstream
+/// server's (behind the gate).
+fn is_error(answer: &Answer) -> bool {
+    match answer {
+        Answer::Tool(result) => result.is_error(),
+        Answer::Json(value) => value.get("isError") == Some(&Value::Bool(true)),
+    }
+}
+
 /// The length of `value` as compact JSON, counted without keeping the text.
 fn json_len(value: &(impl Serialize + ?Sized)) -> u64 {
     let mut counter = Counter(0);
@@ -276,6 +281,7 @@ impl io::Write for Counter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mcp::content::ToolResult;
     use serde_json::json;
 
     fn line(arguments: Option<&Value>) -> String {
@@ -325,6 +331,16 @@ mod tests {
         let cut = Field(&long).to_string();
         assert_eq!(cut.chars().count(), MAX_FIELD_CHARS + 3, "{cut}");
         assert!(cut.ends_with("n…\""));
+    }
+
+    #[test]
+    fn failures_are_read_from_either_kind_of_answer() {
+        assert!(!is_error(&Answer::Tool(ToolResult::text("x"))));
+        assert!(is_error(&Answer::Tool(ToolResult::error("x"))));
+        assert!(is_error(&Answer::Json(
+            json!({"content": [], "isError": true})
+        )));
+        assert!(!is_error(&Answer::Json(json!({"content": []}))));
     }
 
     #[test]

@@ -99,7 +99,8 @@ pub enum StartError {
     Jwks(auth::jwks::JwksError),
     /// The catalog cannot be served (two tools of one name, …).
     Catalog(CatalogError),
-    /// A rule given to `Builder::policy` is malformed.
+    /// The per-tool rules cannot be served: a rule given to `Builder::policy` is
+    /// malformed, or there are rules and an upstream server (not supported yet).
     Policy(PolicyError),
 }
 
@@ -109,7 +110,7 @@ impl fmt::Display for StartError {
             StartError::Io(e) => write!(f, "{e}"),
             StartError::Jwks(e) => write!(f, "{e}"),
             StartError::Catalog(e) => write!(f, "{e}"),
-            StartError::Policy(e) => write!(f, "the policy given to Builder::policy: {e}"),
+            StartError::Policy(e) => write!(f, "per-tool authorization: {e}"),
         }
     }
 }

@@ -625,3 +625,50 @@ fn audit_arguments_adds_them_and_the_audit_target_filters_on_its_own() {
         "only the audit target at info: {log:#?}"
     );
 }
+
+// ---- behind the gate (an upstream server) ---------------------------------------------
+
+/// `mcp-warden -- python3 <the stdio fixture>` with `env`.
+fn gateway_command(env: &[(&str, &str)]) -> std::process::Command {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/stdio_server.py"
+    );
+    let mut cmd = warden_command();
+    cmd.args(["--", "python3", script, "policy-test"])
+        .envs(env.iter().copied())
+        .stdout(Stdio::null());
+    cmd
+}
+
+#[test]
+fn tool_calls_through_the_gate_are_audited_too() {
+    let mut server = ServerProcess::start(gateway_command(&[("RUST_LOG", "info")]));
+    let mut mcp = McpClient::new(server.addr);
+    mcp.initialize("2025-06-18");
+    let echo = mcp.call(
+        1,
+        "tools/call",
+        json!({"name": "echo", "arguments": {"message": "through"}}),
+    );
+    let out_bytes = echo["result"].to_string().len();
+    let log = server.wait_for_all(&[
+        "audit] tool call sub=- tool=echo outcome=ok ms=",
+        &format!("in=21 out={out_bytes}"),
+    ]);
+    assert!(!log.iter().any(|l| l.contains("through")), "{log:#?}");
+}
+
+#[test]
+fn rules_and_an_upstream_server_refuse_to_start_rather_than_not_apply() {
+    let file = PolicyFile::new(r#"{"tools": {"write_file": ["sre"]}}"#);
+    let out = run_to_exit(gateway_command(&[("TOOL_POLICY_FILE", file.path())]));
+    assert_eq!(out.code(), 1, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("per-tool rules (TOOL_POLICY_FILE, Builder::policy) are not applied to an upstream server"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("listening on"), "{}", out.stderr);
+}

@@ -332,7 +332,14 @@ fn request(
     cx: &Context<'_>,
 ) -> Result<Answer, RpcError> {
     if let Some(gateway) = &cx.catalog.upstream {
-        return gateway.request(id, method, params, cx);
+        if method != "tools/call" {
+            return gateway.request(id, method, params, cx);
+        }
+        // Calls through the gate are audited as local ones are.
+        let audit = audit::ToolCall::start(cx.caller(), params, cx.catalog.audit);
+        let result = gateway.request(id, method, params, cx);
+        audit.finish(&result, || false);
+        return result;
     }
     match method {
         "initialize" => return initialize(params, cx).map(Answer::Json),
@@ -351,9 +358,9 @@ fn request(
         "tools/call" => {
             // One audit line per call (`audit.rs`), written when `audit` is dropped.
             let audit = audit::ToolCall::start(cx.caller(), params, catalog.audit);
-            let result = call_tool(id, params, cx, &audit);
+            let result = call_tool(id, params, cx, &audit).map(Answer::Tool);
             audit.finish(&result, || !cx.state().rounds.asked.is_empty());
-            return result.map(Answer::Tool);
+            return result;
         }
         "resources/list" => Ok(catalog.list_resources_for(cx.caller())),
         "resources/templates/list" => Ok(catalog.list_templates_for(cx.caller())),
