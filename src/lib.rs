@@ -42,8 +42,9 @@
 //! notices a client leaving) → `mcp`, the one core both share (dispatch over `rpc`
 //! envelopes, `session`s, the `call` a tool sees, the `watchdog` that answers for calls
 //! past `TOOL_TIMEOUT_SECS`, the `catalog` of what is offered and the `content` handlers
-//! return). `auth` verifies tokens and knows no HTTP; `config` reads the
-//! environment; `builtin` is what the binary offers.
+//! return). `auth` verifies tokens and knows no HTTP; `policy` decides which groups may
+//! use which tools, prompts and resources, and `audit` writes each tool call's line;
+//! `config` reads the environment; `builtin` is what the binary offers.
 #![forbid(unsafe_code)]
 
 pub mod audit;

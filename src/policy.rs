@@ -611,7 +611,7 @@ pub(crate) fn prepare(catalog: &mut Catalog, config: &Config) -> Result<(), Poli
     if catalog.upstream.is_some() {
         // Fail closed: rules that would silently not apply are worse than none.
         return Err(PolicyError::file(
-            "per-tool rules (TOOL_POLICY_FILE, Builder::policy) are not applied to an upstream server (UPSTREAM_COMMAND) yet; remove one of the two",
+            "per-tool rules (TOOL_POLICY_FILE, Builder::policy) are not applied to an upstream server (UPSTREAM_COMMAND, UPSTREAM_URL) yet; remove one of the two",
         ));
     }
     log::info!("per-tool authorization: {}", policy.summary());
