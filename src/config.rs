@@ -955,6 +955,21 @@ mod tests {
     }
 
     #[test]
+    fn audit_arguments_is_a_boolean_and_the_policy_file_must_be_readable() {
+        assert!(!from(&[]).unwrap().audit_arguments);
+        assert!(from(&[("AUDIT_ARGUMENTS", "yes")]).unwrap().audit_arguments);
+        assert!(!from(&[("AUDIT_ARGUMENTS", "0")]).unwrap().audit_arguments);
+        assert_eq!(
+            from(&[("AUDIT_ARGUMENTS", "all")]).unwrap_err().var,
+            "AUDIT_ARGUMENTS"
+        );
+        assert!(from(&[]).unwrap().tool_policy.is_none());
+        let err = from(&[("TOOL_POLICY_FILE", "/nonexistent/policy.json")]).unwrap_err();
+        assert_eq!(err.var, "TOOL_POLICY_FILE");
+        assert!(err.to_string().contains("reading it failed"), "{err}");
+    }
+
+    #[test]
     fn auth_is_off_unless_enabled() {
         assert_eq!(from(&[]).unwrap().auth, None);
         assert_eq!(from(&[("JWT_AUTH_ENABLED", "")]).unwrap().auth, None);

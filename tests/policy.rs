@@ -410,6 +410,38 @@ fn lists_under_a_policy_are_never_cached_for_everyone() {
 }
 
 #[test]
+fn the_policy_outlives_changes_to_the_catalog() {
+    let mut builder = offered();
+    let handle = builder.handle();
+    let server = spawn_with(test_config(), builder);
+    // Even a catalog replaced whole keeps the rules the server started with.
+    handle
+        .update(|catalog| {
+            *catalog = mcp_warden::Catalog::new();
+            catalog.tools.push(Tool::new(
+                "write_file",
+                "Writes a file.",
+                json!({"type": "object"}),
+                |_: NoArgs, _| Ok("written"),
+            ));
+            catalog.tools.push(Tool::new(
+                "read_file",
+                "Reads a file.",
+                json!({"type": "object"}),
+                |_: NoArgs, _| Ok("read"),
+            ));
+        })
+        .unwrap();
+    assert!(!handle.catalog().policy().is_empty());
+    let tools = names(
+        &modern_result(server.local_addr(), None, "tools/list"),
+        "tools",
+        "name",
+    );
+    assert_eq!(tools, ["read_file"]);
+}
+
+#[test]
 fn a_malformed_rule_on_the_builder_refuses_to_start_naming_it() {
     let builder = Server::builder().policy(Policy::new().tool("ad*min", ["sre"]));
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
