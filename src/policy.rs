@@ -608,12 +608,6 @@ pub(crate) fn prepare(catalog: &mut Catalog, config: &Config) -> Result<(), Poli
     if policy.is_empty() {
         return Ok(());
     }
-    if catalog.upstream.is_some() {
-        // Fail closed: rules that would silently not apply are worse than none.
-        return Err(PolicyError::file(
-            "per-tool rules (TOOL_POLICY_FILE, Builder::policy) are not applied to an upstream server (UPSTREAM_COMMAND, UPSTREAM_URL) yet; remove one of the two",
-        ));
-    }
     log::info!("per-tool authorization: {}", policy.summary());
     if config.auth.is_none() {
         log::warn!(

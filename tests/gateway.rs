@@ -98,13 +98,8 @@ fn a_streamable_session_is_relayed_to_its_upstream_server() {
     let init = c.initialize("2025-06-18");
     assert_eq!(init["serverInfo"]["name"], "stdio-fixture", "{init}");
     assert_eq!(init["protocolVersion"], "2025-06-18");
-    let tools = c.call(1, "tools/list", json!({}));
-    let names: Vec<&str> = tools["result"]["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
+    let names = common::names_in(&c.call(1, "tools/list", json!({})), "tools");
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
     assert!(
         names.contains(&"echo") && names.contains(&"ask"),
         "{names:?}"
@@ -494,10 +489,61 @@ fn what_a_child_started_itself_ends_with_it() {
             })
             .count()
     };
-    assert_eq!(running(), 1);
+    // Started: its command line shows once it has exec'd.
+    assert!(eventually(Duration::from_secs(5), || running() == 1));
     assert_eq!(c.delete().status, 204);
     assert!(
         eventually(Duration::from_secs(10), || running() == 0),
         "the child's own process outlived its session"
     );
+}
+
+#[test]
+fn per_tool_rules_hold_behind_the_gate_and_hidden_looks_like_absent() {
+    let issuer = Issuer::rsa(None);
+    let jwks_server = JwksServer::start(jwks(&[issuer.jwk()]));
+    let server = spawn_with(
+        Config {
+            tool_timeout: Duration::from_secs(2),
+            ..with_auth(auth_settings(jwks_server.url(), "sre,dev"))
+        },
+        Server::builder()
+            .upstream(fixture("policy"))
+            .policy(mcp_warden::policy::Policy::new().tool("env", ["sre"])),
+    );
+    let token = |sub: &str, group: &str| {
+        issuer.token(&plural_claims(
+            sub,
+            &format!("{sub}@example.com"),
+            &[group],
+            3600,
+        ))
+    };
+    let names = |c: &McpClient| common::names_in(&c.call(1, "tools/list", json!({})), "tools");
+    let mut dev = McpClient::authed(server.local_addr(), &token("bob", "dev"));
+    dev.initialize("2025-06-18");
+    let listed = names(&dev);
+    assert!(listed.contains(&"echo".to_string()), "{listed:?}");
+    assert!(!listed.contains(&"env".to_string()), "{listed:?}");
+    // A hidden tool and one the upstream does not have get the same answer, the gate's.
+    let hidden = dev.call(2, "tools/call", json!({"name": "env"}));
+    let absent = dev.call(3, "tools/call", json!({"name": "nope"}));
+    assert_eq!(hidden["error"]["code"], absent["error"]["code"]);
+    assert_eq!(hidden["error"]["message"], "unknown tool: env", "{hidden}");
+    assert_eq!(absent["error"]["message"], "unknown tool: nope", "{absent}");
+
+    let mut sre = McpClient::authed(server.local_addr(), &token("alice", "sre"));
+    sre.initialize("2025-06-18");
+    assert!(names(&sre).contains(&"env".to_string()));
+    let env = sre.call(2, "tools/call", json!({"name": "env"}));
+    assert!(text(&env).contains("\"MCP_USER_SUB\": \"alice\""), "{env}");
+    // A tool the upstream has, called before any list: looked up, then served.
+    let mut fresh = McpClient::authed(server.local_addr(), &token("carol", "dev"));
+    fresh.initialize("2025-06-18");
+    let echo = fresh.call(
+        1,
+        "tools/call",
+        json!({"name": "echo", "arguments": {"message": "x"}}),
+    );
+    assert_eq!(text(&echo), "upstream echo: x");
 }

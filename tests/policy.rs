@@ -692,15 +692,23 @@ fn tool_calls_through_the_gate_are_audited_too() {
 }
 
 #[test]
-fn rules_and_an_upstream_server_refuse_to_start_rather_than_not_apply() {
-    let file = PolicyFile::new(r#"{"tools": {"write_file": ["sre"]}}"#);
-    let out = run_to_exit(gateway_command(&[("TOOL_POLICY_FILE", file.path())]));
-    assert_eq!(out.code(), 1, "{}", out.stderr);
+fn rules_hold_behind_the_gate_of_the_binary() {
+    // The fixture offers `env`; auth is off, so the anonymous caller has no groups, and a
+    // rule naming a tool the upstream lacks is only a typo to warn about later.
+    let file = PolicyFile::new(r#"{"tools": {"env": ["sre"]}}"#);
+    let mut server = ServerProcess::start(gateway_command(&[
+        ("TOOL_POLICY_FILE", file.path()),
+        ("RUST_LOG", "info"),
+    ]));
+    let mut mcp = McpClient::new(server.addr);
+    mcp.initialize("2025-06-18");
+    let names = common::names_in(&mcp.call(1, "tools/list", json!({})), "tools");
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
     assert!(
-        out.stderr
-            .contains("per-tool rules (TOOL_POLICY_FILE, Builder::policy) are not applied to an upstream server"),
-        "{}",
-        out.stderr
+        names.contains(&"echo") && !names.contains(&"env"),
+        "{names:?}"
     );
-    assert!(!out.stderr.contains("listening on"), "{}", out.stderr);
+    let hidden = mcp.call(2, "tools/call", json!({"name": "env"}));
+    assert_eq!(hidden["error"]["message"], "unknown tool: env", "{hidden}");
+    server.wait_for_all(&["denied sub=- tool=env", "outcome=denied"]);
 }

@@ -53,6 +53,7 @@ use crate::identity::Caller;
 use crate::mcp::rpc::{self, RpcError};
 use crate::mcp::session::Sessions;
 use crate::mcp::{Answer, CANCELLED, Context, Version};
+use crate::policy::Kind;
 use child::{Child, Incoming, Spawn};
 
 /// How often a waiting request looks at its deadline and its client.
@@ -471,6 +472,140 @@ impl Gateway {
                 }
             }
         }
+    }
+}
+
+impl Gateway {
+    /// `request`, under the per-tool rules (`policy.rs`): a tool or prompt the caller may
+    /// not use, or one the upstream does not have, gets the gate's unknown-name answer (the
+    /// same as for a built-in catalog), so that hidden and absent cannot be told apart; a
+    /// hidden resource gets `-32002`; lists show only what the caller may use. `deny` is
+    /// told of a refusal by the rules (for the audit line).
+    pub(crate) fn guarded(
+        &self,
+        id: &RawValue,
+        method: &str,
+        params: &Map<String, Value>,
+        cx: &Context<'_>,
+        deny: &dyn Fn(),
+    ) -> Result<Answer, RpcError> {
+        let policy = cx.catalog.policy();
+        if policy.is_empty() {
+            return self.request(id, method, params, cx);
+        }
+        let caller = &cx.session.caller;
+        let named = |field: &str| params.get(field).and_then(Value::as_str);
+        match (method, named("name"), named("uri")) {
+            ("tools/call", Some(name), _) | ("prompts/get", Some(name), _) => {
+                let (kind, list, what) = match method {
+                    "tools/call" => (Kind::Tool, "tools", "tool"),
+                    _ => (Kind::Prompt, "prompts", "prompt"),
+                };
+                if !policy.admits(caller, kind, name) {
+                    deny();
+                    return Err(RpcError::invalid_params(format!("unknown {what}: {name}")));
+                }
+                if !self.offers(list, name, cx)? {
+                    return Err(RpcError::invalid_params(format!("unknown {what}: {name}")));
+                }
+            }
+            ("resources/read" | "resources/subscribe", _, Some(uri))
+                if !policy.admits(caller, Kind::Resource, uri) =>
+            {
+                return Err(crate::mcp::not_found(uri));
+            }
+            ("completion/complete", _, _) => {
+                if let Some(Value::Object(reference)) = params.get("ref")
+                    && !policy.admits_reference(caller, reference)
+                {
+                    return Err(RpcError::invalid_params(format!(
+                        "completion/complete: no prompt or resource template matches the reference {}",
+                        Value::Object(reference.clone())
+                    )));
+                }
+            }
+            _ => {}
+        }
+        let mut answer = self.request(id, method, params, cx)?;
+        if let Answer::Json(list) = &mut answer {
+            match method {
+                "tools/list" => {
+                    remember(cx, "tools", list, "tools", "name");
+                    policy.filter_tools(list, caller);
+                }
+                "prompts/list" => {
+                    remember(cx, "prompts", list, "prompts", "name");
+                    policy.filter_prompts(list, caller);
+                }
+                "resources/list" => policy.filter_resources(list, caller),
+                "resources/templates/list" => policy.filter_templates(list, caller),
+                _ => {}
+            }
+        }
+        Ok(answer)
+    }
+
+    /// Whether the upstream offers `name` in `list` (`tools` or `prompts`): as last listed
+    /// for this session, else (or when not there) listed again now.
+    fn offers(&self, list: &'static str, name: &str, cx: &Context<'_>) -> Result<bool, RpcError> {
+        let known = |cx: &Context<'_>| {
+            cx.state()
+                .upstream_names
+                .get(list)
+                .map(|names| names.contains(name))
+        };
+        if known(cx) == Some(true) {
+            return Ok(true);
+        }
+        // Every page, up to a bound.
+        let mut names = std::collections::HashSet::new();
+        let mut cursor: Option<Value> = None;
+        for page in 0..MAX_LIST_PAGES {
+            let mut params = Map::new();
+            if let Some(cursor) = cursor.take() {
+                params.insert("cursor".into(), cursor);
+            }
+            let id = RawValue::from_string(format!("\"mcp-warden-{list}-{page}\""))
+                .map_err(|e| RpcError::new(rpc::INTERNAL_ERROR, e.to_string()))?;
+            let Answer::Json(result) = self.request(&id, &format!("{list}/list"), &params, cx)?
+            else {
+                break;
+            };
+            add_names(&mut names, &result, list, "name");
+            match result.get("nextCursor") {
+                Some(next @ Value::String(_)) => cursor = Some(next.clone()),
+                _ => break,
+            }
+        }
+        let offered = names.contains(name);
+        cx.state().upstream_names.insert(list, names);
+        Ok(offered)
+    }
+}
+
+/// Pages of `tools/list` or `prompts/list` read at most to learn an upstream's names.
+const MAX_LIST_PAGES: usize = 100;
+
+/// Adds the names of a list result's entries to the session's memory of the upstream's.
+fn remember(cx: &Context<'_>, list: &'static str, result: &Value, field: &str, key: &str) {
+    let mut state = cx.state();
+    let names = state.upstream_names.entry(list).or_default();
+    add_names(names, result, field, key);
+}
+
+fn add_names(
+    names: &mut std::collections::HashSet<String>,
+    result: &Value,
+    field: &str,
+    key: &str,
+) {
+    if let Some(Value::Array(entries)) = result.get(field) {
+        names.extend(
+            entries
+                .iter()
+                .filter_map(|e| e.get(key).and_then(Value::as_str))
+                .map(str::to_string),
+        );
     }
 }
 

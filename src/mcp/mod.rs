@@ -126,6 +126,10 @@ pub struct SessionState {
     pub relayed: std::collections::HashMap<String, String>,
     /// Behind an upstream over HTTP: this session's session there.
     pub upstream_http: Option<std::sync::Arc<crate::gateway::http::HttpSession>>,
+    /// Behind an upstream with per-tool rules: the names of its tools and prompts as last
+    /// listed (`tools` / `prompts`), so that an unknown name and a hidden one get the same
+    /// answer, the gate's.
+    pub upstream_names: std::collections::HashMap<&'static str, std::collections::HashSet<String>>,
 }
 
 /// What every method sees: the session (its caller and state) and the catalog.
@@ -333,11 +337,11 @@ fn request(
 ) -> Result<Answer, RpcError> {
     if let Some(gateway) = &cx.catalog.upstream {
         if method != "tools/call" {
-            return gateway.request(id, method, params, cx);
+            return gateway.guarded(id, method, params, cx, &|| {});
         }
         // Calls through the gate are audited as local ones are.
         let audit = audit::ToolCall::start(cx.caller(), params, cx.catalog.audit);
-        let result = gateway.request(id, method, params, cx);
+        let result = gateway.guarded(id, method, params, cx, &|| audit.deny());
         audit.finish(&result, || false);
         return result;
     }
@@ -423,7 +427,7 @@ fn request(
 }
 
 /// `-32002` for a URI nothing here has, with the URI in `data`.
-fn not_found(uri: &str) -> RpcError {
+pub(crate) fn not_found(uri: &str) -> RpcError {
     RpcError::new(
         rpc::RESOURCE_NOT_FOUND,
         format!("resource not found: {uri}"),

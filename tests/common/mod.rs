@@ -873,3 +873,13 @@ impl McpClient {
         }
     }
 }
+
+/// The names in a `tools/list` (or `prompts/list`) reply, in order.
+pub fn names_in(reply: &Value, list: &str) -> Vec<String> {
+    reply["result"][list]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {list} in {reply}"))
+        .iter()
+        .map(|t| t["name"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
