@@ -695,7 +695,7 @@ fn tool_calls_through_the_gate_are_audited_too() {
 fn rules_hold_behind_the_gate_of_the_binary() {
     // The fixture offers `env`; auth is off, so the anonymous caller has no groups, and a
     // rule naming a tool the upstream lacks is only a typo to warn about later.
-    let file = PolicyFile::new(r#"{"tools": {"env": ["sre"]}}"#);
+    let file = PolicyFile::new(r#"{"tools": {"env": ["sre"], "typo_tool": ["sre"]}}"#);
     let mut server = ServerProcess::start(gateway_command(&[
         ("TOOL_POLICY_FILE", file.path()),
         ("RUST_LOG", "info"),
@@ -710,5 +710,13 @@ fn rules_hold_behind_the_gate_of_the_binary() {
     );
     let hidden = mcp.call(2, "tools/call", json!({"name": "env"}));
     assert_eq!(hidden["error"]["message"], "unknown tool: env", "{hidden}");
-    server.wait_for_all(&["denied sub=- tool=env", "outcome=denied"]);
+    let log = server.wait_for_all(&[
+        "denied sub=- tool=env",
+        "outcome=denied",
+        r#"policy rule tools."typo_tool" matches nothing the upstream server offers"#,
+    ]);
+    assert!(
+        !log.iter().any(|l| l.contains(r#"tools."env" matches nothing"#)),
+        "{log:#?}"
+    );
 }

@@ -151,6 +151,9 @@ pub struct Gateway {
     next_id: AtomicU64,
     /// Over HTTP: the client to the upstream (made at first use, with `TOOL_TIMEOUT_SECS`).
     http: OnceLock<Arc<http::HttpUpstream>>,
+    /// Whether the per-tool rules were checked against the upstream's first full list of
+    /// tools, and of prompts (the upstream starts lazily: not at the server's start).
+    checked: [std::sync::atomic::AtomicBool; 2],
 }
 
 /// The child every session shares.
@@ -177,6 +180,7 @@ impl Gateway {
             shared: Mutex::new(None),
             next_id: AtomicU64::new(1),
             http: OnceLock::new(),
+            checked: Default::default(),
         }
     }
 
@@ -531,10 +535,12 @@ impl Gateway {
             match method {
                 "tools/list" => {
                     remember(cx, "tools", list, "tools", "name");
+                    self.check_rules(0, list, params, cx);
                     policy.filter_tools(list, caller);
                 }
                 "prompts/list" => {
                     remember(cx, "prompts", list, "prompts", "name");
+                    self.check_rules(1, list, params, cx);
                     policy.filter_prompts(list, caller);
                 }
                 "resources/list" => policy.filter_resources(list, caller),
@@ -543,6 +549,37 @@ impl Gateway {
             }
         }
         Ok(answer)
+    }
+
+    /// Once, at the first whole list of tools (`which` 0) or prompts (1) the upstream gives:
+    /// one warning for each rule of that kind that matches nothing in it.
+    fn check_rules(
+        &self,
+        which: usize,
+        list: &Value,
+        params: &Map<String, Value>,
+        cx: &Context<'_>,
+    ) {
+        let whole = params.get("cursor").is_none() && list.get("nextCursor").is_none();
+        if !whole || self.checked[which].swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (field, section) = [("tools", "tools."), ("prompts", "prompts.")][which];
+        let mut names = std::collections::HashSet::new();
+        add_names(&mut names, list, field, "name");
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let (tools, prompts) = if which == 0 {
+            (&names[..], &[][..])
+        } else {
+            (&[][..], &names[..])
+        };
+        for rule in cx.catalog.policy().unmatched(tools, prompts, &[]) {
+            if rule.starts_with(section) {
+                log::warn!(
+                    "policy rule {rule} matches nothing the upstream server offers (a typo, or something no longer offered?); it has no effect until something it covers is offered"
+                );
+            }
+        }
     }
 
     /// Whether the upstream offers `name` in `list` (`tools` or `prompts`): as last listed
