@@ -614,7 +614,14 @@ pub(crate) fn prepare(catalog: &mut Catalog, config: &Config) -> Result<(), Poli
             "the per-tool policy has rules but JWT_AUTH_ENABLED is off: every caller is anonymous and has no groups, so whatever a rule restricts is hidden from everyone"
         );
     }
-    for rule in catalog.unmatched_rules() {
+    // Behind the gate, the catalog is the upstream's: checked at its first lists
+    // (`gateway::Gateway::guarded`).
+    let unmatched = if catalog.upstream.is_some() {
+        Vec::new()
+    } else {
+        catalog.unmatched_rules()
+    };
+    for rule in unmatched {
         log::warn!(
             "policy rule {rule} matches nothing this server offers (a typo, or something no longer offered?); it has no effect until something it covers is offered"
         );
