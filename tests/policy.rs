@@ -716,7 +716,8 @@ fn rules_hold_behind_the_gate_of_the_binary() {
         r#"policy rule tools."typo_tool" matches nothing the upstream server offers"#,
     ]);
     assert!(
-        !log.iter().any(|l| l.contains(r#"tools."env" matches nothing"#)),
+        !log.iter()
+            .any(|l| l.contains(r#"tools."env" matches nothing"#)),
         "{log:#?}"
     );
 }
