@@ -23,7 +23,9 @@
 //! - a request waiting for the child is registered among its session's running requests:
 //!   the session's end (its SSE stream closing, `DELETE`, expiry) cancels it at the child
 //!   and ends the wait, so that the child ends with its session, not when the request
-//!   would have timed out;
+//!   would have timed out; on the legacy transport the connection the request came on is
+//!   freed once it has waited `LONG_CALL`, so that the client's next messages on it (a
+//!   `notifications/cancelled`) are not held up behind the child's answer;
 //! - the child ends with its session (SIGTERM, then SIGKILL after `SHUTDOWN_GRACE_SECS`),
 //!   and a child that exits ends its session, its waiting requests answered with an
 //!   error naming its exit status.
@@ -55,7 +57,7 @@ use serde_json::{Map, Value, json};
 
 use crate::identity::Caller;
 use crate::mcp::rpc::{self, RpcError};
-use crate::mcp::session::{RunningCall, Sessions};
+use crate::mcp::session::{LONG_CALL, RunningCall, Sessions};
 use crate::mcp::{Answer, CANCELLED, Context, Version};
 use crate::policy::Kind;
 use child::{Child, Incoming, Spawn};
@@ -428,7 +430,8 @@ impl Gateway {
             child.forget(id);
             return Err(RpcError::new(rpc::INTERNAL_ERROR, e.to_string()));
         }
-        let deadline = Instant::now() + cx.tool_timeout;
+        let started = Instant::now();
+        let deadline = started + cx.tool_timeout;
         // Registered among the session's running requests, as a built-in tool's call is, so
         // that the session's end (the SSE stream closing, DELETE, expiry) cancels the wait:
         // nobody will read the answer, and the child, whose handle this thread holds, must
@@ -442,6 +445,7 @@ impl Gateway {
                 None,
             ),
         );
+        let mut freed = false;
         loop {
             match replies.recv_timeout(CHECK) {
                 Ok(Incoming::Reply(message)) => return result_of(message),
@@ -459,6 +463,14 @@ impl Gateway {
                 }
                 Ok(Incoming::Ended(why)) => return Err(RpcError::new(rpc::INTERNAL_ERROR, why)),
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    if !freed && started.elapsed() >= LONG_CALL {
+                        // On the legacy transport this thread holds the POST's keep-alive
+                        // connection: the client's next messages on it (a
+                        // `notifications/cancelled`, its next request) must not wait for
+                        // the child's answer.
+                        freed = true;
+                        cx.outlet.free_connection();
+                    }
                     let timed_out = Instant::now() >= deadline;
                     let stop = if timed_out {
                         Some("TOOL_TIMEOUT_SECS")
