@@ -8,6 +8,7 @@
 mod common;
 
 use std::collections::HashSet;
+use std::io::Write;
 use std::time::Duration;
 
 use common::issuer::{Issuer, jwks, plural_claims};
@@ -546,4 +547,105 @@ fn per_tool_rules_hold_behind_the_gate_and_hidden_looks_like_absent() {
         json!({"name": "echo", "arguments": {"message": "x"}}),
     );
     assert_eq!(text(&echo), "upstream echo: x");
+}
+
+/// The next `data:` line of an event stream, parsed.
+fn next_data(reader: &mut impl std::io::BufRead) -> Value {
+    loop {
+        let mut line = String::new();
+        let n = reader.read_line(&mut line).unwrap();
+        assert!(n > 0, "the event stream ended early");
+        if let Some(data) = line.trim_end().strip_prefix("data: ") {
+            return serde_json::from_str(data).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_session_that_ends_while_a_request_waits_for_its_child_ends_the_child() {
+    // A deadline far away: the child must end with its session, not when the request times out.
+    let config = Config {
+        tool_timeout: Duration::from_secs(60),
+        ..test_config()
+    };
+    let server = spawn_with(config, Server::builder().upstream(fixture("ends-waiting")));
+    let addr = server.local_addr();
+    let mine = || children_running("ends-waiting");
+
+    // HTTP+SSE: the stream closes while the child's question waits for an answer.
+    let mut sse = SseClient::open(addr);
+    sse.call(
+        0,
+        "initialize",
+        json!({"protocolVersion": "2025-06-18", "capabilities": {"elicitation": {}},
+               "clientInfo": {"name": "t", "version": "0"}}),
+    );
+    sse.post(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                     "params": {"name": "ask"}}));
+    assert_eq!(sse.next_message()["method"], "elicitation/create");
+    assert_eq!(mine(), 1);
+    drop(sse);
+    assert!(
+        eventually(Duration::from_secs(10), || mine() == 0),
+        "the child outlived its SSE session"
+    );
+
+    // Streamable HTTP: DELETE while the call's event stream is still open.
+    let mut c = McpClient::new(addr);
+    c.initialize("2025-06-18");
+    let (head, mut reader) = c.post_open(
+        "",
+        &json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "ask"}}),
+    );
+    assert_eq!(head.header("content-type"), Some("text/event-stream"));
+    assert_eq!(next_data(&mut reader)["method"], "elicitation/create");
+    assert_eq!(mine(), 1);
+    assert_eq!(c.delete().status, 204);
+    assert!(
+        eventually(Duration::from_secs(10), || mine() == 0),
+        "the child outlived its deleted session"
+    );
+}
+
+#[test]
+fn on_sse_a_cancellation_on_the_connection_of_a_waiting_request_reaches_it() {
+    let server = gateway(Config {
+        tool_timeout: Duration::from_secs(30),
+        ..test_config()
+    });
+    let mut c = SseClient::open(server.local_addr());
+    c.call(
+        0,
+        "initialize",
+        json!({"protocolVersion": "2025-06-18", "capabilities": {},
+               "clientInfo": {"name": "t", "version": "0"}}),
+    );
+    // One keep-alive connection for every POST, as Node's fetch reuses them.
+    let mut conn = std::io::BufReader::new(common::connect(c.addr));
+    let mut post = |body: Value| {
+        let body = body.to_string();
+        write!(
+            conn.get_mut(),
+            "POST {} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            c.endpoint,
+            body.len()
+        )
+        .unwrap();
+        common::read_response(&mut conn).status
+    };
+    // `slow` answers after 5 s; its cancellation, sent on the connection the call came on,
+    // must reach the call before that (the connection is freed while the call waits), so
+    // that its answer is never sent.
+    let call =
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "slow"}});
+    assert_eq!(post(call), 202);
+    let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                        "params": {"requestId": 1, "reason": "test"}});
+    assert_eq!(post(cancel), 202);
+    assert_eq!(
+        post(json!({"jsonrpc": "2.0", "id": 2, "method": "ping"})),
+        202
+    );
+    let next = c.next_message();
+    assert_eq!(next["id"], 2, "the cancelled call was answered: {next}");
 }

@@ -23,8 +23,7 @@
 // message`, then `N passed, M failed` (scenarios), then the failing checks again. Exits 1
 // if any scenario failed.
 
-import { readdirSync, readFileSync, existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { entriesOf, verdict } from './verdict.mjs';
 
 const [phase, outDir, ...scenarios] = process.argv.slice(2);
 if (!phase || !outDir || scenarios.length === 0) {
@@ -32,58 +31,30 @@ if (!phase || !outDir || scenarios.length === 0) {
   process.exit(2);
 }
 
-const entries = existsSync(outDir) ? readdirSync(outDir) : [];
+const entries = entriesOf(outDir);
 let passed = 0;
 let failed = 0;
 const failures = [];
 
 console.log(`conformance: == summary, ${phase}`);
 for (const scenario of scenarios) {
-  // The directory name is `server-<scenario>-<ISO timestamp with : and . as ->`; the
-  // timestamp starts with a digit, so the prefix below matches only this scenario.
-  const prefix = `server-${scenario}-`;
-  const dirs = entries.filter((d) => d.startsWith(prefix) && /^\d/.test(d.slice(prefix.length))).sort();
-  const file = dirs.length ? join(outDir, dirs[dirs.length - 1], 'checks.json') : null;
-  let checks = null;
-  let why = '';
-  if (!file || !existsSync(file)) {
-    why = 'the runner wrote no checks.json (it crashed, timed out, did not run it, or skipped it as ' +
-      'not applicable at the requested spec version; see its output)';
-  } else {
-    try {
-      checks = JSON.parse(readFileSync(file, 'utf8'));
-      if (!Array.isArray(checks) || checks.length === 0) {
-        why = 'checks.json holds no checks';
-        checks = null;
-      }
-    } catch (err) {
-      why = `checks.json is not JSON: ${err.message}`;
-    }
-  }
-  if (!checks) {
+  const v = verdict(outDir, entries, scenario);
+  if (v.why) {
     failed += 1;
-    console.log(`FAIL ${scenario}: ${why}`);
-    failures.push(`${scenario}: ${why}`);
+    console.log(`FAIL ${scenario}: ${v.why}`);
+    failures.push(`${scenario}: ${v.why}`);
     continue;
   }
-  const count = (s) => checks.filter((c) => c.status === s).length;
-  const bad = checks.filter((c) => c.status === 'FAILURE' || c.status === 'WARNING');
-  const tally = `${count('SUCCESS')} success, ${count('FAILURE')} failure, ${count('WARNING')} warning` +
-    (count('INFO') ? `, ${count('INFO')} info` : '') + (count('SKIPPED') ? `, ${count('SKIPPED')} skipped` : '');
-  if (bad.length === 0 && count('SUCCESS') > 0) {
+  if (v.pass) {
     passed += 1;
-    console.log(`pass ${scenario} (${tally})`);
+    console.log(`pass ${scenario} (${v.tally})`);
   } else {
     failed += 1;
-    console.log(`FAIL ${scenario} (${tally})`);
+    console.log(`FAIL ${scenario} (${v.tally})`);
   }
-  for (const c of checks) {
-    if (c.status === 'SUCCESS') continue;
-    const msg = c.errorMessage ?? c.details?.message ?? c.details?.note ?? c.description ?? '';
-    const untestable = c.details?.untestable === true && !/^Not testable/.test(msg) ? ' (not testable)' : '';
-    const line = `[${c.id}] ${c.status}${untestable}: ${msg}`;
-    console.log(`       ${line}`);
-    if (c.status === 'FAILURE' || c.status === 'WARNING') failures.push(`${scenario} ${line}`);
+  for (const line of v.lines) {
+    console.log(`       ${line.text}`);
+    if (line.bad) failures.push(`${scenario} ${line.text}`);
   }
 }
 console.log(`conformance (${phase}): ${passed} passed, ${failed} failed`);

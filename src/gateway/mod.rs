@@ -20,6 +20,12 @@
 //!   request (no answer is sent, as for a built-in tool);
 //! - a request the child does not answer within `TOOL_TIMEOUT_SECS` is cancelled at the
 //!   child and answered with an error (a `tools/call`: with an error result);
+//! - a request waiting for the child is registered among its session's running requests:
+//!   the session's end (its SSE stream closing, `DELETE`, expiry) cancels it at the child
+//!   and ends the wait, so that the child ends with its session, not when the request
+//!   would have timed out; on the legacy transport the connection the request came on is
+//!   freed once it has waited `LONG_CALL`, so that the client's next messages on it (a
+//!   `notifications/cancelled`) are not held up behind the child's answer;
 //! - the child ends with its session (SIGTERM, then SIGKILL after `SHUTDOWN_GRACE_SECS`),
 //!   and a child that exits ends its session, its waiting requests answered with an
 //!   error naming its exit status.
@@ -51,7 +57,7 @@ use serde_json::{Map, Value, json};
 
 use crate::identity::Caller;
 use crate::mcp::rpc::{self, RpcError};
-use crate::mcp::session::Sessions;
+use crate::mcp::session::{LONG_CALL, RunningCall, Sessions};
 use crate::mcp::{Answer, CANCELLED, Context, Version};
 use crate::policy::Kind;
 use child::{Child, Incoming, Spawn};
@@ -424,7 +430,22 @@ impl Gateway {
             child.forget(id);
             return Err(RpcError::new(rpc::INTERNAL_ERROR, e.to_string()));
         }
-        let deadline = Instant::now() + cx.tool_timeout;
+        let started = Instant::now();
+        let deadline = started + cx.tool_timeout;
+        // Registered among the session's running requests, as a built-in tool's call is, so
+        // that the session's end (the SSE stream closing, DELETE, expiry) cancels the wait:
+        // nobody will read the answer, and the child, whose handle this thread holds, must
+        // end with its session. Its deadline is past ours (`TOOL_TIMEOUT_SECS` is enforced
+        // below, and the entry is gone by then), so the watchdog never acts on it.
+        let running = cx.session.begin(
+            &normalized(id),
+            RunningCall::new(
+                cx.tool_timeout + Duration::from_secs(1),
+                Arc::from(method),
+                None,
+            ),
+        );
+        let mut freed = false;
         loop {
             match replies.recv_timeout(CHECK) {
                 Ok(Incoming::Reply(message)) => return result_of(message),
@@ -442,30 +463,41 @@ impl Gateway {
                 }
                 Ok(Incoming::Ended(why)) => return Err(RpcError::new(rpc::INTERNAL_ERROR, why)),
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    if !freed && started.elapsed() >= LONG_CALL {
+                        // On the legacy transport this thread holds the POST's keep-alive
+                        // connection: the client's next messages on it (a
+                        // `notifications/cancelled`, its next request) must not wait for
+                        // the child's answer.
+                        freed = true;
+                        cx.outlet.free_connection();
+                    }
                     let timed_out = Instant::now() >= deadline;
-                    if timed_out || (cx.client_gone)() {
-                        child.forget(id);
-                        let reason = if timed_out {
-                            "TOOL_TIMEOUT_SECS"
-                        } else {
-                            "the client left"
-                        };
-                        let cancel = json!({ "jsonrpc": "2.0", "method": "notifications/cancelled",
-                            "params": { "requestId": serde_json::from_str::<Value>(id).unwrap_or(Value::Null), "reason": reason } });
-                        let _ = child.send(cancel.to_string());
+                    let stop = if timed_out {
+                        Some("TOOL_TIMEOUT_SECS")
+                    } else if running.call.cancelled.reason().is_some() {
+                        Some("the session ended")
+                    } else if (cx.client_gone)() {
+                        Some("the client left")
+                    } else {
+                        None
+                    };
+                    let Some(reason) = stop else {
+                        continue;
+                    };
+                    child.forget(id);
+                    let cancel = json!({ "jsonrpc": "2.0", "method": "notifications/cancelled",
+                        "params": { "requestId": serde_json::from_str::<Value>(id).unwrap_or(Value::Null), "reason": reason } });
+                    let _ = child.send(cancel.to_string());
+                    if !timed_out {
+                        return Err(RpcError::new(CANCELLED, reason));
                     }
-                    if timed_out {
-                        return Err(RpcError::new(
-                            TIMED_OUT,
-                            format!(
-                                "the upstream server did not answer {method} within {} s (TOOL_TIMEOUT_SECS)",
-                                cx.tool_timeout.as_secs()
-                            ),
-                        ));
-                    }
-                    if (cx.client_gone)() {
-                        return Err(RpcError::new(CANCELLED, "the client left"));
-                    }
+                    return Err(RpcError::new(
+                        TIMED_OUT,
+                        format!(
+                            "the upstream server did not answer {method} within {} s (TOOL_TIMEOUT_SECS)",
+                            cx.tool_timeout.as_secs()
+                        ),
+                    ));
                 }
                 // Forgotten: the client cancelled it.
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
@@ -1029,6 +1061,16 @@ fn result_of(mut message: Value) -> Result<Value, RpcError> {
 /// The error of a request the upstream did not answer in time (never sent as such: a
 /// `tools/call` becomes an error result, anything else an internal error).
 const TIMED_OUT: i64 = -32099;
+
+/// A request id (JSON text) as the session's table of running requests keys it: normalized
+/// JSON (an integer or a plain string already is).
+fn normalized(id: &str) -> String {
+    if id.contains(['\\', ' ', '\t', '\n', '\r']) {
+        serde_json::from_str::<Value>(id).map_or_else(|_| id.to_string(), |v| v.to_string())
+    } else {
+        id.to_string()
+    }
+}
 
 /// The child's whole environment: the allow-listed variables of this process, and who
 /// calls.
