@@ -304,3 +304,94 @@ fn the_clients_token_reaches_the_upstream_only_when_forwarding_is_on() {
     let refused = initialize(&keeping, &format!("Authorization: Bearer {token}\r\n"));
     assert!(error_message(&refused).contains("HTTP 401"), "{refused}");
 }
+
+/// An upstream whose `patient` tool reports progress, then works until it is cancelled (10 s
+/// at most); `seen` says whether it saw the cancellation.
+fn patient_upstream() -> (Server, std::sync::Arc<std::sync::atomic::AtomicU8>) {
+    use std::sync::atomic::{AtomicU8, Ordering};
+    let seen = std::sync::Arc::new(AtomicU8::new(0));
+    let flag = std::sync::Arc::clone(&seen);
+    let patient = mcp_warden::Tool::new(
+        "patient",
+        "Works until cancelled.",
+        json!({"type": "object"}),
+        move |_: mcp_warden::NoArgs, call| {
+            call.progress(1.0, None, Some("started"));
+            let end = std::time::Instant::now() + Duration::from_secs(10);
+            while std::time::Instant::now() < end {
+                if call.is_cancelled() {
+                    flag.store(1, Ordering::SeqCst);
+                    return Ok("cancelled");
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            flag.store(2, Ordering::SeqCst);
+            Ok("finished")
+        },
+    );
+    let upstream = spawn_with(
+        Config {
+            tool_timeout: Duration::from_secs(30),
+            ..test_config()
+        },
+        Server::builder().tool(patient),
+    );
+    (upstream, seen)
+}
+
+#[test]
+fn a_cancellation_or_the_sessions_end_reaches_a_call_waiting_at_the_upstream() {
+    use std::sync::atomic::Ordering;
+    let (upstream, seen) = patient_upstream();
+    let server = gate(
+        Config {
+            tool_timeout: Duration::from_secs(30),
+            ..test_config()
+        },
+        format!("http://{}/mcp", upstream.local_addr()),
+    );
+    // On /sse: the client's notifications/cancelled.
+    let mut c = SseClient::open(server.local_addr());
+    c.initialize("2025-11-25");
+    c.post(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                   "params": {"name": "patient", "_meta": {"progressToken": "p"}}}));
+    let progress = c.next_message();
+    assert_eq!(progress["method"], "notifications/progress", "{progress}");
+    c.post(
+        &json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                   "params": {"requestId": 1, "reason": "changed my mind"}}),
+    );
+    assert!(eventually(Duration::from_secs(5), || seen
+        .load(Ordering::SeqCst)
+        != 0));
+    assert_eq!(seen.load(Ordering::SeqCst), 1, "the upstream's tool ran on");
+    // No answer for the cancelled request: the next message is the next request's.
+    assert_eq!(c.call(2, "ping", json!({}))["id"], 2);
+
+    // On /mcp: the session's DELETE while the call waits.
+    seen.store(0, Ordering::SeqCst);
+    let mut m = McpClient::new(server.local_addr());
+    m.initialize("2025-11-25");
+    let with_m = upstream.session_count();
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                      "params": {"name": "patient", "_meta": {"progressToken": "q"}}});
+    let (head, mut stream) = m.post_open("", &body);
+    assert_eq!(head.header("content-type"), Some("text/event-stream"));
+    let mut line = String::new();
+    while !line.contains("notifications/progress") {
+        line.clear();
+        assert!(
+            stream.read_line(&mut line).unwrap() > 0,
+            "the stream ended early"
+        );
+    }
+    assert_eq!(m.delete().status, 204);
+    assert!(eventually(Duration::from_secs(5), || seen
+        .load(Ordering::SeqCst)
+        != 0));
+    assert_eq!(seen.load(Ordering::SeqCst), 1, "the upstream's tool ran on");
+    // Its session at the upstream ends too (the SSE client's stays).
+    assert!(eventually(Duration::from_secs(5), || upstream
+        .session_count()
+        == with_m - 1));
+}

@@ -137,9 +137,10 @@ impl HttpUpstream {
         &self,
         session: Option<&HttpSession>,
         headers: &[(&str, String)],
+        who: &Who,
         body: &str,
         id: Option<&str>,
-        cx: &Context<'_>,
+        on_message: &mut dyn FnMut(String),
     ) -> Result<Posted, RpcError> {
         let mut request = self
             .agent
@@ -158,7 +159,7 @@ impl HttpUpstream {
             request = request.header(*name, value);
         }
         if self.forward_token
-            && let Some(bearer) = cx.bearer
+            && let Some(bearer) = who.bearer.as_deref()
         {
             request = request.header("Authorization", bearer);
             if let Some(session) = session {
@@ -166,7 +167,7 @@ impl HttpUpstream {
             }
         }
         if self.identity_headers
-            && let Caller::User(user) = &cx.session.caller
+            && let Caller::User(user) = &who.caller
         {
             request = request
                 .header("X-MCP-User-Sub", &user.subject)
@@ -251,11 +252,7 @@ impl HttpUpstream {
             if is_response && message.get("id").map(Value::to_string).as_deref() == Some(id) {
                 return Ok(Posted::Response(message, session_id));
             }
-            if message.get("id").is_some() && !is_response {
-                // The upstream's own request: the client may answer on this very connection.
-                cx.outlet.free_connection();
-            }
-            cx.outlet.send(text);
+            on_message(text);
         }
     }
 
@@ -282,6 +279,24 @@ impl HttpUpstream {
                 self.url
             ),
         )
+    }
+}
+
+/// Who a request to the upstream is for: the verified caller (for the identity headers)
+/// and the request's own `Authorization` (forwarded only with `forward_token`). Owned, so
+/// that a request can be sent from a thread of its own.
+#[derive(Clone)]
+pub struct Who {
+    pub caller: Caller,
+    pub bearer: Option<String>,
+}
+
+impl Who {
+    pub fn of(cx: &Context<'_>) -> Who {
+        Who {
+            caller: cx.session.caller.clone(),
+            bearer: cx.bearer.map(str::to_string),
+        }
     }
 }
 

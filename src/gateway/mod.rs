@@ -287,6 +287,12 @@ impl Gateway {
             if method == "notifications/initialized" {
                 cx.state().initialized = true;
             }
+            // The request's wait here ends too (`http_call`): no answer is sent.
+            if method == "notifications/cancelled"
+                && let Some(id) = params.get("requestId")
+            {
+                cx.session.cancel(&id.to_string());
+            }
             let line = json!({ "jsonrpc": "2.0", "method": method, "params": params });
             return self.http_send(&line.to_string(), cx);
         }
@@ -437,14 +443,7 @@ impl Gateway {
         // nobody will read the answer, and the child, whose handle this thread holds, must
         // end with its session. Its deadline is past ours (`TOOL_TIMEOUT_SECS` is enforced
         // below, and the entry is gone by then), so the watchdog never acts on it.
-        let running = cx.session.begin(
-            &normalized(id),
-            RunningCall::new(
-                cx.tool_timeout + Duration::from_secs(1),
-                Arc::from(method),
-                None,
-            ),
-        );
+        let running = waiting(id, method, cx);
         let mut freed = false;
         loop {
             match replies.recv_timeout(CHECK) {
@@ -923,7 +922,7 @@ impl Gateway {
             {
                 headers.push(("Mcp-Name", header_value(name)));
             }
-            return match upstream.post(None, &headers, &body, Some(id.get()), cx)? {
+            return match self.http_call(&upstream, None, headers, body, id.get(), method, cx)? {
                 http::Posted::Response(message, _) => result_of(message).map(Answer::Json),
                 http::Posted::Accepted => Err(no_response()),
             };
@@ -949,10 +948,111 @@ impl Gateway {
             );
         }
         let session = cx.state().upstream_http.clone();
-        match upstream.post(session.as_deref(), &[], &body, Some(id.get()), cx) {
+        match self.http_call(&upstream, session, Vec::new(), body, id.get(), method, cx) {
             Ok(http::Posted::Response(message, _)) => result_of(message).map(Answer::Json),
             Ok(http::Posted::Accepted) => Err(no_response()),
             Err(e) => timed_out_as_result(method, e),
+        }
+    }
+
+    /// One request to the upstream over HTTP, sent from a thread of its own while this one
+    /// passes on what arrives before the response, and watches as `exchange_as` does: it
+    /// frees the legacy POST's connection after `LONG_CALL`, and stops waiting (telling
+    /// the upstream `notifications/cancelled`) when the client cancels, leaves, or its
+    /// session ends. The upstream's own timeout (`TOOL_TIMEOUT_SECS`) bounds the rest.
+    #[allow(clippy::too_many_arguments)]
+    fn http_call(
+        &self,
+        upstream: &Arc<http::HttpUpstream>,
+        session: Option<Arc<http::HttpSession>>,
+        headers: Vec<(&'static str, String)>,
+        body: String,
+        id: &str,
+        method: &str,
+        cx: &Context<'_>,
+    ) -> Result<http::Posted, RpcError> {
+        enum Arrived {
+            Message(String),
+            Done(Result<http::Posted, RpcError>),
+        }
+        let (tx, rx) = std::sync::mpsc::channel::<Arrived>();
+        let who = http::Who::of(cx);
+        let sent = {
+            let (upstream, session, who, id) = (
+                Arc::clone(upstream),
+                session.clone(),
+                who.clone(),
+                id.to_string(),
+            );
+            std::thread::Builder::new()
+                .name("upstream-http".into())
+                .stack_size(256 << 10)
+                .spawn(move || {
+                    let messages = tx.clone();
+                    let mut relay = |line: String| {
+                        let _ = messages.send(Arrived::Message(line));
+                    };
+                    let done = upstream.post(
+                        session.as_deref(),
+                        &headers,
+                        &who,
+                        &body,
+                        Some(&id),
+                        &mut relay,
+                    );
+                    let _ = tx.send(Arrived::Done(done));
+                })
+        };
+        if let Err(e) = sent {
+            return Err(RpcError::new(
+                rpc::INTERNAL_ERROR,
+                format!("no thread for the upstream request: {e}"),
+            ));
+        }
+        let started = Instant::now();
+        let running = waiting(id, method, cx);
+        let mut freed = false;
+        loop {
+            match rx.recv_timeout(CHECK) {
+                Ok(Arrived::Message(line)) => relay_message(cx, line),
+                // A cancelled request gets no answer, whatever came (the upstream may end
+                // its stream without one).
+                Ok(Arrived::Done(_)) if running.call.cancelled.reason().is_some() => {
+                    return Err(RpcError::new(CANCELLED, "the client cancelled it"));
+                }
+                Ok(Arrived::Done(done)) => return done,
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return Err(no_response()),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    if !freed && started.elapsed() >= LONG_CALL {
+                        freed = true;
+                        cx.outlet.free_connection();
+                    }
+                    let stop = if running.call.cancelled.reason().is_some() {
+                        "the client cancelled it, or its session ended"
+                    } else if (cx.client_gone)() {
+                        "the client left"
+                    } else {
+                        continue;
+                    };
+                    let cancel = json!({ "jsonrpc": "2.0", "method": "notifications/cancelled",
+                        "params": { "requestId": serde_json::from_str::<Value>(id).unwrap_or(Value::Null), "reason": stop } });
+                    let (upstream, body) = (Arc::clone(upstream), cancel.to_string());
+                    let _ = std::thread::Builder::new()
+                        .name("upstream-cancel".into())
+                        .stack_size(256 << 10)
+                        .spawn(move || {
+                            let _ = upstream.post(
+                                session.as_deref(),
+                                &[],
+                                &who,
+                                &body,
+                                None,
+                                &mut |_| {},
+                            );
+                        });
+                    return Err(RpcError::new(CANCELLED, stop));
+                }
+            }
         }
     }
 
@@ -966,10 +1066,13 @@ impl Gateway {
         cx: &Context<'_>,
     ) -> Result<Value, RpcError> {
         let session = Arc::new(http::HttpSession::default());
-        let (message, sid) = match upstream.post(Some(&session), &[], body, Some(id), cx)? {
-            http::Posted::Response(message, sid) => (message, sid),
-            http::Posted::Accepted => return Err(no_response()),
-        };
+        let who = http::Who::of(cx);
+        let mut relay = |line: String| relay_message(cx, line);
+        let (message, sid) =
+            match upstream.post(Some(&session), &[], &who, body, Some(id), &mut relay)? {
+                http::Posted::Response(message, sid) => (message, sid),
+                http::Posted::Accepted => return Err(no_response()),
+            };
         let result = result_of(message)?;
         let version = result.get("protocolVersion").and_then(Value::as_str);
         upstream.adopt(&session, sid, version.map(str::to_string));
@@ -987,7 +1090,11 @@ impl Gateway {
         let Some(session) = cx.state().upstream_http.clone() else {
             return;
         };
-        if let Err(e) = self.http(cx).post(Some(&session), &[], body, None, cx) {
+        let who = http::Who::of(cx);
+        if let Err(e) = self
+            .http(cx)
+            .post(Some(&session), &[], &who, body, None, &mut |_| {})
+        {
             log::debug!(
                 "a message for the upstream was not delivered: {}",
                 e.message
@@ -1061,6 +1168,33 @@ fn result_of(mut message: Value) -> Result<Value, RpcError> {
 /// The error of a request the upstream did not answer in time (never sent as such: a
 /// `tools/call` becomes an error result, anything else an internal error).
 const TIMED_OUT: i64 = -32099;
+
+/// Registers a request waiting for the upstream among its session's running requests, as
+/// a built-in tool's call is, so that the session's end (the SSE stream closing, DELETE,
+/// expiry) and the client's cancellation reach the wait. Its deadline is past the wait's
+/// own (`TOOL_TIMEOUT_SECS`), so the watchdog never acts on it.
+fn waiting<'s>(id: &str, method: &str, cx: &Context<'s>) -> crate::mcp::session::Running<'s> {
+    cx.session.begin(
+        &normalized(id),
+        RunningCall::new(
+            cx.tool_timeout + Duration::from_secs(1),
+            Arc::from(method),
+            None,
+        ),
+    )
+}
+
+/// Passes one message the upstream sent before its response on to the client: on the
+/// request's stream; a request of the upstream's frees the legacy POST's connection
+/// first, since the client may answer on it.
+fn relay_message(cx: &Context<'_>, line: String) {
+    let is_request = serde_json::from_str::<Value>(&line)
+        .is_ok_and(|m| m.get("method").is_some() && m.get("id").is_some());
+    if is_request {
+        cx.outlet.free_connection();
+    }
+    cx.outlet.send(line);
+}
 
 /// A request id (JSON text) as the session's table of running requests keys it: normalized
 /// JSON (an integer or a plain string already is).
