@@ -126,12 +126,19 @@ fn a_stateless_request_and_its_retry_are_forwarded_as_they_are() {
 fn fake_upstream(
     reply: Option<&'static str>,
 ) -> (String, mpsc::Receiver<String>, std::thread::JoinHandle<()>) {
+    scripted_upstream(vec![reply; 4])
+}
+
+/// `fake_upstream` with one reply per request, in order.
+fn scripted_upstream(
+    replies: Vec<Option<&'static str>>,
+) -> (String, mpsc::Receiver<String>, std::thread::JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/mcp", listener.local_addr().unwrap());
     let (tx, rx) = mpsc::channel();
     let handle = std::thread::spawn(move || {
         // Bounded: a test makes a handful of requests.
-        for _ in 0..4 {
+        for reply in replies {
             let Ok((stream, _)) = listener.accept() else {
                 return;
             };
@@ -394,4 +401,51 @@ fn a_cancellation_or_the_sessions_end_reaches_a_call_waiting_at_the_upstream() {
     assert!(eventually(Duration::from_secs(5), || upstream
         .session_count()
         == with_m - 1));
+}
+
+/// A whole HTTP response with a JSON body.
+fn json_response(body: &str, extra: &str) -> &'static str {
+    Box::leak(
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into_boxed_str(),
+    )
+}
+
+#[test]
+fn behind_rules_a_resource_the_upstream_lacks_looks_like_a_hidden_one() {
+    let (url, _heads, _t) = scripted_upstream(vec![
+        Some(json_response(
+            r#"{"jsonrpc":"2.0","id":0,"result":{"protocolVersion":"2025-06-18","capabilities":{"resources":{}}}}"#,
+            "Mcp-Session-Id: up-1\r\n",
+        )),
+        Some("HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+        Some(json_response(
+            r#"{"jsonrpc":"2.0","id":2,"error":{"code":-32002,"message":"No such thing here, friend"}}"#,
+            "",
+        )),
+    ]);
+    let server = spawn_with(
+        config(),
+        Server::builder()
+            .upstream(Upstream::url(url))
+            .policy(mcp_warden::policy::Policy::new().resource("test://secret/", ["sre"])),
+    );
+    let mut c = McpClient::new(server.local_addr());
+    c.initialize("2025-06-18");
+    let hidden = c.call(1, "resources/read", json!({"uri": "test://secret/x"}));
+    let absent = c.call(2, "resources/read", json!({"uri": "test://nowhere"}));
+    assert_eq!(hidden["error"]["code"], -32002, "{hidden}");
+    assert_eq!(absent["error"]["code"], -32002, "{absent}");
+    assert_eq!(
+        hidden["error"]["message"],
+        "resource not found: test://secret/x"
+    );
+    assert_eq!(
+        absent["error"]["message"], "resource not found: test://nowhere",
+        "{absent}"
+    );
+    assert_eq!(absent["error"]["data"]["uri"], "test://nowhere");
 }

@@ -514,7 +514,8 @@ impl Gateway {
     /// `request`, under the per-tool rules (`policy.rs`): a tool or prompt the caller may
     /// not use, or one the upstream does not have, gets the gate's unknown-name answer (the
     /// same as for a built-in catalog), so that hidden and absent cannot be told apart; a
-    /// hidden resource gets `-32002`; lists show only what the caller may use. `deny` is
+    /// hidden resource gets the gate's `-32002`, and so does one the upstream does not have
+    /// (its own `-32002` is replaced); lists show only what the caller may use. `deny` is
     /// told of a refusal by the rules (for the audit line).
     pub(crate) fn guarded(
         &self,
@@ -561,7 +562,14 @@ impl Gateway {
             }
             _ => {}
         }
-        let mut answer = self.request(id, method, params, cx)?;
+        let mut answer = match (self.request(id, method, params, cx), named("uri")) {
+            // The upstream's own "not found" is said as the gate says it for a hidden
+            // resource, so that the two cannot be told apart.
+            (Err(e), Some(uri)) if e.code == rpc::RESOURCE_NOT_FOUND => {
+                return Err(crate::mcp::not_found(uri));
+            }
+            (answer, _) => answer?,
+        };
         if let Answer::Json(list) = &mut answer {
             match method {
                 "tools/list" => {
