@@ -649,3 +649,60 @@ fn on_sse_a_cancellation_on_the_connection_of_a_waiting_request_reaches_it() {
     let next = c.next_message();
     assert_eq!(next["id"], 2, "the cancelled call was answered: {next}");
 }
+
+#[test]
+#[ignore = "needs `unshare --pid --mount-proc` (root, or unprivileged user namespaces); .ci/run runs it where `unshare --pid --fork true` succeeds"]
+fn as_pid_1_the_gateway_waits_for_the_orphans_its_children_leave() {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/stdio_server.py"
+    );
+    let mut cmd = common::warden_under(
+        "unshare",
+        &["--pid", "--fork", "--kill-child", "--mount-proc"],
+    );
+    cmd.args(["--", python(), script, "pid1-tag"]);
+    let unshare = ServerProcess::start(cmd);
+    // Every thread's children (a child belongs to the thread that started it).
+    let children = |pid: u32| -> Vec<u32> {
+        std::fs::read_dir(format!("/proc/{pid}/task"))
+            .map(|tasks| {
+                tasks
+                    .filter_map(Result::ok)
+                    .flat_map(|t| {
+                        std::fs::read_to_string(t.path().join("children"))
+                            .unwrap_or_default()
+                            .split_whitespace()
+                            .filter_map(|p| p.parse().ok())
+                            .collect::<Vec<u32>>()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let server = children(unshare.child.id())[0];
+    let status = std::fs::read_to_string(format!("/proc/{server}/status")).unwrap();
+    let nspid = status.lines().find(|l| l.starts_with("NSpid:")).unwrap();
+    assert_eq!(nspid.split_whitespace().last(), Some("1"), "{nspid}");
+    let mut c = McpClient::new(unshare.addr);
+    c.initialize("2025-06-18");
+    let fixture_children = children(server).len();
+    assert_eq!(fixture_children, 1, "the session's child");
+    assert_eq!(
+        text(&c.call(1, "tools/call", json!({"name": "orphan"}))),
+        "orphaned one"
+    );
+    // The orphan comes to the server (PID 1) ...
+    assert!(
+        eventually(Duration::from_secs(5), || children(server).len()
+            > fixture_children),
+        "no orphan reached the server"
+    );
+    // ... exits, and is waited for: no zombie stays.
+    assert!(
+        eventually(Duration::from_secs(10), || children(server).len()
+            == fixture_children),
+        "an orphan stayed a zombie of PID 1: {:?}",
+        children(server)
+    );
+}

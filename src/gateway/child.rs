@@ -78,8 +78,8 @@ pub struct Spawn<'a> {
     pub unclaimed: Box<dyn Fn(String) + Send + Sync>,
     /// Runs once when the child has exited by itself (not when it was ended).
     pub on_exit: Box<dyn FnOnce() + Send>,
-    /// Children not yet waited for, of the whole gateway: one more while this one lives.
-    pub live: Arc<std::sync::atomic::AtomicUsize>,
+    /// Children not yet waited for, of the whole gateway: this one too while it lives.
+    pub live: Arc<Live>,
     /// Whether a message that names no waiting request (by its progress token) goes to
     /// the latest waiting request: true for a child of one client; a shared child's
     /// messages go to `unclaimed` instead, never to a guess at its client.
@@ -111,8 +111,23 @@ struct Shared {
     /// Set when we end it: its exit is then not reported as a failure.
     ending: AtomicBool,
     tail: Mutex<VecDeque<String>>,
-    live: Arc<std::sync::atomic::AtomicUsize>,
+    live: Arc<Live>,
     to_latest: bool,
+}
+
+/// The children of a gateway not yet waited for, by pid.
+#[derive(Default)]
+pub struct Live(Mutex<std::collections::HashSet<u32>>);
+
+impl Live {
+    pub fn count(&self) -> usize {
+        lock(&self.0).len()
+    }
+
+    /// Whether `pid` is one of these children (its owner waits for it).
+    pub fn has(&self, pid: u32) -> bool {
+        lock(&self.0).contains(&pid)
+    }
 }
 
 impl Shared {
@@ -125,16 +140,16 @@ impl Shared {
     }
 }
 
-/// The process, taken to be waited for: counted out of `live` once dropped.
+/// The process, taken to be waited for: out of `live` once dropped.
 struct Reaped<'a> {
     process: std::process::Child,
-    live: &'a std::sync::atomic::AtomicUsize,
+    live: &'a Live,
 }
 
 impl Drop for Reaped<'_> {
     fn drop(&mut self) {
         // Whoever took it has waited for it (or killed and waited).
-        self.live.fetch_sub(1, Ordering::AcqRel);
+        lock(&self.live.0).remove(&self.process.id());
     }
 }
 
@@ -190,7 +205,7 @@ impl Child {
                 return Err(std::io::Error::other("the child's pipes were not opened"));
             }
         };
-        spec.live.fetch_add(1, Ordering::AcqRel);
+        lock(&spec.live.0).insert(pid);
         let shared = Arc::new(Shared {
             waiting: Mutex::new(Vec::new()),
             process: Mutex::new(Some(process)),
@@ -567,4 +582,56 @@ fn reap(shared: &Shared, end: bool) -> Option<ExitStatus> {
             }
         }
     }
+}
+
+/// As PID 1 (the init of a container), this process inherits every orphan of its
+/// children's own children (a child that started a process and exited first), and must
+/// wait for each when it exits, or it stays a zombie. Once a second, looks in `/proc` for
+/// its zombie children that are not children of its own gateway (their owners wait for
+/// those) and waits for each by pid. Nothing runs unless this process is PID 1.
+pub fn reap_orphans_as_init(live: Arc<Live>) {
+    if std::process::id() != 1 {
+        return;
+    }
+    let reaper = move || {
+        loop {
+            thread::sleep(Duration::from_secs(1));
+            for pid in zombie_children() {
+                if live.has(pid) {
+                    continue;
+                }
+                if let Some(pid) = i32::try_from(pid)
+                    .ok()
+                    .and_then(rustix::process::Pid::from_raw)
+                {
+                    let _ =
+                        rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::NOHANG);
+                }
+            }
+        }
+    };
+    if let Err(e) = helper("orphan-reaper", reaper) {
+        log::warn!("no thread to wait for orphaned processes as PID 1: {e}");
+    }
+}
+
+/// The pids of this process's children that have exited and not been waited for.
+fn zombie_children() -> Vec<u32> {
+    let me = std::process::id();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            // `/proc/PID/stat`: "pid (comm) state ppid …"; comm may hold spaces and ')'.
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                let fields: Vec<&str> = stat
+                    .rsplit_once(')')
+                    .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+                fields.first() == Some(&"Z") && fields.get(1) == Some(&me.to_string().as_str())
+            })
+        })
+        .collect()
 }

@@ -48,7 +48,7 @@
 pub mod child;
 pub mod http;
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -149,7 +149,7 @@ pub struct Gateway {
     upstream: Upstream,
     sessions: OnceLock<Weak<Sessions>>,
     /// Children not yet waited for.
-    live: Arc<AtomicUsize>,
+    live: Arc<child::Live>,
     /// In shared mode, the one child (started at first use, again after it exits) and its
     /// answer to the gateway's own `initialize`.
     shared: Mutex<Option<Arc<SharedChild>>>,
@@ -182,7 +182,7 @@ impl Gateway {
         Gateway {
             upstream,
             sessions: OnceLock::new(),
-            live: Arc::new(AtomicUsize::new(0)),
+            live: Arc::default(),
             shared: Mutex::new(None),
             next_id: AtomicU64::new(1),
             http: OnceLock::new(),
@@ -218,11 +218,14 @@ impl Gateway {
     /// Ties the gateway to the sessions its children serve (once, at start).
     pub(crate) fn serve(&self, sessions: &Arc<Sessions>) {
         let _ = self.sessions.set(Arc::downgrade(sessions));
+        if self.upstream.url.is_none() {
+            child::reap_orphans_as_init(Arc::clone(&self.live));
+        }
     }
 
     /// Children started and not yet ended and waited for.
     pub fn live_children(&self) -> usize {
-        self.live.load(std::sync::atomic::Ordering::Acquire)
+        self.live.count()
     }
 
     /// Waits until every child has been ended and waited for, or `deadline`.
