@@ -188,6 +188,23 @@ fn main() -> ExitCode {
             let answers = asked.into_iter().collect::<Result<Vec<_>, _>>()?;
             Ok(format!("{} answer(s): {}", answers.len(), json!(answers)))
         }))
+        // SEP-2243: its arguments are repeated in Mcp-Param-* headers, which the server
+        // checks against the body (http-custom-header-server-validation).
+        .tool(Tool::with_handler(
+            "test_custom_headers",
+            "Echoes its region; the region travels in the Mcp-Param-Region header too.",
+            json!({
+                "type": "object",
+                "properties": {
+                    "region": { "type": "string", "description": "Where", "x-mcp-header": "Region" },
+                    "priority": { "type": "integer", "description": "How urgent", "x-mcp-header": "Priority" }
+                },
+                "required": ["region"]
+            }),
+            |args: &serde_json::Map<String, Value>, _: &Call<'_>| {
+                Ok(ToolResult::text(format!("region {}", args.get("region").and_then(Value::as_str).unwrap_or_default())))
+            },
+        ))
         // Diagnostic tools of the suite's 2026-07-28 scenarios (server-stateless).
         .tool(Tool::new(
             "test_missing_capability",

@@ -843,3 +843,87 @@ fn closing_the_response_stream_cancels_the_work() {
         "the tool ran to its end instead"
     );
 }
+
+#[test]
+fn a_tools_mcp_param_headers_must_repeat_its_arguments() {
+    let tool = Tool::with_handler(
+        "regional",
+        "Takes a region in a header too.",
+        json!({"type": "object", "properties": {
+            "region": {"type": "string", "x-mcp-header": "Region"},
+            "priority": {"type": "integer", "x-mcp-header": "Priority"}}}),
+        |args: &serde_json::Map<String, Value>, _: &mcp_warden::Call<'_>| {
+            Ok(mcp_warden::ToolResult::text(format!(
+                "{}",
+                Value::Object(args.clone())
+            )))
+        },
+    );
+    let server = spawn_with(test_config(), Server::builder().tool(tool));
+    let addr = server.local_addr();
+    let send = |arguments: Value, extra: &[(&str, &str)]| {
+        let mut headers = vec![
+            ("MCP-Protocol-Version", V),
+            ("Mcp-Method", "tools/call"),
+            ("Mcp-Name", "regional"),
+        ];
+        headers.extend_from_slice(extra);
+        post(
+            addr,
+            &headers,
+            &body(
+                "tools/call",
+                json!({"name": "regional", "arguments": arguments}),
+            ),
+        )
+    };
+    let ok = |r: HttpResponse| {
+        let reply = r.json();
+        assert_eq!(reply["result"]["resultType"], "complete", "{reply}");
+    };
+    ok(send(
+        json!({"region": "eu-west"}),
+        &[("Mcp-Param-Region", "eu-west")],
+    ));
+    // Names case-insensitive; the value decoded from =?base64?…?=; a number as its text.
+    ok(send(
+        json!({"region": "Hello", "priority": 3}),
+        &[
+            ("mcp-param-region", "=?base64?SGVsbG8=?="),
+            ("Mcp-Param-Priority", "3"),
+        ],
+    ));
+    // Not given, or null: no header needed.
+    ok(send(json!({"region": null}), &[]));
+    // Without the =?base64? wrapper a value is literal.
+    ok(send(
+        json!({"region": "SGVsbG8="}),
+        &[("Mcp-Param-Region", "SGVsbG8=")],
+    ));
+    for (arguments, extra) in [
+        (json!({"region": "eu-west"}), vec![]),
+        (
+            json!({"region": "eu-west"}),
+            vec![("Mcp-Param-Region", "us-east")],
+        ),
+        (
+            json!({"region": "Hello"}),
+            vec![("Mcp-Param-Region", "=?base64?SGVsbG8?=")],
+        ),
+        (
+            json!({"region": "Hello"}),
+            vec![("Mcp-Param-Region", "=?base64?SGVs!!!bG8=?=")],
+        ),
+        (
+            json!({"region": "a", "priority": 3}),
+            vec![("Mcp-Param-Region", "a"), ("Mcp-Param-Priority", "4")],
+        ),
+    ] {
+        let (status, code, error) = error_of(&send(arguments.clone(), &extra));
+        assert_eq!(
+            (status, code),
+            (400, -32020),
+            "{arguments} {extra:?}: {error}"
+        );
+    }
+}

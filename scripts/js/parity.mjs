@@ -503,6 +503,14 @@ const TOOLS = {
       expect(!r.isError && (text0(r) ?? '').startsWith('2 answer(s)'), `result: ${show(r)}`);
     },
   },
+  // SEP-2243's Mcp-Param-* headers are a 2026-07-28 matter: over these transports the
+  // tool is called as any other.
+  test_custom_headers: {
+    args: { region: 'eu-west', priority: 2 },
+    verify: (r) => {
+      expect(!r.isError && text0(r) === 'region eu-west', `result: ${show(r)}`);
+    },
+  },
   test_streaming_elicitation: {
     args: {},
     verify: (r, t, { before }) => {

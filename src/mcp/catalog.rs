@@ -153,6 +153,11 @@ impl Tool {
         &self.name
     }
 
+    /// The `inputSchema` as declared.
+    pub fn input_schema(&self) -> &Value {
+        &self.input_schema
+    }
+
     /// The name, shared.
     pub(crate) fn shared_name(&self) -> Arc<str> {
         Arc::clone(&self.name)

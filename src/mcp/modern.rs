@@ -62,7 +62,12 @@ pub struct Headers<'a> {
     pub method: Option<&'a str>,
     /// `Mcp-Name`.
     pub name: Option<&'a str>,
+    /// Any header by its lower-case name (for `Mcp-Param-*`).
+    pub other: Option<&'a HeaderLookup<'a>>,
 }
+
+/// A request's header by its lower-case name.
+pub type HeaderLookup<'a> = dyn Fn(&str) -> Option<&'a str> + 'a;
 
 /// Whether a POST without `Mcp-Session-Id` is modern: its body's `params._meta` names a
 /// revision, or its `MCP-Protocol-Version` header names one that is not of 2025 or before.
@@ -137,7 +142,9 @@ pub fn serve(message: &RawValue, headers: &Headers<'_>, served: &Served<'_>) -> 
             return reply(error_line(Some(&id), &error), 400);
         }
     };
-    match check(method, params, headers) {
+    match check(method, params, headers)
+        .and_then(|()| check_params(method, params, headers, served))
+    {
         Ok(()) => {}
         Err((status, error)) => return reply(error_line(Some(&id), &error), status),
     }
@@ -267,6 +274,66 @@ fn check(
             format!("the Mcp-Name header is missing; {method} needs it"),
         ),
     }
+}
+
+/// The `Mcp-Param-{Name}` headers of a `tools/call` whose tool designates them (SEP-2243:
+/// a property of its `inputSchema` with `"x-mcp-header": "Name"`): each argument given
+/// (not null) must be repeated in its header, `=?base64?…?=` decoded first, strings as
+/// they are and other values as their JSON text; missing, different or undecodable →
+/// `400`, `-32020`. A tool the caller may not use is left to the unknown-name answer.
+fn check_params(
+    method: &str,
+    params: &Map<String, Value>,
+    headers: &Headers<'_>,
+    served: &Served<'_>,
+) -> Result<(), (u16, RpcError)> {
+    let (Some(other), "tools/call") = (headers.other, method) else {
+        return Ok(());
+    };
+    let Some(name) = params.get("name").and_then(Value::as_str) else {
+        return Ok(());
+    };
+    let catalog = served.catalog;
+    let Some(tool) = catalog
+        .tool(name)
+        .filter(|_| catalog.policy().allows_tool(&served.caller, name))
+    else {
+        return Ok(());
+    };
+    let Some(Value::Object(properties)) = tool.input_schema().get("properties") else {
+        return Ok(());
+    };
+    let arguments = params.get("arguments").and_then(Value::as_object);
+    let bad = |message: String| Err((400, RpcError::new(HEADER_MISMATCH, message)));
+    for (property, spec) in properties {
+        let Some(Value::String(header)) = spec.get("x-mcp-header") else {
+            continue;
+        };
+        let value = match arguments.and_then(|a| a.get(property)) {
+            None | Some(Value::Null) => continue,
+            Some(Value::String(text)) => text.clone(),
+            Some(other) => other.to_string(),
+        };
+        let Some(raw) = other(&format!("mcp-param-{}", header.to_ascii_lowercase())) else {
+            return bad(format!(
+                "the Mcp-Param-{header} header is missing; arguments.{property} is in the body"
+            ));
+        };
+        match decode_header(raw.trim()) {
+            None => {
+                return bad(format!(
+                    "the Mcp-Param-{header} header is not valid =?base64?…?= text"
+                ));
+            }
+            Some(sent) if sent != value => {
+                return bad(format!(
+                    "the Mcp-Param-{header} header does not match arguments.{property}"
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 /// A header value as meant: `=?base64?…?=` decoded, anything else as it is.

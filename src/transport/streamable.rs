@@ -139,10 +139,12 @@ impl App {
         raw: &serde_json::value::RawValue,
     ) -> Next {
         let head = request.head;
+        let other = |name: &str| head.header(name);
         let headers = modern::Headers {
             version: head.header(VERSION_HEADER),
             method: head.header("mcp-method"),
             name: head.header("mcp-name"),
+            other: Some(&other),
         };
         let answer = Shared(PostAnswer::stateless(conn));
         // Closing the response stream cancels the work.
