@@ -1,6 +1,7 @@
 //! The gate in front of another MCP server: instead of a catalog of its own, the server
-//! relays each 2025 session to an upstream MCP server run over stdio, one child process
-//! per session (`child.rs`), after the same authentication as ever.
+//! relays each 2025 session to an upstream MCP server, run over stdio (one child process
+//! per session, `child.rs`, or one shared) or reached over Streamable HTTP (`http.rs`),
+//! after the same authentication as ever, and under the same per-tool rules (`guarded`).
 //!
 //! The relay sits in the one dispatcher (`mcp::request` and friends hand every message of
 //! a session to `Gateway`), so every transport (HTTP+SSE, Streamable HTTP) serves it the
@@ -43,7 +44,11 @@
 //! 2026-07-28 requests too; without it `/mcp` answers those as a 2025-only server does, so
 //! dual-era clients fall back to `initialize`.
 //!
-//! Not here yet: upstreams over HTTP.
+//! Over HTTP (`Upstream::url`, `UPSTREAM_URL`): each client session is a session of its
+//! own at the upstream (`http.rs`); each request is sent from a thread of its own while
+//! the client's thread relays what arrives and watches for a cancellation or the
+//! session's end, as for a child (`http_call`). Stateless 2026-07-28 requests are
+//! forwarded as they are.
 
 pub mod child;
 pub mod http;
