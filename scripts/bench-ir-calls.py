@@ -1,5 +1,6 @@
-# bench-ir-calls.py PORT N MODE: N echo tools/call on one keep-alive connection (MODE mcp or sse),
-# each answer read before the next call; used by scripts/bench-ir.
+# bench-ir-calls.py PORT N MODE: N echo tools/call on one keep-alive connection (MODE mcp, sse,
+# or modern: stateless 2026-07-28 requests on /mcp, no session), each answer read before the
+# next call; used by scripts/bench-ir.
 import json, socket, sys
 port, n, mode = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 def conn():
@@ -17,7 +18,17 @@ def post(s, f, path, body, extra=""):
     body = f.read(int(headers.get("content-length", 0)))
     return status, headers, body
 call = lambda i: {"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {"name": "echo", "arguments": {"message": "hi"}}}
-if mode == "mcp":
+if mode == "modern":
+    s, f = conn()
+    meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}
+    extra = "MCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/call\r\nMcp-Name: echo\r\n"
+    for i in range(1, n + 1):
+        body = call(i)
+        body["params"]["_meta"] = meta
+        _, _, answer = post(s, f, "/mcp", body, extra)
+        reply = json.loads(answer)
+        assert reply["id"] == i and reply["result"]["resultType"] == "complete", reply
+elif mode == "mcp":
     s, f = conn()
     _, h, _ = post(s, f, "/mcp", {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "c", "version": "0"}}})
     extra = f"Mcp-Session-Id: {h['mcp-session-id']}\r\nMCP-Protocol-Version: 2025-11-25\r\n"

@@ -288,28 +288,37 @@ fn handle_one<'a>(message: &'a RawValue, cx: &Context<'_>) -> Option<Outcome<'a>
             }
             None
         }
-        Ok(Message::Request { id, method, params }) => {
-            log::debug!("{} {method}", cx.caller().subject());
-            // A bug in one method (or one tool) answers this request with an internal error
-            // and leaves the session, and every other one, running.
-            let result = catch_unwind(AssertUnwindSafe(|| request(id, &method, &params, cx)))
-                .unwrap_or_else(|_| {
-                    log::error!("{method} panicked; answered with an internal error");
-                    Err(RpcError::new(
-                        rpc::INTERNAL_ERROR,
-                        format!("internal error while handling {method}"),
-                    ))
-                });
-            if matches!(&result, Err(e) if e.code == CANCELLED) {
-                log::debug!("{method} cancelled by the client: no answer sent");
-                return None;
-            }
-            Some(Outcome {
-                id: Some(id),
-                result,
-            })
-        }
+        Ok(Message::Request { id, method, params }) => answer(id, &method, &params, cx),
     }
+}
+
+/// Answers one request already read (its id, method and params), as `handle` does: a
+/// method that panics is an internal error, a cancelled request gets no answer.
+pub(crate) fn answer<'a>(
+    id: &'a RawValue,
+    method: &str,
+    params: &Map<String, Value>,
+    cx: &Context<'_>,
+) -> Option<Outcome<'a>> {
+    log::debug!("{} {method}", cx.caller().subject());
+    // A bug in one method (or one tool) answers this request with an internal error
+    // and leaves the session, and every other one, running.
+    let result =
+        catch_unwind(AssertUnwindSafe(|| request(id, method, params, cx))).unwrap_or_else(|_| {
+            log::error!("{method} panicked; answered with an internal error");
+            Err(RpcError::new(
+                rpc::INTERNAL_ERROR,
+                format!("internal error while handling {method}"),
+            ))
+        });
+    if matches!(&result, Err(e) if e.code == CANCELLED) {
+        log::debug!("{method} cancelled by the client: no answer sent");
+        return None;
+    }
+    Some(Outcome {
+        id: Some(id),
+        result,
+    })
 }
 
 /// The error of a request the client cancelled; never sent (the client asked not to hear).

@@ -165,7 +165,7 @@ pub fn serve(message: &RawValue, headers: &Headers<'_>, served: &Served<'_>) -> 
     let result = if method == "server/discover" && served.catalog.upstream.is_none() {
         Ok(Some(discover(served.catalog)))
     } else {
-        dispatch(message, method, params, served)
+        dispatch(&id, method, params, served)
     };
     match result {
         Ok(None) => Outcome::Reply(None, 202),
@@ -379,9 +379,9 @@ fn discover(catalog: &Catalog) -> Value {
 
 /// Runs the request through the one dispatcher, on a session that lives for this request
 /// only: initialized, with the client's capabilities and log level from `_meta`.
-/// `message` is the request as sent; `method` and `params` are what `serve` read of it.
+/// `id`, `method` and `params` are what `serve` read of the request (it is not parsed again).
 fn dispatch(
-    message: &RawValue,
+    id: &Value,
     method: &str,
     params: &Map<String, Value>,
     served: &Served<'_>,
@@ -446,7 +446,10 @@ fn dispatch(
         versions: &Version::STREAMABLE,
         adopt_uninitialized: false,
     };
-    let reply = mcp::handle(rpc::Body::One(message), &cx);
+    // The request as `serve` read it: not parsed again.
+    let id = serde_json::value::to_raw_value(id)
+        .map_err(|e| RpcError::new(rpc::INTERNAL_ERROR, e.to_string()))?;
+    let reply = mcp::answer(&id, method, params, &cx).map(Reply::One);
     let rounds = std::mem::take(&mut session.state().rounds);
     if let Some(capability) = rounds.missing {
         return Err(RpcError::new(
