@@ -18,7 +18,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::identity::Caller;
 use crate::mcp::Context;
@@ -300,13 +300,12 @@ impl Who {
     }
 }
 
-/// One request as a whole message.
+/// One request as a whole message (`id` as JSON text), written straight from its parts.
 pub fn request_body(id: &str, method: &str, params: &Map<String, Value>) -> String {
-    format!(
-        r#"{{"jsonrpc":"2.0","id":{id},"method":{},"params":{}}}"#,
-        json!(method),
-        Value::Object(params.clone())
-    )
+    // Neither a string nor a map of JSON values can fail to serialize.
+    let method = serde_json::to_string(method).unwrap_or_default();
+    let params = serde_json::to_string(params).unwrap_or_default();
+    format!(r#"{{"jsonrpc":"2.0","id":{id},"method":{method},"params":{params}}}"#)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -435,12 +435,7 @@ impl Gateway {
             .and_then(|m| m.get("progressToken"))
             .map(Value::to_string);
         let replies = child.wait_for(id.to_string(), progress);
-        let line = format!(
-            r#"{{"jsonrpc":"2.0","id":{id},"method":{},"params":{}}}"#,
-            json!(method),
-            Value::Object(params.clone())
-        );
-        if let Err(e) = child.send(line) {
+        if let Err(e) = child.send(http::request_body(id, method, params)) {
             child.forget(id);
             return Err(RpcError::new(rpc::INTERNAL_ERROR, e.to_string()));
         }
