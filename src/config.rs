@@ -1228,4 +1228,81 @@ mod tests {
         }
         assert!(with(&[]).unwrap().auth.unwrap().metadata.is_none());
     }
+
+    #[test]
+    fn the_upstream_is_read_once_and_checked() {
+        let command = from(&[("UPSTREAM_COMMAND", r#"["npx", "-y", "server"]"#)])
+            .unwrap()
+            .upstream
+            .unwrap();
+        assert_eq!(command.argv, ["npx", "-y", "server"]);
+        assert_eq!(command.env, ["PATH", "HOME"]);
+        assert!(!command.shared && command.url.is_none());
+        let shared = from(&[
+            ("UPSTREAM_COMMAND", r#"["srv"]"#),
+            ("UPSTREAM_SHARED", "yes"),
+            ("UPSTREAM_ENV", "PATH, LANG"),
+        ])
+        .unwrap()
+        .upstream
+        .unwrap();
+        assert!(shared.shared);
+        assert_eq!(shared.env, ["PATH", "LANG"]);
+        let url = from(&[
+            ("UPSTREAM_URL", "http://127.0.0.1:8000/mcp"),
+            ("UPSTREAM_IDENTITY_HEADERS", "true"),
+            ("UPSTREAM_FORWARD_TOKEN", "1"),
+        ])
+        .unwrap()
+        .upstream
+        .unwrap();
+        assert_eq!(url.url.as_deref(), Some("http://127.0.0.1:8000/mcp"));
+        assert!(url.identity_headers && url.forward_token && url.argv.is_empty());
+        assert!(from(&[]).unwrap().upstream.is_none());
+        for (pairs, var) in [
+            (
+                &[("UPSTREAM_COMMAND", "npx -y server")][..],
+                "UPSTREAM_COMMAND",
+            ),
+            (&[("UPSTREAM_COMMAND", "[]")][..], "UPSTREAM_COMMAND"),
+            (
+                &[
+                    ("UPSTREAM_COMMAND", r#"["srv"]"#),
+                    ("UPSTREAM_SHARED", "maybe"),
+                ][..],
+                "UPSTREAM_SHARED",
+            ),
+            (
+                &[
+                    ("UPSTREAM_COMMAND", r#"["srv"]"#),
+                    ("UPSTREAM_ENV", "PATH,1BAD"),
+                ][..],
+                "UPSTREAM_ENV",
+            ),
+            (
+                &[
+                    ("UPSTREAM_COMMAND", r#"["srv"]"#),
+                    ("UPSTREAM_URL", "http://h/mcp"),
+                ][..],
+                "UPSTREAM_URL",
+            ),
+            (&[("UPSTREAM_URL", "ftp://h/mcp")][..], "UPSTREAM_URL"),
+            (
+                &[
+                    ("UPSTREAM_URL", "http://h/mcp"),
+                    ("UPSTREAM_FORWARD_TOKEN", "sure"),
+                ][..],
+                "UPSTREAM_FORWARD_TOKEN",
+            ),
+            (
+                &[
+                    ("UPSTREAM_URL", "http://h/mcp"),
+                    ("UPSTREAM_IDENTITY_HEADERS", "2"),
+                ][..],
+                "UPSTREAM_IDENTITY_HEADERS",
+            ),
+        ] {
+            assert_eq!(from(pairs).unwrap_err().var, var, "{pairs:?}");
+        }
+    }
 }
