@@ -282,5 +282,100 @@ fn main() {
         "guarded-readyz",
         &with(0x01, b"GET /readyz HTTP/1.1\r\n\r\n"),
     );
+    // /mcp: Streamable HTTP (2025) and the stateless 2026-07-28 revision
+    let mcp_post = |auth: &str, headers: &str, body: &str| {
+        format!(
+            "POST /mcp HTTP/1.1\r\nHost: x\r\n{auth}{headers}Accept: application/json, text/event-stream\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    write(
+        "http",
+        "open-mcp-initialize",
+        &with(0x00, mcp_post("", "", &init_body).as_bytes()),
+    );
+    let meta = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {"elicitation": {}},
+    });
+    let modern = |id: u32, method: &str, mut params: Value| {
+        params["_meta"] = meta.clone();
+        json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string()
+    };
+    let call = modern(
+        4,
+        "tools/call",
+        json!({"name": "echo", "arguments": {"message": "hi"}}),
+    );
+    write(
+        "http",
+        "open-mcp-modern-call",
+        &with(
+            0x00,
+            mcp_post(
+                "",
+                "MCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/call\r\nMcp-Name: echo\r\n",
+                &call,
+            )
+            .as_bytes(),
+        ),
+    );
+    write(
+        "http",
+        "guarded-mcp-modern-discover",
+        &with(
+            0x01,
+            mcp_post(
+                "Authorization: Bearer @E\r\n",
+                "MCP-Protocol-Version: 2026-07-28\r\nMcp-Method: server/discover\r\n",
+                &modern(5, "server/discover", json!({})),
+            )
+            .as_bytes(),
+        ),
+    );
+    let ask = modern(
+        6,
+        "tools/call",
+        json!({"name": "ask", "arguments": {"question": "?"}}),
+    );
+    write(
+        "http",
+        "open-mcp-modern-ask",
+        &with(
+            0x00,
+            mcp_post(
+                "",
+                "MCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/call\r\nMcp-Name: =?base64?YXNr?=\r\n",
+                &ask,
+            )
+            .as_bytes(),
+        ),
+    );
+    let listen = modern(
+        7,
+        "subscriptions/listen",
+        json!({"notifications": {"toolsListChanged": true, "resourceSubscriptions": ["echo://hello"]}}),
+    );
+    write(
+        "http",
+        "open-mcp-modern-listen",
+        &with(
+            0x00,
+            mcp_post(
+                "",
+                "MCP-Protocol-Version: 2026-07-28\r\nMcp-Method: subscriptions/listen\r\n",
+                &listen,
+            )
+            .as_bytes(),
+        ),
+    );
+    write(
+        "http",
+        "open-mcp-get-delete",
+        &with(
+            0x00,
+            b"GET /mcp HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nMcp-Session-Id: nope\r\n\r\nDELETE /mcp HTTP/1.1\r\nHost: x\r\nMcp-Session-Id: nope\r\n\r\nGET /.well-known/oauth-protected-resource HTTP/1.1\r\n\r\n",
+        ),
+    );
     println!("seeds written");
 }

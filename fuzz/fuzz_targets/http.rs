@@ -13,8 +13,10 @@
 //!
 //! Asserts: no panic on any thread (the abort hook); if bytes come back, they are one or
 //! more HTTP/1.1 responses, each `HTTP/1.1 ddd reason`, never `500`, with `Content-Length`
-//! framing and a JSON body when the type says JSON, or an SSE stream that starts with its
-//! `endpoint` event. Events on the held sessions are `endpoint` or `message` with JSON data.
+//! framing and a JSON body when the type says JSON, or an SSE stream: on `/sse` it starts
+//! with its `endpoint` event; on `/mcp` its first event is well formed and its data, if
+//! any, JSON-RPC that is never `-32603`. Events on the held sessions are `endpoint` or
+//! `message` with JSON data.
 //! Connection errors (resets, refusals) are ignored.
 #![no_main]
 
@@ -94,6 +96,8 @@ fn start(auth: Option<AuthConfig>, bearer: Option<String>) -> Target {
         sse_keepalive: Duration::from_millis(200),
         max_body_bytes: 8192,
         request_timeout: Duration::from_secs(1),
+        // The seeds' and the held session's `Host` names (any other gets 403 on loopback).
+        allowed_hosts: vec!["x".into(), "fuzz".into()],
         auth,
         ..Config::default()
     };
@@ -206,8 +210,10 @@ fn hold_session(
                     other => panic!("data line outside an event ({other:?}): {data:?}"),
                 }
             } else {
+                // Blank lines end events; comments are keep-alives; `retry:` follows the
+                // `endpoint` event.
                 assert!(
-                    line.is_empty() || line.starts_with(':'),
+                    line.is_empty() || line.starts_with(':') || line.starts_with("retry: "),
                     "odd SSE line: {line:?}"
                 );
             }
@@ -306,7 +312,7 @@ enum Parsed {
     Complete,
     /// Whole responses, then the start of one.
     Truncated,
-    /// Ends in an SSE stream whose `endpoint` event has arrived.
+    /// Ends in an SSE stream whose first event has arrived (`endpoint` on `/sse`).
     EventStream,
 }
 
@@ -366,15 +372,7 @@ fn parse_responses(mut b: &[u8]) -> Result<Parsed, String> {
             if code != "200" {
                 return Err(format!("an event stream with status {code}"));
             }
-            let first = b"event: endpoint\ndata: /messages?sessionId=";
-            let n = body.len().min(first.len());
-            if body[..n] != first[..n] {
-                return Err("the stream does not start with its endpoint event".into());
-            }
-            return Ok(match body[n..].iter().position(|&c| c == b'\n') {
-                Some(_) => Parsed::EventStream,
-                None => Parsed::Truncated,
-            });
+            return first_event(body);
         }
         let length = length.ok_or("no Content-Length")?;
         if body.is_empty() || (body.starts_with(PREFIX) && length > 0) {
@@ -393,4 +391,55 @@ fn parse_responses(mut b: &[u8]) -> Result<Parsed, String> {
         }
         b = &body[length..];
     }
+}
+
+/// Checks the start of an event stream: a legacy `/sse` stream opens with its `endpoint`
+/// event; a `/mcp` stream (a POST's answer, a GET stream, a 2026-07-28 listen) with events
+/// of `id:`, `event:`, `data:` and `retry:` lines and comments, whose `message` data is
+/// JSON-RPC that is never `-32603`. Done once the first whole event is in.
+fn first_event(body: &[u8]) -> Result<Parsed, String> {
+    let legacy = b"event: endpoint\ndata: /messages?sessionId=";
+    let n = body.len().min(legacy.len());
+    if n > b"event: ".len() && body[..n] == legacy[..n] {
+        return Ok(match body[n..].iter().position(|&c| c == b'\n') {
+            Some(_) => Parsed::EventStream,
+            None => Parsed::Truncated,
+        });
+    }
+    let Some(end) = find(body, b"\n\n") else {
+        return Ok(Parsed::Truncated);
+    };
+    let text = std::str::from_utf8(&body[..end]).map_err(|_| "an event that is not UTF-8")?;
+    let mut event = "message";
+    let mut data = String::new();
+    for line in text.split('\n') {
+        if line.starts_with(':') {
+            continue;
+        }
+        let (field, value) = line.split_once(':').unwrap_or((line, ""));
+        let value = value.strip_prefix(' ').unwrap_or(value);
+        match field {
+            "event" => event = value,
+            "data" => data.push_str(value),
+            "id" | "retry" => {}
+            _ => return Err(format!("odd SSE line {line:?}")),
+        }
+    }
+    if event == "endpoint" {
+        return Err("an endpoint event outside a legacy stream's start".into());
+    }
+    if !data.is_empty() {
+        let value: Value =
+            serde_json::from_str(&data).map_err(|e| format!("event data is not JSON: {e}"))?;
+        let items = match &value {
+            Value::Array(items) => items.clone(),
+            other => vec![other.clone()],
+        };
+        for item in &items {
+            if item["error"]["code"].as_i64() == Some(-32603) {
+                return Err(format!("internal error: {data}"));
+            }
+        }
+    }
+    Ok(Parsed::EventStream)
 }

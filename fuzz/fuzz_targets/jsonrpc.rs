@@ -46,7 +46,9 @@ fuzz_target!(|data: &[u8]| {
     };
     let session = Session::detached(caller);
     static CATALOG: std::sync::LazyLock<mcp_warden::Catalog> = std::sync::LazyLock::new(|| {
-        mcp_warden::builtin::add(mcp_warden::Server::builder()).catalog().clone()
+        mcp_warden::builtin::add(mcp_warden::Server::builder())
+            .catalog()
+            .clone()
     });
     let catalog = &*CATALOG;
     let cx = Context {

@@ -118,6 +118,12 @@ impl Receiver {
         Hangup(Arc::downgrade(&self.0))
     }
 
+    /// A message already waiting, without waiting, even once the client has gone: what a
+    /// stream's first write carries along with its head.
+    pub fn queued(&self) -> Option<String> {
+        self.0.state().queue.pop_front()
+    }
+
     /// The next message, waiting up to `timeout`. Messages queued before the sender went
     /// are still delivered; only then does this say `Closed`.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<String, RecvError> {

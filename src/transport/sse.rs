@@ -157,6 +157,11 @@ pub fn run(
         out.extend_from_slice(RETRY.as_bytes());
         out.push(b'\n');
     }
+    // What already waits (a subscription's acknowledgement, a resumed stream's backlog)
+    // goes out with the head, in the same write, even if the client has just half-closed.
+    while let Some(message) = outbox.queued() {
+        append(&mut out, opening.resumed, &message);
+    }
     if send(stream, &mut out).is_err() {
         return End::ClientGone;
     }
@@ -167,8 +172,7 @@ pub fn run(
             Some(Some(left)) => left.min(keepalive),
         };
         match outbox.recv_timeout(wait) {
-            Ok(message) if opening.resumed => out.extend_from_slice(message.as_bytes()),
-            Ok(message) => event(&mut out, None, "message", &message),
+            Ok(message) => append(&mut out, opening.resumed, &message),
             Err(RecvError::Timeout) if deadline.is_some_and(|d| Instant::now() >= d) => {
                 return End::TokenExpired;
             }
@@ -184,6 +188,15 @@ pub fn run(
         if send(stream, &mut out).is_err() {
             return End::ClientGone;
         }
+    }
+}
+
+/// Appends an outbox's message: a whole event on a resumed stream, a message otherwise.
+fn append(out: &mut Vec<u8>, resumed: bool, message: &str) {
+    if resumed {
+        out.extend_from_slice(message.as_bytes());
+    } else {
+        event(out, None, "message", message);
     }
 }
 
@@ -251,6 +264,37 @@ mod tests {
             message_text(id(2), "[]"),
             "id: 4-2\nevent: message\ndata: []\n\n"
         );
+    }
+
+    /// Messages queued before the stream starts go out in the head's write, even when the
+    /// client has already half-closed (its hang-up noticed first); then the stream ends.
+    #[test]
+    fn what_waits_goes_out_with_the_head_even_to_a_client_that_half_closed() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        let (tx, rx) = crate::mcp::outbox::bounded(4);
+        tx.try_send("{\"first\":1}".into()).unwrap();
+        tx.try_send("{\"second\":2}".into()).unwrap();
+        client.shutdown(std::net::Shutdown::Write).unwrap();
+        rx.hangup().hang_up();
+        let opening = Opening {
+            extra_headers: "",
+            endpoint: None,
+            resumed: false,
+        };
+        let end = run(&server, opening, &rx, Duration::from_secs(60), None);
+        assert_eq!(end, End::ClientGone);
+        drop(server);
+        let mut text = String::new();
+        client.read_to_string(&mut text).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+        assert_eq!(
+            body,
+            "event: message\ndata: {\"first\":1}\n\nevent: message\ndata: {\"second\":2}\n\n"
+        );
+        drop(tx);
     }
 
     /// An event far larger than the socket buffers arrives exactly, in order, and the
