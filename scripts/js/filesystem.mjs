@@ -34,6 +34,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
+import { check, describeError, expect, finish, inProgress, report, show, watchdog } from './tap.mjs';
 
 const OVERALL_TIMEOUT_MS = 30_000;
 const opts = { timeout: 10_000 };
@@ -49,49 +50,7 @@ const dir = realpathSync(dirArg);
 const token = process.env.MCP_TOKEN || '';
 const HELLO = 'hello from the temporary folder\n';
 
-let passed = 0;
-let failed = 0;
-let current = '(startup)';
-
-function show(value) {
-  try {
-    return JSON.stringify(value);
-  } catch {
-    return String(value);
-  }
-}
-
-function describeError(err) {
-  if (err instanceof McpError) return `McpError code=${err.code} message=${show(err.message)} data=${show(err.data)}`;
-  if (err instanceof Error) return `${err.name}: ${err.message}${err.code !== undefined ? ` (code=${err.code})` : ''}`;
-  return show(err);
-}
-
-class Mismatch extends Error {}
-
-function expect(cond, msg) {
-  if (!cond) throw new Mismatch(msg);
-}
-
-async function check(name, fn) {
-  current = name;
-  try {
-    const extra = await fn();
-    passed += 1;
-    console.log(`ok - ${name}${extra ? ` (${extra})` : ''}`);
-  } catch (err) {
-    failed += 1;
-    console.log(`not ok - ${name}`);
-    const why = err instanceof Mismatch ? err.message : `unexpected exception: ${describeError(err)}`;
-    for (const line of why.split('\n')) console.log(`#   ${line}`);
-  }
-}
-
-const watchdog = setTimeout(() => {
-  console.log(`not ok - overall timeout (stuck in: ${current})`);
-  console.log(`${passed} passed, ${failed + 1} failed`);
-  process.exit(1);
-}, OVERALL_TIMEOUT_MS);
+const timer = watchdog(OVERALL_TIMEOUT_MS);
 
 function texts(result) {
   return (result.content ?? []).filter((c) => c.type === 'text').map((c) => c.text).join('\n');
@@ -202,10 +161,7 @@ try {
   await oneTransport('sse');
   await oneTransport('streamable');
 } catch (err) {
-  failed += 1;
-  console.log(`not ok - unexpected exception (in: ${current})`);
-  console.log(`#   ${describeError(err)}`);
+  report(false, `unexpected exception (in: ${inProgress()})`, describeError(err));
 }
-clearTimeout(watchdog);
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed > 0 ? 1 : 0);
+clearTimeout(timer);
+finish();

@@ -52,7 +52,7 @@
 //                   of the child must be
 //   SERVER_PID      the server's pid: its child processes are counted in /proc (one per
 //                   open session, none left after the sessions end); unset: not checked
-//   GATEWAY_SDK_ORDER_SHIM  `0` turns off keepArrivalOrder (as in parity.mjs: a workaround for
+//   GATEWAY_SDK_ORDER_SHIM  `0` turns off keepArrivalOrder (sdk-order.mjs: a workaround for
 //                   an SDK 1.32.2 client race that drops a final progress notification on
 //                   /sse, typescript-sdk#2580)
 //
@@ -73,6 +73,8 @@ import {
   McpError,
   ResourceUpdatedNotificationSchema,
 } from '@modelcontextprotocol/sdk/types.js';
+import { check, describeError, expect, finish, inProgress, report, show, waitFor as pollUntil, watchdog } from './tap.mjs';
+import { keepArrivalOrder } from './sdk-order.mjs';
 
 const OVERALL_TIMEOUT_MS = 60_000;
 const REQUEST_TIMEOUT_MS = 10_000; // per request (the SDK's default is 60 s)
@@ -103,70 +105,11 @@ const expectEmail = process.env.EXPECT_EMAIL || '';
 const expectGroups = process.env.EXPECT_GROUPS || '';
 const serverPid = process.env.SERVER_PID ? Number(process.env.SERVER_PID) : null;
 
-// ---- reporting ---------------------------------------------------------------------------
-let passed = 0;
-let failed = 0;
-let current = '(startup)';
-
-function show(value) {
-  try {
-    return JSON.stringify(value);
-  } catch {
-    return String(value);
-  }
-}
-
-function describeError(err) {
-  if (err instanceof McpError) return `McpError code=${err.code} message=${show(err.message)} data=${show(err.data)}`;
-  if (err instanceof Error) return `${err.name}: ${err.message}${err.code !== undefined ? ` (code=${err.code})` : ''}`;
-  return show(err);
-}
-
-class Mismatch extends Error {}
-
-function expect(cond, msg) {
-  if (!cond) throw new Mismatch(msg);
-}
-
-function report(good, name, why) {
-  if (good) {
-    passed += 1;
-    console.log(`ok - ${name}`);
-  } else {
-    failed += 1;
-    console.log(`not ok - ${name}`);
-    for (const line of String(why).split('\n')) console.log(`#   ${line}`);
-  }
-}
-
-// Runs one check; a mismatch or exception marks it `not ok` and the run goes on.
-async function check(name, fn) {
-  current = name;
-  try {
-    const extra = await fn();
-    report(true, extra ? `${name} (${extra})` : name);
-    return true;
-  } catch (err) {
-    report(false, name, err instanceof Mismatch ? err.message : `unexpected exception: ${describeError(err)}`);
-    return false;
-  }
-}
-
+// ---- reporting (tap.mjs) ------------------------------------------------------------------
 /** Polls `cond` every POLL_MS until it holds (true) or `ms` have passed (false). */
-async function waitFor(cond, ms = WAIT_MS) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (cond()) return true;
-    if (Date.now() >= deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
-  }
-}
+const waitFor = (cond, ms = WAIT_MS) => pollUntil(cond, ms, POLL_MS);
 
-const watchdog = setTimeout(() => {
-  report(false, 'overall timeout', `no completion within ${OVERALL_TIMEOUT_MS / 1000} s (stuck in: ${current})`);
-  console.log(`${passed} passed, ${failed} failed`);
-  process.exit(1);
-}, OVERALL_TIMEOUT_MS);
+const timer = watchdog(OVERALL_TIMEOUT_MS);
 
 /** The pids of SERVER_PID's child processes (from /proc), or null when not watched. */
 function serverChildren() {
@@ -187,24 +130,9 @@ function serverChildren() {
   return pids;
 }
 
-// The SDK 1.32.2 client race parity.mjs describes (typescript-sdk#2580): SSEClientTransport's
-// EventSource hands over events that arrive in one read in the same turn, and the client
-// handles a response before the progress notification the server sent just before it,
-// dropping that progress ("Received a progress notification for an unknown token").
-// keepArrivalOrder defers each response by one microtask, behind the notification handlers
-// already queued: a progress that really comes after its response is still reported.
+// The SDK 1.32.2 client race that sdk-order.mjs works around (typescript-sdk#2580): without
+// it, a progress notification sent just before its response may be dropped.
 const ORDER_SHIM = process.env.GATEWAY_SDK_ORDER_SHIM !== '0';
-
-function keepArrivalOrder(transport) {
-  const deliver = transport.onmessage;
-  transport.onmessage = (message, extra) => {
-    if (message && typeof message === 'object' && !('method' in message)) {
-      queueMicrotask(() => deliver(message, extra));
-    } else {
-      deliver(message, extra);
-    }
-  };
-}
 
 // ---- one client ----------------------------------------------------------------------------
 
@@ -571,8 +499,7 @@ try {
   await oneTransport('streamable');
   await together();
 } catch (err) {
-  report(false, `unexpected exception (in: ${current})`, describeError(err));
+  report(false, `unexpected exception (in: ${inProgress()})`, describeError(err));
 }
-clearTimeout(watchdog);
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed > 0 ? 1 : 0);
+clearTimeout(timer);
+finish();

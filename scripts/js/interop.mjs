@@ -18,6 +18,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
+import { Mismatch, check, describeError, expect, finish, inProgress, report, show, watchdog } from './tap.mjs';
 
 const OVERALL_TIMEOUT_MS = 30_000;
 
@@ -41,54 +42,7 @@ try {
 const token = process.env.MCP_TOKEN || '';
 const expectSubject = process.env.EXPECT_SUBJECT || '';
 
-let passed = 0;
-let failed = 0;
-let current = '(startup)';
 let closing = false;
-
-function ok(name) {
-  passed += 1;
-  console.log(`ok - ${name}`);
-}
-
-function notOk(name, why) {
-  failed += 1;
-  console.log(`not ok - ${name}`);
-  for (const line of String(why).split('\n')) console.log(`#   ${line}`);
-}
-
-function show(value) {
-  try {
-    return JSON.stringify(value);
-  } catch {
-    return String(value);
-  }
-}
-
-function describeError(err) {
-  if (err instanceof McpError) return `McpError code=${err.code} message=${JSON.stringify(err.message)} data=${show(err.data)}`;
-  if (err instanceof Error) return `${err.name}: ${err.message}${err.code !== undefined ? ` (code=${err.code})` : ''}`;
-  return show(err);
-}
-
-class Mismatch extends Error {}
-
-function expect(cond, msg) {
-  if (!cond) throw new Mismatch(msg);
-}
-
-// Run one check; a mismatch or exception marks it `not ok` and the run continues.
-async function check(name, fn) {
-  current = name;
-  try {
-    const extra = await fn();
-    ok(extra ? `${name} (${extra})` : name);
-    return true;
-  } catch (err) {
-    notOk(name, err instanceof Mismatch ? err.message : `unexpected exception: ${describeError(err)}`);
-    return false;
-  }
-}
 
 // Expect `fn` to reject with an McpError carrying `code`.
 async function expectMcpError(fn, code) {
@@ -131,11 +85,7 @@ client.onerror = (err) => {
   if (!closing) console.error(`# transport error: ${describeError(err)}`);
 };
 
-const watchdog = setTimeout(() => {
-  notOk(`overall timeout`, `no completion within ${OVERALL_TIMEOUT_MS / 1000} s (stuck in: ${current})`);
-  console.log(`${passed} passed, ${failed} failed`);
-  process.exit(1);
-}, OVERALL_TIMEOUT_MS);
+const timer = watchdog(OVERALL_TIMEOUT_MS);
 
 async function main() {
   console.log(`# connecting to ${endpointUrl.href} over ${transportLabel}${token ? ' with bearer token' : ''}`);
@@ -257,20 +207,16 @@ async function main() {
   }
 }
 
-let exitCode = 0;
 try {
   await main();
 } catch (err) {
-  notOk(`unexpected exception (in: ${current})`, describeError(err));
+  report(false, `unexpected exception (in: ${inProgress()})`, describeError(err));
 }
-current = 'close';
 closing = true;
 try {
   await client.close();
 } catch (err) {
   console.error(`# error while closing: ${describeError(err)}`);
 }
-clearTimeout(watchdog);
-if (failed > 0) exitCode = 1;
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(exitCode);
+clearTimeout(timer);
+finish();

@@ -29,6 +29,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { describeError, finish, report, watchdog } from './tap.mjs';
 
 const OVERALL_TIMEOUT_MS = 60_000;
 
@@ -65,22 +66,6 @@ function redact(text) {
   return out;
 }
 
-let passed = 0;
-let failed = 0;
-function report(good, name, why) {
-  if (good) {
-    passed += 1;
-    console.log(`ok - ${name}`);
-  } else {
-    failed += 1;
-    console.log(`not ok - ${name}`);
-    for (const line of String(why).split('\n')) console.log(`#   ${line}`);
-  }
-}
-function describeError(err) {
-  if (err instanceof Error) return `${err.name}: ${err.message}${err.code !== undefined ? ` (code=${err.code})` : ''}`;
-  return String(err);
-}
 
 const args = [proxyJs, mcpUrl.href];
 if (headerFile) args.push('--header-file', headerFile);
@@ -105,12 +90,7 @@ function printLog() {
   for (const line of redact(log).split('\n')) if (line.trim()) console.log(`# mcp-remote: ${line}`);
 }
 
-const watchdog = setTimeout(() => {
-  report(false, 'overall timeout', `no completion within ${OVERALL_TIMEOUT_MS / 1000} s`);
-  printLog();
-  console.log(`${passed} passed, ${failed} failed`);
-  process.exit(1);
-}, OVERALL_TIMEOUT_MS);
+const timer = watchdog(OVERALL_TIMEOUT_MS, printLog);
 
 async function main() {
   console.log(`# starting mcp-remote for ${mcpUrl.href}${headerFile ? ' with a header file' : ''}`);
@@ -176,9 +156,8 @@ try {
 } catch (err) {
   console.log(`# error while closing: ${redact(describeError(err))}`);
 }
-clearTimeout(watchdog);
+clearTimeout(timer);
 const shownLog = redact(log); // sets secretSeen if mcp-remote printed a header value
 if (headerFile) report(!secretSeen, 'no header value (token) appeared in mcp-remote\'s output', 'it did; it is redacted below');
 for (const line of shownLog.split('\n')) if (line.trim()) console.log(`# mcp-remote: ${line}`);
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed > 0 ? 1 : 0);
+finish();

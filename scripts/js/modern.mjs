@@ -40,13 +40,13 @@ import { readFileSync } from 'node:fs';
 
 import {
   Client as ClientV2,
-  SdkError,
   SdkHttpError,
   StreamableHTTPClientTransport as TransportV2,
 } from '@modelcontextprotocol/client';
 import { Client as ClientV1 } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as TransportV1 } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { ElicitRequestSchema, McpError } from '@modelcontextprotocol/sdk/types.js';
+import { ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+import { check, describeError, expect, finish, inProgress, report, show, watchdog } from './tap.mjs';
 
 const OVERALL_TIMEOUT_MS = 45_000;
 const REQUEST_TIMEOUT_MS = 10_000; // per request (the SDKs' default is 60 s)
@@ -81,64 +81,8 @@ function packageVersion(name) {
 }
 
 // ---- reporting ---------------------------------------------------------------------------
-let passed = 0;
-let failed = 0;
-const running = new Set(); // names of the checks in progress (two at a time in a round)
 let closing = false;
-
-function ok(name) {
-  passed += 1;
-  console.log(`ok - ${name}`);
-}
-
-function notOk(name, why) {
-  failed += 1;
-  console.log(`not ok - ${name}`);
-  for (const line of String(why).split('\n')) console.log(`#   ${line}`);
-}
-
-function show(value) {
-  try {
-    return JSON.stringify(value);
-  } catch {
-    return String(value);
-  }
-}
-
-function describeError(err) {
-  if (err instanceof SdkHttpError) return `SdkHttpError ${err.code} status=${err.status}: ${err.message}`;
-  if (err instanceof SdkError) return `SdkError ${err.code}: ${err.message}`;
-  if (err instanceof McpError) return `McpError code=${err.code} message=${JSON.stringify(err.message)} data=${show(err.data)}`;
-  if (err instanceof Error) return `${err.name}: ${err.message}${err.code !== undefined ? ` (code=${err.code})` : ''}`;
-  return show(err);
-}
-
-class Mismatch extends Error {}
-
-function expect(cond, msg) {
-  if (!cond) throw new Mismatch(msg);
-}
-
-// Run one check; a mismatch or exception marks it `not ok` and the run goes on.
-async function check(name, fn) {
-  running.add(name);
-  try {
-    const extra = await fn();
-    ok(extra ? `${name} (${extra})` : name);
-    return true;
-  } catch (err) {
-    notOk(name, err instanceof Mismatch ? err.message : `unexpected exception: ${describeError(err)}`);
-    return false;
-  } finally {
-    running.delete(name);
-  }
-}
-
-const watchdog = setTimeout(() => {
-  notOk('overall timeout', `no completion within ${OVERALL_TIMEOUT_MS / 1000} s (in progress: ${[...running].join('; ') || '-'})`);
-  console.log(`${passed} passed, ${failed} failed`);
-  process.exit(1);
-}, OVERALL_TIMEOUT_MS);
+const timer = watchdog(OVERALL_TIMEOUT_MS);
 
 // ---- the wire ------------------------------------------------------------------------------
 // Every HTTP request of both clients goes through recordingFetch(who): it notes what was
@@ -483,8 +427,7 @@ async function checks() {
 try {
   await (mode === '--expect-refused' ? expectRefused() : checks());
 } catch (err) {
-  notOk(`unexpected exception (in progress: ${[...running].join('; ') || '-'})`, describeError(err));
+  report(false, `unexpected exception (in progress: ${inProgress()})`, describeError(err));
 }
-clearTimeout(watchdog);
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed > 0 ? 1 : 0);
+clearTimeout(timer);
+finish();

@@ -37,7 +37,7 @@
 // and which requests never got an HTTP response.
 //
 // Env:
-//   PARITY_SDK_ORDER_SHIM  `0` turns off keepArrivalOrder (see there: a workaround for an SDK
+//   PARITY_SDK_ORDER_SHIM  `0` turns off keepArrivalOrder (sdk-order.mjs: a workaround for an SDK
 //                          1.32.2 race that drops a final progress notification on /sse)
 //
 // Prints one TAP-like line per check (`ok - [transport] ...` / `not ok - ...`), then
@@ -56,6 +56,8 @@ import {
   McpError,
   ResourceUpdatedNotificationSchema,
 } from '@modelcontextprotocol/sdk/types.js';
+import { check, describeError, expect, finish, inProgress, report, show, waitFor as pollUntil, watchdog } from './tap.mjs';
+import { keepArrivalOrder } from './sdk-order.mjs';
 
 const OVERALL_TIMEOUT_MS = 90_000;
 const REQUEST_TIMEOUT_MS = 10_000; // per request (the SDK's default is 60 s)
@@ -93,72 +95,10 @@ if (!baseArg) {
 const base = baseArg.replace(/\/+$/, '');
 
 // ---- reporting ---------------------------------------------------------------------------
-let passed = 0;
-let failed = 0;
-let current = '(startup)';
+/** Polls `cond` every POLL_MS until it holds (true) or `ms` have passed (false). */
+const waitFor = (cond, ms = WAIT_MS) => pollUntil(cond, ms, POLL_MS);
 
-function show(value) {
-  try {
-    return JSON.stringify(value);
-  } catch {
-    return String(value);
-  }
-}
-
-function describeError(err) {
-  if (err instanceof McpError) return `McpError code=${err.code} message=${show(err.message)} data=${show(err.data)}`;
-  if (err instanceof Error) return `${err.name}: ${err.message}${err.code !== undefined ? ` (code=${err.code})` : ''}`;
-  return show(err);
-}
-
-class Mismatch extends Error {}
-
-function expect(cond, msg) {
-  if (!cond) throw new Mismatch(msg);
-}
-
-function report(good, name, why) {
-  if (good) {
-    passed += 1;
-    console.log(`ok - ${name}`);
-  } else {
-    failed += 1;
-    console.log(`not ok - ${name}`);
-    for (const line of String(why).split('\n')) console.log(`#   ${line}`);
-  }
-}
-
-// Run one check; a mismatch or exception marks it `not ok` and the run continues. With
-// `seen`, a failure also lists what that client received while the check ran.
-async function check(name, fn, seen) {
-  current = name;
-  const started = Date.now();
-  try {
-    const extra = await fn();
-    report(true, extra ? `${name} (${extra})` : name);
-    return true;
-  } catch (err) {
-    const why = err instanceof Mismatch ? err.message : `unexpected exception: ${describeError(err)}`;
-    report(false, name, seen ? `${why}\n${wireSince(seen, started)}` : why);
-    return false;
-  }
-}
-
-/** Polls `cond` every POLL_MS until it holds (resolves true) or `ms` have passed (false). */
-async function waitFor(cond, ms = WAIT_MS) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (cond()) return true;
-    if (Date.now() >= deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
-  }
-}
-
-const watchdog = setTimeout(() => {
-  report(false, 'overall timeout', `no completion within ${OVERALL_TIMEOUT_MS / 1000} s (stuck in: ${current})`);
-  console.log(`${passed} passed, ${failed} failed`);
-  process.exit(1);
-}, OVERALL_TIMEOUT_MS);
+const timer = watchdog(OVERALL_TIMEOUT_MS);
 
 // ---- one client per transport ------------------------------------------------------------
 
@@ -539,7 +479,7 @@ async function exercise(t) {
   const L = `[${t.label}]`;
   const { client, seen } = t;
   const rec = {};
-  const tcheck = (name, fn) => check(name, fn, seen);
+  const tcheck = (name, fn) => check(name, fn, (started) => wireSince(seen, started));
 
   if (t.kind === 'streamable') {
     // The SDK opens the GET stream after the 202 to notifications/initialized, by itself.
@@ -748,30 +688,9 @@ function diff(a, b, path = '$', out = [], limit = 40) {
   return out;
 }
 
-// ---- a client-side workaround ----------------------------------------------------------
-
-// SDK 1.32.2 runs a notification's handler a microtask later but a response's at once
-// (Protocol._onnotification vs _onresponse), and the response retires its request's progress
-// handler. When a final progress notification and the response are dispatched in the same
-// turn, which SSEClientTransport's EventSource does for events that arrive in one read, the
-// progress is dropped ("Received a progress notification for an unknown token") although the
-// server sent it first (typescript-sdk issue #2580; fix proposed in PRs #2378, #2586).
-// keepArrivalOrder defers each response by one microtask, behind the notification handlers
-// already queued, so messages are handled in the order they arrived; a progress notification
-// that really comes after its response is still reported. The same on both transports.
+// ---- a client-side workaround (sdk-order.mjs says why) ------------------------------------
 // PARITY_SDK_ORDER_SHIM=0 turns it off (to see the SDK's behaviour, or once it is fixed).
 const ORDER_SHIM = process.env.PARITY_SDK_ORDER_SHIM !== '0';
-
-function keepArrivalOrder(transport) {
-  const deliver = transport.onmessage;
-  transport.onmessage = (message, extra) => {
-    if (message && typeof message === 'object' && !('method' in message)) {
-      queueMicrotask(() => deliver(message, extra));
-    } else {
-      deliver(message, extra);
-    }
-  };
-}
 
 // ---- main --------------------------------------------------------------------------------
 
@@ -815,9 +734,8 @@ async function main() {
 try {
   await main();
 } catch (err) {
-  report(false, `unexpected exception (in: ${current})`, describeError(err));
+  report(false, `unexpected exception (in: ${inProgress()})`, describeError(err));
 }
-current = 'close';
 for (const t of sides) {
   try {
     if (t.kind === 'streamable' && t.transport.sessionId) await t.transport.terminateSession();
@@ -826,6 +744,5 @@ for (const t of sides) {
     console.log(`# error while closing ${t.label}: ${describeError(err)}`);
   }
 }
-clearTimeout(watchdog);
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed > 0 ? 1 : 0);
+clearTimeout(timer);
+finish();

@@ -23,6 +23,7 @@
 
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
+import { describeError, finish, report, watchdog } from './tap.mjs';
 
 const OVERALL_TIMEOUT_MS = 45_000;
 // The EventSource retries every 3 s; the server is down for well under one retry.
@@ -37,25 +38,9 @@ const sseUrl = new URL(baseArg.replace(/\/+$/, '') + '/sse');
 const token = process.env.MCP_TOKEN || '';
 const expectSubject = process.env.EXPECT_SUBJECT || '';
 
-let passed = 0;
-let failed = 0;
 let closing = false;
 
-function report(good, name, why) {
-  if (good) {
-    passed += 1;
-    console.log(`ok - ${name}`);
-  } else {
-    failed += 1;
-    console.log(`not ok - ${name}`);
-    for (const line of String(why).split('\n')) console.log(`#   ${line}`);
-  }
-}
 
-function describeError(err) {
-  if (err instanceof Error) return `${err.name}: ${err.message}${err.code !== undefined ? ` (code=${err.code})` : ''}`;
-  return String(err);
-}
 
 // ---- watching the streams the transport opens (observation only) ----------------------
 // Every GET /sse the transport makes goes through this fetch. Each 200 response's body is
@@ -130,11 +115,7 @@ client.onerror = (err) => {
   if (!closing) console.log(`# transport reported: ${describeError(err)}`);
 };
 
-const watchdog = setTimeout(() => {
-  report(false, 'overall timeout', `no completion within ${OVERALL_TIMEOUT_MS / 1000} s`);
-  console.log(`${passed} passed, ${failed} failed`);
-  process.exit(1);
-}, OVERALL_TIMEOUT_MS);
+const timer = watchdog(OVERALL_TIMEOUT_MS);
 
 async function echo(message) {
   const res = await client.callTool({ name: 'echo', arguments: { message } });
@@ -208,6 +189,5 @@ try {
 } catch (err) {
   console.log(`# error while closing: ${describeError(err)}`);
 }
-clearTimeout(watchdog);
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed > 0 ? 1 : 0);
+clearTimeout(timer);
+finish();
