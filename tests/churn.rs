@@ -161,11 +161,19 @@ fn a_client_that_vanishes_while_its_reply_is_written_frees_everything() {
     let server = start(&[NO_KEEPALIVE, ("MAX_BODY_BYTES", "67108864")]);
     let idle = resources(&server);
     let mut c = SseClient::initialized(server.addr);
-    // A reply far larger than every socket buffer on the way: its write is still going on
-    // when the client goes.
-    let message = "x".repeat(32 << 20);
+    // A reply far larger than the socket buffers on the way (4 MiB to send; the receiver's
+    // grows only as its application reads, and this one reads a line): its write is still
+    // going on when the client goes.
+    let message = "x".repeat(12 << 20);
     c.post(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
         "params": {"name": "echo", "arguments": {"message": message}}}));
+    // A test build on a loaded machine takes seconds to parse, check and serialize this
+    // much JSON: a longer wait for its first line than the usual read timeout (a server
+    // that never answers still fails the test).
+    c.reader
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
     let mut line = String::new();
     c.reader.read_line(&mut line).unwrap();
     assert_eq!(line, "event: message\n", "the reply has begun");
@@ -269,9 +277,9 @@ fn a_streamable_client_that_vanishes_mid_request_mid_reply_or_mid_stream_frees_e
     assert!(eventually(SETTLE, || resources(&server).0 > idle.0));
     drop(s);
     assert_back_to(&server, idle, "a POST /mcp closed mid-body");
-    // Gone while its 32 MiB answer is being written.
+    // Gone while its 12 MiB answer is being written (far more than the socket buffers).
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-        "params": {"name": "echo", "arguments": {"message": "x".repeat(32 << 20)}}})
+        "params": {"name": "echo", "arguments": {"message": "x".repeat(12 << 20)}}})
     .to_string();
     let mut s = connect(server.addr);
     write!(
@@ -281,6 +289,8 @@ fn a_streamable_client_that_vanishes_mid_request_mid_reply_or_mid_stream_frees_e
     )
     .unwrap();
     s.write_all(body.as_bytes()).unwrap();
+    // Seconds of JSON work in a test build on a loaded machine: see the legacy test above.
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
     let mut reader = std::io::BufReader::new(s);
     let mut line = String::new();
     reader.read_line(&mut line).unwrap();
