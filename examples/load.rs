@@ -199,6 +199,62 @@ impl Flags {
                 .collect(),
         }
     }
+
+    /// `--secs` (default 5, 0.1-600) and `--warmup` (default 1, 0-60).
+    fn window(&self) -> Result<Window> {
+        let secs: f64 = self.number("secs", 5.0)?;
+        let warmup: f64 = self.number("warmup", 1.0)?;
+        if !(0.1..=600.0).contains(&secs) || !(0.0..=60.0).contains(&warmup) {
+            return Err("--secs must be 0.1-600 and --warmup 0-60".into());
+        }
+        Ok(Window { warmup, secs })
+    }
+}
+
+/// How long each level of load runs: `warmup` seconds, then `secs` measured.
+#[derive(Clone, Copy)]
+struct Window {
+    warmup: f64,
+    secs: f64,
+}
+
+impl std::fmt::Display for Window {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} s warm-up + {} s", self.warmup, self.secs)
+    }
+}
+
+/// What every mode that loads a server takes: the server (`--url`, with the token of
+/// `--token-file` if any), its `--pid`, and the result file (`--out`).
+struct LoadArgs {
+    target: Target,
+    /// A token is sent with every request.
+    auth: bool,
+    pid: u32,
+    out: Out,
+}
+
+impl LoadArgs {
+    fn parse(flags: &Flags) -> Result<LoadArgs> {
+        let token = match flags.get("token-file") {
+            Some(path) => Some(std::fs::read_to_string(path)?.trim().to_string()),
+            None => None,
+        };
+        let target = Target::new(flags.required("url")?, token.as_deref())?;
+        let pid: u32 = flags
+            .required("pid")?
+            .parse()
+            .map_err(|_| "--pid must be a number")?;
+        let out = Out {
+            path: flags.required("out")?.to_string(),
+        };
+        Ok(LoadArgs {
+            target,
+            auth: token.is_some(),
+            pid,
+            out,
+        })
+    }
 }
 
 /// Appends `key=value` lines to the result file (and echoes them to stderr as progress).
@@ -216,6 +272,16 @@ impl Out {
             .open(&self.path)?;
         f.write_all(line.as_bytes())?;
         Ok(())
+    }
+
+    /// `auth=on|off` (whether a token is sent) and `cpus=N`, the first lines of a result
+    /// file.
+    fn put_setup(&self, auth: bool) -> Result<()> {
+        self.put("auth", if auth { "on" } else { "off" })?;
+        self.put(
+            "cpus",
+            thread::available_parallelism().map_or(0, |n| n.get()),
+        )
     }
 }
 
@@ -610,16 +676,8 @@ impl Session {
 
     /// `initialize` and `notifications/initialized`, POSTed on `post`.
     fn initialize(&mut self, post: &mut PostConn) -> Result<()> {
-        let init = json!({
-            "jsonrpc": "2.0", "id": 0, "method": "initialize",
-            "params": {
-                "protocolVersion": PROTOCOL_VERSION,
-                "capabilities": {},
-                "clientInfo": {"name": "mcp-warden-load", "version": "0"}
-            }
-        });
         expect_202(
-            post.post(&self.endpoint, &init.to_string())?,
+            post.post(&self.endpoint, &initialize_request())?,
             "POST initialize",
         )?;
         let reply = self.next_message()?;
@@ -633,6 +691,19 @@ impl Session {
         )?;
         Ok(())
     }
+}
+
+/// The `initialize` request (id 0) both transports send, offering `PROTOCOL_VERSION`.
+fn initialize_request() -> String {
+    json!({
+        "jsonrpc": "2.0", "id": 0, "method": "initialize",
+        "params": {
+            "protocolVersion": PROTOCOL_VERSION,
+            "capabilities": {},
+            "clientInfo": {"name": "mcp-warden-load", "version": "0"}
+        }
+    })
+    .to_string()
 }
 
 /// The next SSE event's name and data from `r`: comments, `id:` and `retry:` lines are
@@ -718,29 +789,322 @@ impl std::fmt::Display for StatusError {
 impl std::error::Error for StatusError {}
 
 // ---------------------------------------------------------------------------------------
+// Levels of load: threads started together, what each counted, and the level's figures
+
+/// Threads started by `start_together`, and when their measured window began.
+struct Together<T> {
+    handles: Vec<thread::JoinHandle<T>>,
+    /// The end of the warm-up, counted from when this thread let the others go.
+    measure_from: Instant,
+}
+
+impl<T> Together<T> {
+    /// Every thread's result, in the order they were started; `panicked` is the error when
+    /// one of them panicked.
+    fn join(self, panicked: &'static str) -> Result<Vec<T>> {
+        self.handles
+            .into_iter()
+            .map(|h| h.join().map_err(|_| panicked.into()))
+            .collect()
+    }
+}
+
+/// `count` threads, `<name>-<n>`, that start one level of load together. Each runs
+/// `prepare(n)` (opening its session, say) and waits until every thread has; then each
+/// runs `work(n, prepared, measure_from, end)`, its window counted from leaving the
+/// barrier: warm-up until `measure_from`, measured until `end`. Every thread reaches the
+/// barrier whatever `prepare` gave, so a failure there is for `work` to return.
+fn start_together<P: 'static, T: Send + 'static>(
+    name: &str,
+    count: usize,
+    window: Window,
+    prepare: impl Fn(usize) -> P + Clone + Send + 'static,
+    work: impl Fn(usize, P, Instant, Instant) -> T + Clone + Send + 'static,
+) -> io::Result<Together<T>> {
+    let ready = Arc::new(Barrier::new(count + 1));
+    let go = Arc::new(Barrier::new(count + 1));
+    let handles = (0..count)
+        .map(|n| {
+            let (ready, go) = (Arc::clone(&ready), Arc::clone(&go));
+            let (prepare, work) = (prepare.clone(), work.clone());
+            thread::Builder::new()
+                .name(format!("{name}-{n}"))
+                .spawn(move || {
+                    let prepared = prepare(n);
+                    ready.wait();
+                    go.wait();
+                    let start = Instant::now();
+                    let measure_from = start + Duration::from_secs_f64(window.warmup);
+                    let end = measure_from + Duration::from_secs_f64(window.secs);
+                    work(n, prepared, measure_from, end)
+                })
+        })
+        .collect::<io::Result<_>>()?;
+    ready.wait();
+    let begun = Instant::now();
+    go.wait();
+    Ok(Together {
+        handles,
+        measure_from: begun + Duration::from_secs_f64(window.warmup),
+    })
+}
+
+/// What one thread of a level counted, or all of them together (`Tally::merged`). Each
+/// mode fills what it measures: `lost` only `run`, `completed` only `churn`,
+/// `delete_statuses` only the sessions of `streamable`, `sse_answers` and `json_answers`
+/// only the calls on `/mcp`.
+#[derive(Default)]
+struct Tally {
+    /// The latency of each call or session begun after the warm-up and completed.
+    samples_ns: Vec<u64>,
+    /// When the last call or session begun after the warm-up ended (in sessions, a failed
+    /// one too: sessions/s is over the time spent).
+    last_done: Option<Instant>,
+    /// Sessions completed, warm-up included.
+    completed: u64,
+    errors: u64,
+    lost: u64,
+    mismatched: u64,
+    /// Failures by kind (`status 503`, `I/O error (timed out)`, `wrong reply`; in
+    /// sessions with the step first).
+    kinds: BTreeMap<String, u64>,
+    /// Sessions that ended with a `DELETE`, by its status.
+    delete_statuses: BTreeMap<u16, u64>,
+    /// Requests sent again on a new connection.
+    retries: u64,
+    /// Answers that came as `text/event-stream` responses, and as `application/json`.
+    sse_answers: u64,
+    json_answers: u64,
+    first_error: Option<String>,
+}
+
+impl Tally {
+    /// Every thread's tally added up; the first error is that of the first thread (in the
+    /// order given) that had one.
+    fn merged(tallies: impl IntoIterator<Item = Tally>) -> Tally {
+        let mut all = Tally::default();
+        for t in tallies {
+            all.samples_ns.extend(t.samples_ns);
+            all.last_done = all.last_done.max(t.last_done);
+            all.completed += t.completed;
+            all.errors += t.errors;
+            all.lost += t.lost;
+            all.mismatched += t.mismatched;
+            for (k, v) in t.kinds {
+                *all.kinds.entry(k).or_default() += v;
+            }
+            for (k, v) in t.delete_statuses {
+                *all.delete_statuses.entry(k).or_default() += v;
+            }
+            all.retries += t.retries;
+            all.sse_answers += t.sse_answers;
+            all.json_answers += t.json_answers;
+            all.first_error = all.first_error.or(t.first_error);
+        }
+        all
+    }
+
+    /// A latency sample: from `began` to `done`.
+    fn sample(&mut self, began: Instant, done: Instant) {
+        self.samples_ns
+            .push(done.duration_since(began).as_nanos() as u64);
+    }
+
+    /// A failure of `kind` (only tallied by kind: the caller counts it as an error or
+    /// otherwise).
+    fn count_kind(&mut self, kind: String) {
+        *self.kinds.entry(kind).or_default() += 1;
+    }
+
+    /// `describe()` becomes the first error, unless there is one already.
+    fn first(&mut self, describe: impl FnOnce() -> String) {
+        if self.first_error.is_none() {
+            self.first_error = Some(describe());
+        }
+    }
+}
+
+/// Linux reports utime and stime in clock ticks of `USER_HZ`, which is 100 on every
+/// architecture this runs on (`getconf CLK_TCK`).
+const TICKS_PER_SEC: f64 = 100.0;
+
+/// utime + stime of `/proc/<which>/stat`, in clock ticks (`which` is a pid or `self`).
+fn proc_cpu_ticks(which: &str) -> Result<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{which}/stat"))
+        .map_err(|e| format!("/proc/{which}/stat: {e} (has the server exited?)"))?;
+    // The command name (field 2) is in parentheses and may hold spaces: count from the
+    // last ')'. After it come field 3 (state) onwards; utime and stime are fields 14, 15.
+    let rest = text
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .ok_or_else(|| format!("/proc/{which}/stat: no ')'"))?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| -> Result<u64> {
+        fields
+            .get(i)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| format!("/proc/{which}/stat: field {} missing", i + 3).into())
+    };
+    Ok(tick(11)? + tick(12)?)
+}
+
+/// utime + stime of the server (`pid`) and of this process from a start
+/// (`CpuWindow::start`, when the warm-up ends, or `CpuWindow::now`) to when `per` is asked.
+struct CpuWindow<'a> {
+    pid: &'a str,
+    server: u64,
+    client: u64,
+}
+
+/// µs of CPU per call or session, of the server and of the load client (`None` without
+/// any call or session, or where not measured).
+#[derive(Default)]
+struct CpuPer {
+    server: Option<f64>,
+    client: Option<f64>,
+}
+
+impl CpuWindow<'_> {
+    /// Waits until `from` (the end of the warm-up), then reads both.
+    fn start(pid: &str, from: Instant) -> Result<CpuWindow<'_>> {
+        thread::sleep(from.saturating_duration_since(Instant::now()));
+        CpuWindow::now(pid)
+    }
+
+    fn now(pid: &str) -> Result<CpuWindow<'_>> {
+        Ok(CpuWindow {
+            pid,
+            server: proc_cpu_ticks(pid)?,
+            client: proc_cpu_ticks("self")?,
+        })
+    }
+
+    /// µs of CPU per unit (call or session) for the server and the client.
+    fn per(&self, units: usize) -> Result<CpuPer> {
+        let server = proc_cpu_ticks(self.pid)? - self.server;
+        let client = proc_cpu_ticks("self")? - self.client;
+        let per =
+            |ticks: u64| (units > 0).then(|| ticks as f64 / TICKS_PER_SEC * 1e6 / units as f64);
+        Ok(CpuPer {
+            server: per(server),
+            client: per(client),
+        })
+    }
+}
+
+/// One level's figures: what its threads counted (`all`, the samples sorted), calls or
+/// sessions per second over the measured window, and CPU per call or session.
+struct Measured {
+    all: Tally,
+    per_sec: f64,
+    cpu: CpuPer,
+}
+
+impl Measured {
+    /// The window runs from `measure_from` to the end of the last call or session in it.
+    fn new(mut all: Tally, measure_from: Instant, cpu: CpuPer) -> Measured {
+        let window = all.last_done.map_or(0.0, |t| {
+            t.saturating_duration_since(measure_from).as_secs_f64()
+        });
+        all.samples_ns.sort_unstable();
+        let n = all.samples_ns.len();
+        Measured {
+            per_sec: if window > 0.0 { n as f64 / window } else { 0.0 },
+            all,
+            cpu,
+        }
+    }
+
+    /// The `p` percentile of the samples, in µs (NaN without samples).
+    fn pct_us(&self, p: f64) -> f64 {
+        let sorted_ns = &self.all.samples_ns;
+        let n = sorted_ns.len();
+        if n == 0 {
+            return f64::NAN;
+        }
+        let i = ((n as f64 * p).ceil() as usize).clamp(1, n) - 1;
+        sorted_ns[i] as f64 / 1000.0
+    }
+}
+
+/// The percentiles written for calls, and for whole sessions: key and fraction.
+const CALL_PERCENTILES: &[(&str, f64)] = &[
+    ("p50_us", 0.50),
+    ("p99_us", 0.99),
+    ("p999_us", 0.999),
+    ("max_us", 1.0),
+];
+const SESSION_PERCENTILES: &[(&str, f64)] = &[("p50_us", 0.50), ("p99_us", 0.99), ("max_us", 1.0)];
+
+/// Writes a level's count of samples and its rate (keys `k(count)` and `k(rate)`), then
+/// its `percentiles` (key `k(name)` each).
+fn put_rates(
+    out: &Out,
+    k: &dyn Fn(&str) -> String,
+    m: &Measured,
+    [count, rate]: [&str; 2],
+    percentiles: &[(&str, f64)],
+) -> Result<()> {
+    out.put(&k(count), m.all.samples_ns.len())?;
+    out.put(&k(rate), format!("{:.0}", m.per_sec))?;
+    for &(name, p) in percentiles {
+        out.put(&k(name), format!("{:.1}", m.pct_us(p)))?;
+    }
+    Ok(())
+}
+
+/// Writes, where there are any, CPU per call or session (`k("server_cpu_us")`,
+/// `k("client_cpu_us")`), failures by kind (`k("error_kinds")`) and the first error
+/// (`k("first_error")`).
+fn put_cpu_and_errors(out: &Out, k: &dyn Fn(&str) -> String, m: &Measured) -> Result<()> {
+    if let Some(cpu) = m.cpu.server {
+        out.put(&k("server_cpu_us"), format!("{cpu:.1}"))?;
+    }
+    if let Some(cpu) = m.cpu.client {
+        out.put(&k("client_cpu_us"), format!("{cpu:.1}"))?;
+    }
+    if !m.all.kinds.is_empty() {
+        out.put(&k("error_kinds"), counts(&m.all.kinds))?;
+    }
+    if let Some(first) = &m.all.first_error {
+        out.put(&k("first_error"), one_line(first))?;
+    }
+    Ok(())
+}
+
+/// `3 × status 503; 1 × I/O error (timed out)`: how many of each.
+fn counts<K: std::fmt::Display>(by: &BTreeMap<K, u64>) -> String {
+    let each: Vec<String> = by.iter().map(|(k, c)| format!("{c} × {k}")).collect();
+    each.join("; ")
+}
+
+/// The results of the slots that opened their session, and the error of the first that
+/// could not.
+fn opened_slots<T>(results: Vec<Result<T>>) -> (Vec<T>, Result<()>) {
+    let mut opened = Vec::with_capacity(results.len());
+    let mut first_failure = Ok(());
+    for r in results {
+        match r {
+            Ok(slot) => opened.push(slot),
+            Err(e) if first_failure.is_ok() => {
+                first_failure = Err(format!("a slot could not open its session: {e}").into());
+            }
+            Err(_) => {}
+        }
+    }
+    (opened, first_failure)
+}
+
+// ---------------------------------------------------------------------------------------
 // `run`: held sessions, then echo round trips
 
 fn run(args: &[String]) -> Result<()> {
     let flags = Flags::parse(args)?;
-    let token = match flags.get("token-file") {
-        Some(path) => Some(std::fs::read_to_string(path)?.trim().to_string()),
-        None => None,
-    };
-    let target = Target::new(flags.required("url")?, token.as_deref())?;
-    let pid: u32 = flags
-        .required("pid")?
-        .parse()
-        .map_err(|_| "--pid must be a number")?;
-    let out = Out {
-        path: flags.required("out")?.to_string(),
-    };
+    let load = LoadArgs::parse(&flags)?;
+    let (target, pid, out) = (load.target, load.pid, load.out);
     let levels = flags.list("sessions", &[100, 1000])?;
     let inflight = flags.list("inflight", &[1, 16, 64])?;
-    let secs: f64 = flags.number("secs", 5.0)?;
-    let warmup: f64 = flags.number("warmup", 1.0)?;
-    if !(0.1..=600.0).contains(&secs) || !(0.0..=60.0).contains(&warmup) {
-        return Err("--secs must be 0.1-600 and --warmup 0-60".into());
-    }
+    let window = flags.window()?;
     if levels
         .iter()
         .chain(&inflight)
@@ -749,11 +1113,7 @@ fn run(args: &[String]) -> Result<()> {
         return Err("--sessions and --inflight take counts of 1-10000".into());
     }
 
-    out.put("auth", if token.is_some() { "on" } else { "off" })?;
-    out.put(
-        "cpus",
-        thread::available_parallelism().map_or(0, |n| n.get()),
-    )?;
+    out.put_setup(load.auth)?;
     let idle = proc_status(pid)?;
     let idle_threads = idle.threads;
     out.put("rss_kib.idle", idle.rss)?;
@@ -787,20 +1147,16 @@ fn run(args: &[String]) -> Result<()> {
     }
 
     for &slots in &inflight {
-        eprintln!("load: echo, {slots} in flight, {warmup} s warm-up + {secs} s");
-        let r = echo(&target, slots, warmup, secs)?;
-        out.put(&format!("calls.{slots}"), r.calls)?;
-        out.put(&format!("calls_per_s.{slots}"), format!("{:.0}", r.per_sec))?;
-        out.put(&format!("p50_us.{slots}"), format!("{:.1}", r.p50_us))?;
-        out.put(&format!("p99_us.{slots}"), format!("{:.1}", r.p99_us))?;
-        out.put(&format!("p999_us.{slots}"), format!("{:.1}", r.p999_us))?;
-        out.put(&format!("max_us.{slots}"), format!("{:.1}", r.max_us))?;
-        out.put(&format!("lost.{slots}"), r.lost)?;
-        out.put(&format!("mismatched.{slots}"), r.mismatched)?;
-        out.put(&format!("errors.{slots}"), r.errors)?;
-        out.put(&format!("retries.{slots}"), r.retries)?;
-        if let Some(first) = &r.first_error {
-            out.put(&format!("first_error.{slots}"), first.replace('\n', " "))?;
+        eprintln!("load: echo, {slots} in flight, {window}");
+        let r = echo(&target, slots, window)?;
+        let k = |name: &str| format!("{name}.{slots}");
+        put_rates(&out, &k, &r, ["calls", "calls_per_s"], CALL_PERCENTILES)?;
+        out.put(&k("lost"), r.all.lost)?;
+        out.put(&k("mismatched"), r.all.mismatched)?;
+        out.put(&k("errors"), r.all.errors)?;
+        out.put(&k("retries"), r.all.retries)?;
+        if let Some(first) = &r.all.first_error {
+            out.put(&k("first_error"), first.replace('\n', " "))?;
         }
     }
     Ok(())
@@ -834,111 +1190,30 @@ fn open_sessions(target: &Target, count: usize) -> Result<Vec<Session>> {
     })
 }
 
-#[derive(Default)]
-struct Slot {
-    samples_ns: Vec<u64>,
-    last_done: Option<Instant>,
-    lost: u64,
-    mismatched: u64,
-    errors: u64,
-    retries: u64,
-    first_error: Option<String>,
-}
-
-struct EchoResult {
-    calls: usize,
-    per_sec: f64,
-    p50_us: f64,
-    p99_us: f64,
-    p999_us: f64,
-    max_us: f64,
-    lost: u64,
-    mismatched: u64,
-    errors: u64,
-    retries: u64,
-    first_error: Option<String>,
-}
-
 /// `slots` threads, each with its own session and POST connection, calling `echo` one
-/// call at a time for `warmup + secs` seconds; calls begun after the warm-up are counted.
-fn echo(target: &Target, slots: usize, warmup: f64, secs: f64) -> Result<EchoResult> {
-    let ready = Arc::new(Barrier::new(slots + 1));
-    let go = Arc::new(Barrier::new(slots + 1));
-    let handles: Vec<_> = (0..slots)
-        .map(|n| {
-            let (target, ready, go) = (target.clone(), Arc::clone(&ready), Arc::clone(&go));
-            thread::Builder::new()
-                .name(format!("slot-{n}"))
-                .spawn(move || -> Result<Slot> {
-                    // Every slot reaches both barriers, even when its session failed to open.
-                    let opened = Session::open(&target).and_then(|mut s| {
-                        let mut post = PostConn::new(&target);
-                        s.initialize(&mut post)?;
-                        Ok((s, post))
-                    });
-                    ready.wait();
-                    go.wait();
-                    let (mut session, mut post) = opened?;
-                    let start = Instant::now();
-                    let measure_from = start + Duration::from_secs_f64(warmup);
-                    let end = measure_from + Duration::from_secs_f64(secs);
-                    Ok(slot_loop(n, &mut session, &mut post, measure_from, end))
-                })
+/// call at a time for the window; calls begun after the warm-up are counted.
+fn echo(target: &Target, slots: usize, window: Window) -> Result<Measured> {
+    let target = target.clone();
+    let open = move |_| {
+        Session::open(&target).and_then(|mut s| {
+            let mut post = PostConn::new(&target);
+            s.initialize(&mut post)?;
+            Ok((s, post))
         })
-        .collect::<io::Result<_>>()?;
-    ready.wait();
-    let begun = Instant::now();
-    go.wait();
-    let measure_from = begun + Duration::from_secs_f64(warmup);
-
-    let mut all = Slot::default();
-    let mut first_failure = None;
-    for h in handles {
-        match h.join().map_err(|_| "a slot thread panicked")? {
-            Ok(slot) => {
-                all.samples_ns.extend(slot.samples_ns);
-                all.last_done = all.last_done.max(slot.last_done);
-                all.lost += slot.lost;
-                all.mismatched += slot.mismatched;
-                all.errors += slot.errors;
-                all.retries += slot.retries;
-                all.first_error = all.first_error.or(slot.first_error);
-            }
-            Err(e) => first_failure = first_failure.or(Some(e)),
-        }
-    }
-    if let Some(e) = first_failure {
-        return Err(format!("a slot could not open its session: {e}").into());
-    }
-    let window = all.last_done.map_or(0.0, |t| {
-        t.saturating_duration_since(measure_from).as_secs_f64()
-    });
-    all.samples_ns.sort_unstable();
-    let pct = |p: f64| -> f64 {
-        let n = all.samples_ns.len();
-        if n == 0 {
-            return f64::NAN;
-        }
-        let i = ((n as f64 * p).ceil() as usize).clamp(1, n) - 1;
-        all.samples_ns[i] as f64 / 1000.0
     };
-    Ok(EchoResult {
-        calls: all.samples_ns.len(),
-        per_sec: if window > 0.0 {
-            all.samples_ns.len() as f64 / window
-        } else {
-            0.0
-        },
-        p50_us: pct(0.50),
-        p99_us: pct(0.99),
-        p999_us: pct(0.999),
-        max_us: pct(1.0),
-        lost: all.lost,
-        mismatched: all.mismatched,
-        errors: all.errors,
-        retries: all.retries,
-        first_error: all.first_error,
-    })
+    let call = |n, opened: Result<(Session, PostConn)>, measure_from, end| -> Result<Tally> {
+        let (mut session, mut post) = opened?;
+        Ok(slot_loop(n, &mut session, &mut post, measure_from, end))
+    };
+    let together = start_together("slot", slots, window, open, call)?;
+    let measure_from = together.measure_from;
+    let (tallies, opened) = opened_slots(together.join("a slot thread panicked")?);
+    opened?;
+    Ok(Measured::new(
+        Tally::merged(tallies),
+        measure_from,
+        CpuPer::default(),
+    ))
 }
 
 /// One slot's sequential calls. Ids are unique across slots (`slot * 10^9 + n`).
@@ -948,13 +1223,9 @@ fn slot_loop(
     post: &mut PostConn,
     measure_from: Instant,
     end: Instant,
-) -> Slot {
-    let mut result = Slot::default();
-    let fail = |result: &mut Slot, what: String| {
-        if result.first_error.is_none() {
-            result.first_error = Some(format!("slot {slot}: {what}"));
-        }
-    };
+) -> Tally {
+    let mut result = Tally::default();
+    let fail = |result: &mut Tally, what: String| result.first(|| format!("slot {slot}: {what}"));
     if let Err(e) = session.set_timeout(ANSWER_TIMEOUT) {
         result.errors += 1;
         fail(&mut result, e.to_string());
@@ -1014,9 +1285,7 @@ fn slot_loop(
         }
         let done = Instant::now();
         if began >= measure_from {
-            result
-                .samples_ns
-                .push(done.duration_since(began).as_nanos() as u64);
+            result.sample(began, done);
             result.last_done = Some(done);
         }
     }
@@ -1035,38 +1304,22 @@ const BURST_DRAIN: Duration = Duration::from_secs(5);
 /// How long `churn` waits, after its one warm-up session, for fds and threads to be back at
 /// idle before the warm-idle reading (taken at this limit if they are not).
 const SETTLE_LIMIT: Duration = Duration::from_secs(5);
-/// Linux reports utime and stime in clock ticks of `USER_HZ`, which is 100 on every
-/// architecture this runs on (`getconf CLK_TCK`).
-const TICKS_PER_SEC: f64 = 100.0;
 
 fn churn(args: &[String]) -> Result<()> {
     let flags = Flags::parse(args)?;
-    let token = match flags.get("token-file") {
-        Some(path) => Some(std::fs::read_to_string(path)?.trim().to_string()),
-        None => None,
-    };
-    let target = Target::new(flags.required("url")?, token.as_deref())?;
-    let pid: u32 = flags
-        .required("pid")?
-        .parse()
-        .map_err(|_| "--pid must be a number")?;
-    let out = Out {
-        path: flags.required("out")?.to_string(),
-    };
+    let load = LoadArgs::parse(&flags)?;
+    let (target, pid, out) = (load.target, load.pid, load.out);
     let clients = flags.list("clients", &[4, 16])?;
     let burst: usize = flags.number("burst", 1000)?;
     let bursts: usize = flags.number("bursts", 2)?;
-    let secs: f64 = flags.number("secs", 5.0)?;
-    let warmup: f64 = flags.number("warmup", 1.0)?;
-    if !(0.1..=600.0).contains(&secs) || !(0.0..=60.0).contains(&warmup) {
-        return Err("--secs must be 0.1-600 and --warmup 0-60".into());
-    }
+    let window = flags.window()?;
     if burst > 10_000 || !(1..=20).contains(&bursts) || clients.iter().any(|&n| n == 0 || n > 1000)
     {
         return Err("--burst takes 0-10000, --bursts 1-20 and --clients counts of 1-1000".into());
     }
+    let pid_s = pid.to_string();
 
-    out.put("churn.auth", if token.is_some() { "on" } else { "off" })?;
+    out.put("churn.auth", if load.auth { "on" } else { "off" })?;
     // Cold idle: the server as started, before any request has touched its code.
     let cold = Reading::take(pid)?;
     cold.put(&out, "churn.", "cold_idle")?;
@@ -1080,20 +1333,7 @@ fn churn(args: &[String]) -> Result<()> {
         let one = churn_session(&target, &mut post, "warm idle");
         drop(post);
         match one {
-            Ok(()) => {
-                let closed = Instant::now();
-                let mut settled = None;
-                poll_every_ms(closed, SETTLE_LIMIT, || {
-                    let now = proc_status(pid)?.threads <= cold.status.threads
-                        && open_fds(pid)? <= cold.fds;
-                    if now {
-                        settled = Some(closed.elapsed());
-                    }
-                    Ok(now)
-                })?;
-                put_ms(&out, "churn.warm_settled_ms", settled)?;
-                Reading::take(pid)?.put(&out, "churn.", "warm_idle")?;
-            }
+            Ok(()) => put_warm_idle(&out, pid, &cold, "churn.")?,
             Err((step, e)) => out.put(
                 "churn.warm_error",
                 one_line(&format!("the one session, {step}: {e}")),
@@ -1113,44 +1353,42 @@ fn churn(args: &[String]) -> Result<()> {
     }
 
     for &n in &clients {
-        eprintln!("load: churn, {n} clients, {warmup} s warm-up + {secs} s");
-        let server_before = proc_cpu_ticks(&pid.to_string())?;
-        let client_before = proc_cpu_ticks("self")?;
-        let r = churn_level(&target, n, warmup, secs)?;
-        let server_ticks = proc_cpu_ticks(&pid.to_string())? - server_before;
-        let client_ticks = proc_cpu_ticks("self")? - client_before;
-        out.put(&format!("churn.sessions.{n}"), r.sessions)?;
-        out.put(
-            &format!("churn.sessions_per_s.{n}"),
-            format!("{:.0}", r.per_sec),
-        )?;
-        out.put(&format!("churn.p50_us.{n}"), format!("{:.1}", r.p50_us))?;
-        out.put(&format!("churn.p99_us.{n}"), format!("{:.1}", r.p99_us))?;
-        out.put(&format!("churn.max_us.{n}"), format!("{:.1}", r.max_us))?;
-        out.put(&format!("churn.errors.{n}"), r.errors)?;
-        out.put(&format!("churn.retries.{n}"), r.retries)?;
+        eprintln!("load: churn, {n} clients, {window}");
         // CPU per completed session over the whole level (warm-up included); failed
         // attempts cost CPU too and are not in the divisor.
-        if r.completed > 0 {
-            let per = |ticks: u64| ticks as f64 / TICKS_PER_SEC * 1e6 / r.completed as f64;
-            out.put(
-                &format!("churn.server_cpu_us.{n}"),
-                format!("{:.1}", per(server_ticks)),
-            )?;
-            out.put(
-                &format!("churn.client_cpu_us.{n}"),
-                format!("{:.1}", per(client_ticks)),
-            )?;
-        }
-        if !r.kinds.is_empty() {
-            let kinds: Vec<String> = r.kinds.iter().map(|(k, c)| format!("{c} × {k}")).collect();
-            out.put(&format!("churn.error_kinds.{n}"), kinds.join("; "))?;
-        }
-        if let Some(first) = &r.first_error {
-            out.put(&format!("churn.first_error.{n}"), one_line(first))?;
-        }
+        let cpu = CpuWindow::now(&pid_s)?;
+        let mut r = session_level("churn", churn_client, &target, n, window, None)?;
+        r.cpu = cpu.per(r.all.completed as usize)?;
+        let k = |name: &str| format!("churn.{name}.{n}");
+        put_rates(
+            &out,
+            &k,
+            &r,
+            ["sessions", "sessions_per_s"],
+            SESSION_PERCENTILES,
+        )?;
+        out.put(&k("errors"), r.all.errors)?;
+        out.put(&k("retries"), r.all.retries)?;
+        put_cpu_and_errors(&out, &k, &r)?;
     }
     Ok(())
+}
+
+/// After one whole session has closed (`closed`: now), polls every 1 ms (for
+/// `SETTLE_LIMIT` at most) until the server's threads and fds are back at `cold` idle,
+/// writes how long that took (`<prefix>warm_settled_ms`), then the warm-idle reading.
+fn put_warm_idle(out: &Out, pid: u32, cold: &Reading, prefix: &str) -> Result<()> {
+    let closed = Instant::now();
+    let mut settled = None;
+    poll_every_ms(closed, SETTLE_LIMIT, || {
+        let now = proc_status(pid)?.threads <= cold.status.threads && open_fds(pid)? <= cold.fds;
+        if now {
+            settled = Some(closed.elapsed());
+        }
+        Ok(now)
+    })?;
+    put_ms(out, &format!("{prefix}warm_settled_ms"), settled)?;
+    Reading::take(pid)?.put(out, prefix, "warm_idle")
 }
 
 /// Opens `burst` initialized sessions, takes a reading while they are held
@@ -1230,163 +1468,92 @@ fn one_line(s: &str) -> String {
     s.replace(['\r', '\n'], " ")
 }
 
-/// utime + stime of `/proc/<which>/stat`, in clock ticks (`which` is a pid or `self`).
-fn proc_cpu_ticks(which: &str) -> Result<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{which}/stat"))
-        .map_err(|e| format!("/proc/{which}/stat: {e} (has the server exited?)"))?;
-    // The command name (field 2) is in parentheses and may hold spaces: count from the
-    // last ')'. After it come field 3 (state) onwards; utime and stime are fields 14, 15.
-    let rest = text
-        .rsplit_once(')')
-        .map(|(_, rest)| rest)
-        .ok_or_else(|| format!("/proc/{which}/stat: no ')'"))?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let tick = |i: usize| -> Result<u64> {
-        fields
-            .get(i)
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| format!("/proc/{which}/stat: field {} missing", i + 3).into())
-    };
-    Ok(tick(11)? + tick(12)?)
-}
-
-#[derive(Default)]
-struct ChurnClient {
-    samples_ns: Vec<u64>,
-    /// When the last attempt begun after the warm-up ended, completed or failed.
-    last_done: Option<Instant>,
-    completed: u64,
-    errors: u64,
-    kinds: BTreeMap<String, u64>,
-    retries: u64,
-    first_error: Option<String>,
-}
-
-struct ChurnResult {
-    /// Sessions begun after the warm-up and completed.
-    sessions: usize,
-    /// Sessions completed, warm-up included.
-    completed: u64,
-    per_sec: f64,
-    p50_us: f64,
-    p99_us: f64,
-    max_us: f64,
-    errors: u64,
-    kinds: BTreeMap<String, u64>,
-    retries: u64,
-    first_error: Option<String>,
-}
-
-/// `clients` threads, each running sessions one after another for `warmup + secs`
-/// seconds, with one keep-alive POST connection per client (as an agent host's HTTP pool
-/// would) and a new stream connection per session; sessions begun after the warm-up count.
-fn churn_level(target: &Target, clients: usize, warmup: f64, secs: f64) -> Result<ChurnResult> {
-    let go = Arc::new(Barrier::new(clients + 1));
-    let handles: Vec<_> = (0..clients)
-        .map(|n| {
-            let (target, go) = (target.clone(), Arc::clone(&go));
-            thread::Builder::new()
-                .name(format!("churn-{n}"))
-                .spawn(move || {
-                    go.wait();
-                    let start = Instant::now();
-                    let measure_from = start + Duration::from_secs_f64(warmup);
-                    let end = measure_from + Duration::from_secs_f64(secs);
-                    churn_client(n, &target, measure_from, end)
-                })
-        })
-        .collect::<io::Result<_>>()?;
-    let begun = Instant::now();
-    go.wait();
-    let measure_from = begun + Duration::from_secs_f64(warmup);
-
-    let mut all = ChurnClient::default();
-    for h in handles {
-        let c = h.join().map_err(|_| "a churn client thread panicked")?;
-        all.samples_ns.extend(c.samples_ns);
-        all.last_done = all.last_done.max(c.last_done);
-        all.completed += c.completed;
-        all.errors += c.errors;
-        for (k, v) in c.kinds {
-            *all.kinds.entry(k).or_default() += v;
-        }
-        all.retries += c.retries;
-        all.first_error = all.first_error.or(c.first_error);
-    }
-    let window = all.last_done.map_or(0.0, |t| {
-        t.saturating_duration_since(measure_from).as_secs_f64()
-    });
-    all.samples_ns.sort_unstable();
-    let n = all.samples_ns.len();
-    let pct = |p: f64| -> f64 {
-        if n == 0 {
-            return f64::NAN;
-        }
-        let i = ((n as f64 * p).ceil() as usize).clamp(1, n) - 1;
-        all.samples_ns[i] as f64 / 1000.0
-    };
-    Ok(ChurnResult {
-        sessions: n,
-        completed: all.completed,
-        per_sec: if window > 0.0 { n as f64 / window } else { 0.0 },
-        p50_us: pct(0.50),
-        p99_us: pct(0.99),
-        max_us: pct(1.0),
-        errors: all.errors,
-        kinds: all.kinds,
-        retries: all.retries,
-        first_error: all.first_error,
-    })
-}
-
-/// One client's sessions, one after another until `end`. A failed session is counted by
-/// step and kind (`GET /sse: status 503 too_many_sessions`) and the next one begins.
-fn churn_client(
-    client: usize,
+/// `clients` threads, each running `client(n, target, measure_from, end)`: whole sessions
+/// one after another for the window (sessions begun after the warm-up count). With
+/// `window_cpu_of`, a pid, CPU per session of that server and of this process over the
+/// measured window.
+fn session_level(
+    name: &str,
+    client: fn(usize, &Target, Instant, Instant) -> Tally,
     target: &Target,
+    clients: usize,
+    window: Window,
+    window_cpu_of: Option<&str>,
+) -> Result<Measured> {
+    let target = target.clone();
+    let together = start_together(
+        name,
+        clients,
+        window,
+        |_| (),
+        move |n, (), measure_from, end| client(n, &target, measure_from, end),
+    )?;
+    let measure_from = together.measure_from;
+    let cpu = window_cpu_of
+        .map(|pid| CpuWindow::start(pid, measure_from))
+        .transpose()?;
+    let all = Tally::merged(together.join("a churn client thread panicked")?);
+    let cpu = cpu.map(|cpu| cpu.per(all.samples_ns.len())).transpose()?;
+    Ok(Measured::new(all, measure_from, cpu.unwrap_or_default()))
+}
+
+/// One client's sessions (`churn_session`), one after another until `end`, on one
+/// keep-alive POST connection.
+fn churn_client(client: usize, target: &Target, measure_from: Instant, end: Instant) -> Tally {
+    let mut post = PostConn::new(target);
+    // No limit on failed sessions: each is a new stream connection, counted by kind.
+    let mut result = client_sessions(client, measure_from, end, u64::MAX, |message| {
+        churn_session(target, &mut post, message).map(|()| None)
+    });
+    result.retries = post.retries;
+    result
+}
+
+/// The step of a session that failed, and why.
+type StepError = (&'static str, Box<dyn std::error::Error + Send + Sync>);
+
+/// One client's whole sessions, one after another until `end` (or until `max_errors` of
+/// them have failed): `session(message)` runs one, with a message of its own, and gives
+/// the status its `DELETE` was answered with, if it ends with one. A failed session is
+/// counted by step and kind (`GET /sse: status 503 too_many_sessions`) and the next one
+/// begins. Sessions begun after `measure_from` are sampled.
+fn client_sessions(
+    client: usize,
     measure_from: Instant,
     end: Instant,
-) -> ChurnClient {
-    let mut result = ChurnClient::default();
-    let mut post = PostConn::new(target);
+    max_errors: u64,
+    mut session: impl FnMut(&str) -> std::result::Result<Option<u16>, StepError>,
+) -> Tally {
+    let mut result = Tally::default();
     for n in 1..=MAX_SESSIONS_PER_CLIENT {
         let began = Instant::now();
-        if began >= end {
+        if began >= end || result.errors >= max_errors {
             break;
         }
         let message = format!("churn {client}.{n}");
-        let outcome = churn_session(target, &mut post, &message);
+        let outcome = session(&message);
         let done = Instant::now();
         if began >= measure_from {
             // Failed attempts end the window too: sessions/s is over the time spent.
             result.last_done = Some(done);
         }
         match outcome {
-            Ok(()) => {
+            Ok(delete_status) => {
                 result.completed += 1;
+                if let Some(status) = delete_status {
+                    *result.delete_statuses.entry(status).or_default() += 1;
+                }
                 if began >= measure_from {
-                    result
-                        .samples_ns
-                        .push(done.duration_since(began).as_nanos() as u64);
+                    result.sample(began, done);
                 }
             }
             Err((step, e)) => {
                 result.errors += 1;
-                let kind = if let Some(s) = e.downcast_ref::<StatusError>() {
-                    s.kind()
-                } else if let Some(io) = e.downcast_ref::<io::Error>() {
-                    format!("I/O error ({})", io.kind())
-                } else {
-                    "wrong reply".to_string()
-                };
-                *result.kinds.entry(format!("{step}: {kind}")).or_default() += 1;
-                if result.first_error.is_none() {
-                    result.first_error = Some(format!("client {client}, {step}: {e}"));
-                }
+                result.count_kind(format!("{step}: {}", error_kind(e.as_ref())));
+                result.first(|| format!("client {client}, {step}: {e}"));
             }
         }
     }
-    result.retries = post.retries;
     result
 }
 
@@ -1397,7 +1564,7 @@ fn churn_session(
     target: &Target,
     post: &mut PostConn,
     message: &str,
-) -> std::result::Result<(), (&'static str, Box<dyn std::error::Error + Send + Sync>)> {
+) -> std::result::Result<(), StepError> {
     let mut session = Session::open(target).map_err(|e| ("open", e))?;
     session
         .set_timeout(ANSWER_TIMEOUT)
@@ -1738,15 +1905,7 @@ impl McpConn {
     /// `initialize` (no session yet): the session the server names, and the revision it
     /// answered with.
     fn initialize(&mut self) -> Result<McpSession> {
-        let init = json!({
-            "jsonrpc": "2.0", "id": 0, "method": "initialize",
-            "params": {
-                "protocolVersion": PROTOCOL_VERSION,
-                "capabilities": {},
-                "clientInfo": {"name": "mcp-warden-load", "version": "0"}
-            }
-        })
-        .to_string();
+        let init = initialize_request();
         let reply = self.exchange("POST", None, Some(&init), Some(&json!(0)))?;
         if reply.status != 200 {
             return Err(StatusError::new("POST initialize", reply.status, &reply.body).into());
@@ -1869,36 +2028,18 @@ fn error_kind(e: &(dyn std::error::Error + Send + Sync + 'static)) -> String {
 
 fn streamable(args: &[String]) -> Result<()> {
     let flags = Flags::parse(args)?;
-    let token = match flags.get("token-file") {
-        Some(path) => Some(std::fs::read_to_string(path)?.trim().to_string()),
-        None => None,
-    };
-    let target = Target::new(flags.required("url")?, token.as_deref())?;
-    let pid: u32 = flags
-        .required("pid")?
-        .parse()
-        .map_err(|_| "--pid must be a number")?;
-    let out = Out {
-        path: flags.required("out")?.to_string(),
-    };
+    let load = LoadArgs::parse(&flags)?;
+    let (target, pid, out) = (load.target, load.pid, load.out);
     let hold: usize = flags.number("hold", 1000)?;
     let inflight = flags.list("inflight", &[1, 16, 64])?;
     let clients = flags.list("clients", &[4, 16])?;
-    let secs: f64 = flags.number("secs", 5.0)?;
-    let warmup: f64 = flags.number("warmup", 1.0)?;
-    if !(0.1..=600.0).contains(&secs) || !(0.0..=60.0).contains(&warmup) {
-        return Err("--secs must be 0.1-600 and --warmup 0-60".into());
-    }
+    let window = flags.window()?;
     if hold > 10_000 || inflight.iter().chain(&clients).any(|&n| n == 0 || n > 1000) {
         return Err("--hold takes 0-10000, --inflight and --clients counts of 1-1000".into());
     }
     let pid_s = pid.to_string();
 
-    out.put("auth", if token.is_some() { "on" } else { "off" })?;
-    out.put(
-        "cpus",
-        thread::available_parallelism().map_or(0, |n| n.get()),
-    )?;
+    out.put_setup(load.auth)?;
     // Cold idle: as started. Warm idle: after one whole session (every path the held
     // sessions take, for the first time) and once threads and fds are back at cold idle.
     let cold = Reading::take(pid)?;
@@ -1912,20 +2053,7 @@ fn streamable(args: &[String]) -> Result<()> {
         Ok(())
     })();
     match one {
-        Ok(()) => {
-            let closed = Instant::now();
-            let mut settled = None;
-            poll_every_ms(closed, SETTLE_LIMIT, || {
-                let now =
-                    proc_status(pid)?.threads <= cold.status.threads && open_fds(pid)? <= cold.fds;
-                if now {
-                    settled = Some(closed.elapsed());
-                }
-                Ok(now)
-            })?;
-            put_ms(&out, "warm_settled_ms", settled)?;
-            Reading::take(pid)?.put(&out, "", "warm_idle")?;
-        }
+        Ok(()) => put_warm_idle(&out, pid, &cold, "")?,
         Err(e) => out.put("warm_error", one_line(&e.to_string()))?,
     }
 
@@ -1957,42 +2085,28 @@ fn streamable(args: &[String]) -> Result<()> {
     }
 
     for &slots in &inflight {
-        eprintln!("load: streamable echo, {slots} in flight, {warmup} s warm-up + {secs} s");
-        let r = mcp_echo(&target, &pid_s, EchoMode::Session, slots, warmup, secs)?;
+        eprintln!("load: streamable echo, {slots} in flight, {window}");
+        let r = mcp_echo(&target, &pid_s, EchoMode::Session, slots, window)?;
         put_echo(&out, slots, &r)?;
     }
 
     for &n in &clients {
-        eprintln!("load: streamable sessions, {n} clients, {warmup} s warm-up + {secs} s");
-        let r = mcp_churn(&target, &pid_s, n, warmup, secs)?;
+        eprintln!("load: streamable sessions, {n} clients, {window}");
+        let r = session_level(
+            "mcp-churn",
+            mcp_churn_client,
+            &target,
+            n,
+            window,
+            Some(&pid_s),
+        )?;
         let k = |name: &str| format!("sessions.{name}.{n}");
-        out.put(&k("count"), r.sessions)?;
-        out.put(&k("per_s"), format!("{:.0}", r.per_sec))?;
-        out.put(&k("p50_us"), format!("{:.1}", r.p50_us))?;
-        out.put(&k("p99_us"), format!("{:.1}", r.p99_us))?;
-        out.put(&k("max_us"), format!("{:.1}", r.max_us))?;
-        out.put(&k("errors"), r.errors)?;
-        out.put(&k("retries"), r.retries)?;
-        if let Some(cpu) = r.server_cpu_us {
-            out.put(&k("server_cpu_us"), format!("{cpu:.1}"))?;
-        }
-        if let Some(cpu) = r.client_cpu_us {
-            out.put(&k("client_cpu_us"), format!("{cpu:.1}"))?;
-        }
-        if !r.kinds.is_empty() {
-            let kinds: Vec<String> = r.kinds.iter().map(|(k, c)| format!("{c} × {k}")).collect();
-            out.put(&k("error_kinds"), kinds.join("; "))?;
-        }
-        if let Some(first) = &r.first_error {
-            out.put(&k("first_error"), one_line(first))?;
-        }
-        if !r.delete_statuses.is_empty() {
-            let s: Vec<String> = r
-                .delete_statuses
-                .iter()
-                .map(|(status, c)| format!("{c} × {status}"))
-                .collect();
-            out.put(&k("delete_statuses"), s.join("; "))?;
+        put_rates(&out, &k, &r, ["count", "per_s"], SESSION_PERCENTILES)?;
+        out.put(&k("errors"), r.all.errors)?;
+        out.put(&k("retries"), r.all.retries)?;
+        put_cpu_and_errors(&out, &k, &r)?;
+        if !r.all.delete_statuses.is_empty() {
+            out.put(&k("delete_statuses"), counts(&r.all.delete_statuses))?;
         }
     }
     Ok(())
@@ -2074,71 +2188,6 @@ fn mcp_delete_many(target: &Target, sessions: Vec<McpSession>) -> (usize, Vec<St
     })
 }
 
-/// utime + stime of the server and of this process over the measured window: read when
-/// the warm-up ends and again when every thread is done.
-struct CpuWindow {
-    server: u64,
-    client: u64,
-}
-
-impl CpuWindow {
-    fn start(pid: &str, from: Instant) -> Result<CpuWindow> {
-        thread::sleep(from.saturating_duration_since(Instant::now()));
-        Ok(CpuWindow {
-            server: proc_cpu_ticks(pid)?,
-            client: proc_cpu_ticks("self")?,
-        })
-    }
-
-    /// µs of CPU per unit (call or session) for the server and the client.
-    fn per(&self, pid: &str, units: usize) -> Result<(Option<f64>, Option<f64>)> {
-        let server = proc_cpu_ticks(pid)? - self.server;
-        let client = proc_cpu_ticks("self")? - self.client;
-        let per =
-            |ticks: u64| (units > 0).then(|| ticks as f64 / TICKS_PER_SEC * 1e6 / units as f64);
-        Ok((per(server), per(client)))
-    }
-}
-
-/// Percentiles of sorted nanosecond samples, in µs (NaN without samples).
-fn pct_us(sorted_ns: &[u64], p: f64) -> f64 {
-    let n = sorted_ns.len();
-    if n == 0 {
-        return f64::NAN;
-    }
-    let i = ((n as f64 * p).ceil() as usize).clamp(1, n) - 1;
-    sorted_ns[i] as f64 / 1000.0
-}
-
-#[derive(Default)]
-struct McpSlot {
-    samples_ns: Vec<u64>,
-    last_done: Option<Instant>,
-    errors: u64,
-    mismatched: u64,
-    /// Failed calls by kind (`status 503`, `I/O error (timed out)`, `wrong reply`).
-    kinds: BTreeMap<String, u64>,
-    first_error: Option<String>,
-}
-
-struct McpEcho {
-    calls: usize,
-    per_sec: f64,
-    p50_us: f64,
-    p99_us: f64,
-    p999_us: f64,
-    max_us: f64,
-    errors: u64,
-    mismatched: u64,
-    kinds: BTreeMap<String, u64>,
-    retries: u64,
-    sse_answers: u64,
-    json_answers: u64,
-    server_cpu_us: Option<f64>,
-    client_cpu_us: Option<f64>,
-    first_error: Option<String>,
-}
-
 /// How a slot calls `echo`: in a 2025 session it opened first (`streamable`), or as
 /// stateless 2026-07-28 requests (`modern`).
 #[derive(Clone, Copy, PartialEq)]
@@ -2148,138 +2197,64 @@ enum EchoMode {
 }
 
 /// `slots` threads, each with its own keep-alive connection (and, in `EchoMode::Session`,
-/// its own session), calling `echo` one call at a time for `warmup + secs` seconds; calls
-/// begun after the warm-up count. A call's latency ends when its answer has been read;
-/// the slot's next call begins when the whole response has been read.
+/// its own session), calling `echo` one call at a time for the window; calls begun after
+/// the warm-up count. A call's latency ends when its answer has been read; the slot's
+/// next call begins when the whole response has been read.
 fn mcp_echo(
     target: &Target,
     pid: &str,
     mode: EchoMode,
     slots: usize,
-    warmup: f64,
-    secs: f64,
-) -> Result<McpEcho> {
-    let ready = Arc::new(Barrier::new(slots + 1));
-    let go = Arc::new(Barrier::new(slots + 1));
-    type Done = (McpSlot, McpConn, Option<McpSession>);
-    let handles: Vec<_> = (0..slots)
-        .map(|n| {
-            let (target, ready, go) = (target.clone(), Arc::clone(&ready), Arc::clone(&go));
-            thread::Builder::new()
-                .name(format!("mcp-slot-{n}"))
-                .spawn(move || -> Result<Done> {
-                    // Every slot reaches both barriers, even when its session failed to open.
-                    let mut conn = McpConn::new(&target);
-                    let opened = match mode {
-                        EchoMode::Session => conn.open().map(Some),
-                        EchoMode::Stateless => Ok(None),
-                    };
-                    ready.wait();
-                    go.wait();
-                    let session = opened?;
-                    let start = Instant::now();
-                    let measure_from = start + Duration::from_secs_f64(warmup);
-                    let end = measure_from + Duration::from_secs_f64(secs);
-                    let slot = mcp_slot_loop(n, &mut conn, session.as_ref(), measure_from, end);
-                    Ok((slot, conn, session))
-                })
-        })
-        .collect::<io::Result<_>>()?;
-    ready.wait();
-    let begun = Instant::now();
-    go.wait();
-    let measure_from = begun + Duration::from_secs_f64(warmup);
+    window: Window,
+) -> Result<Measured> {
+    let target = target.clone();
+    let open = move |_| {
+        let mut conn = McpConn::new(&target);
+        let opened = match mode {
+            EchoMode::Session => conn.open().map(Some),
+            EchoMode::Stateless => Ok(None),
+        };
+        (conn, opened)
+    };
+    type Opened = (McpConn, Result<Option<McpSession>>);
+    type Done = (Tally, McpConn, Option<McpSession>);
+    let call = |n, (mut conn, opened): Opened, measure_from, end| -> Result<Done> {
+        let session = opened?;
+        let slot = mcp_slot_loop(n, &mut conn, session.as_ref(), measure_from, end);
+        Ok((slot, conn, session))
+    };
+    let together = start_together("mcp-slot", slots, window, open, call)?;
+    let measure_from = together.measure_from;
     let cpu = CpuWindow::start(pid, measure_from)?;
-
-    let mut all = McpSlot::default();
-    let (mut retries, mut sse_answers, mut json_answers) = (0, 0, 0);
-    let mut first_failure = None;
+    let (done, opened) = opened_slots(together.join("a slot thread panicked")?);
     let mut to_delete = Vec::new();
-    for h in handles {
-        match h.join().map_err(|_| "a slot thread panicked")? {
-            Ok((slot, conn, session)) => {
-                all.samples_ns.extend(slot.samples_ns);
-                all.last_done = all.last_done.max(slot.last_done);
-                all.errors += slot.errors;
-                all.mismatched += slot.mismatched;
-                for (k, v) in slot.kinds {
-                    *all.kinds.entry(k).or_default() += v;
-                }
-                all.first_error = all.first_error.or(slot.first_error);
-                retries += conn.retries;
-                sse_answers += conn.sse_answers;
-                json_answers += conn.json_answers;
-                if let Some(session) = session {
-                    to_delete.push((conn, session));
-                }
-            }
-            Err(e) => first_failure = first_failure.or(Some(e)),
+    let mut tallies = Vec::with_capacity(done.len());
+    for (slot, conn, session) in done {
+        tallies.push(slot);
+        if let Some(session) = session {
+            to_delete.push((conn, session));
         }
     }
-    let (server_cpu_us, client_cpu_us) = cpu.per(pid, all.samples_ns.len())?;
+    let all = Tally::merged(tallies);
+    let cpu = cpu.per(all.samples_ns.len())?;
     // The slots' sessions end, outside the measured window.
     for (mut conn, session) in to_delete {
         let _ = conn.delete(&session);
     }
-    if let Some(e) = first_failure {
-        return Err(format!("a slot could not open its session: {e}").into());
-    }
-    let window = all.last_done.map_or(0.0, |t| {
-        t.saturating_duration_since(measure_from).as_secs_f64()
-    });
-    all.samples_ns.sort_unstable();
-    let calls = all.samples_ns.len();
-    Ok(McpEcho {
-        calls,
-        per_sec: if window > 0.0 {
-            calls as f64 / window
-        } else {
-            0.0
-        },
-        p50_us: pct_us(&all.samples_ns, 0.50),
-        p99_us: pct_us(&all.samples_ns, 0.99),
-        p999_us: pct_us(&all.samples_ns, 0.999),
-        max_us: pct_us(&all.samples_ns, 1.0),
-        errors: all.errors,
-        mismatched: all.mismatched,
-        kinds: all.kinds,
-        retries,
-        sse_answers,
-        json_answers,
-        server_cpu_us,
-        client_cpu_us,
-        first_error: all.first_error,
-    })
+    opened?;
+    Ok(Measured::new(all, measure_from, cpu))
 }
 
 /// Writes one `mcp_echo` level's figures as `<name>.<slots>` keys.
-fn put_echo(out: &Out, slots: usize, r: &McpEcho) -> Result<()> {
+fn put_echo(out: &Out, slots: usize, r: &Measured) -> Result<()> {
     let k = |name: &str| format!("{name}.{slots}");
-    out.put(&k("calls"), r.calls)?;
-    out.put(&k("calls_per_s"), format!("{:.0}", r.per_sec))?;
-    out.put(&k("p50_us"), format!("{:.1}", r.p50_us))?;
-    out.put(&k("p99_us"), format!("{:.1}", r.p99_us))?;
-    out.put(&k("p999_us"), format!("{:.1}", r.p999_us))?;
-    out.put(&k("max_us"), format!("{:.1}", r.max_us))?;
-    out.put(&k("errors"), r.errors)?;
-    out.put(&k("mismatched"), r.mismatched)?;
-    out.put(&k("retries"), r.retries)?;
-    out.put(&k("sse_answers"), r.sse_answers)?;
-    out.put(&k("json_answers"), r.json_answers)?;
-    if let Some(cpu) = r.server_cpu_us {
-        out.put(&k("server_cpu_us"), format!("{cpu:.1}"))?;
-    }
-    if let Some(cpu) = r.client_cpu_us {
-        out.put(&k("client_cpu_us"), format!("{cpu:.1}"))?;
-    }
-    if !r.kinds.is_empty() {
-        let kinds: Vec<String> = r.kinds.iter().map(|(k, c)| format!("{c} × {k}")).collect();
-        out.put(&k("error_kinds"), kinds.join("; "))?;
-    }
-    if let Some(first) = &r.first_error {
-        out.put(&k("first_error"), one_line(first))?;
-    }
-    Ok(())
+    put_rates(out, &k, r, ["calls", "calls_per_s"], CALL_PERCENTILES)?;
+    out.put(&k("errors"), r.all.errors)?;
+    out.put(&k("mismatched"), r.all.mismatched)?;
+    out.put(&k("retries"), r.all.retries)?;
+    out.put(&k("sse_answers"), r.all.sse_answers)?;
+    out.put(&k("json_answers"), r.all.json_answers)?;
+    put_cpu_and_errors(out, &k, r)
 }
 
 /// One slot's sequential calls, in its session or (without one) stateless. Ids are unique
@@ -2290,8 +2265,8 @@ fn mcp_slot_loop(
     session: Option<&McpSession>,
     measure_from: Instant,
     end: Instant,
-) -> McpSlot {
-    let mut result = McpSlot::default();
+) -> Tally {
+    let mut result = Tally::default();
     let mut message = String::with_capacity(32);
     for n in 1..=MAX_CALLS_PER_SLOT {
         let began = Instant::now();
@@ -2308,9 +2283,7 @@ fn mcp_slot_loop(
         match outcome {
             Ok(answered) => {
                 if began >= measure_from {
-                    result
-                        .samples_ns
-                        .push(answered.duration_since(began).as_nanos() as u64);
+                    result.sample(began, answered);
                     result.last_done = Some(Instant::now());
                 }
             }
@@ -2320,159 +2293,36 @@ fn mcp_slot_loop(
                 } else {
                     result.errors += 1;
                 }
-                *result.kinds.entry(error_kind(e.as_ref())).or_default() += 1;
-                if result.first_error.is_none() {
-                    result.first_error = Some(format!("slot {slot}: {e}"));
-                }
+                result.count_kind(error_kind(e.as_ref()));
+                result.first(|| format!("slot {slot}: {e}"));
             }
         }
     }
+    result.retries = conn.retries;
+    result.sse_answers = conn.sse_answers;
+    result.json_answers = conn.json_answers;
     result
 }
 
-#[derive(Default)]
-struct McpChurnClient {
-    samples_ns: Vec<u64>,
-    last_done: Option<Instant>,
-    errors: u64,
-    kinds: BTreeMap<String, u64>,
-    delete_statuses: BTreeMap<u16, u64>,
-    retries: u64,
-    first_error: Option<String>,
-}
-
-struct McpChurn {
-    sessions: usize,
-    per_sec: f64,
-    p50_us: f64,
-    p99_us: f64,
-    max_us: f64,
-    errors: u64,
-    kinds: BTreeMap<String, u64>,
-    delete_statuses: BTreeMap<u16, u64>,
-    retries: u64,
-    server_cpu_us: Option<f64>,
-    client_cpu_us: Option<f64>,
-    first_error: Option<String>,
-}
-
-/// `clients` threads, each with one keep-alive connection, running whole sessions one
-/// after another (`initialize`, `notifications/initialized`, one `tools/call echo`,
-/// `DELETE`) for `warmup + secs` seconds; sessions begun after the warm-up count.
-fn mcp_churn(
-    target: &Target,
-    pid: &str,
-    clients: usize,
-    warmup: f64,
-    secs: f64,
-) -> Result<McpChurn> {
-    let go = Arc::new(Barrier::new(clients + 1));
-    let handles: Vec<_> = (0..clients)
-        .map(|n| {
-            let (target, go) = (target.clone(), Arc::clone(&go));
-            thread::Builder::new()
-                .name(format!("mcp-churn-{n}"))
-                .spawn(move || {
-                    go.wait();
-                    let start = Instant::now();
-                    let measure_from = start + Duration::from_secs_f64(warmup);
-                    let end = measure_from + Duration::from_secs_f64(secs);
-                    mcp_churn_client(n, &target, measure_from, end)
-                })
-        })
-        .collect::<io::Result<_>>()?;
-    let begun = Instant::now();
-    go.wait();
-    let measure_from = begun + Duration::from_secs_f64(warmup);
-    let cpu = CpuWindow::start(pid, measure_from)?;
-
-    let mut all = McpChurnClient::default();
-    for h in handles {
-        let c = h.join().map_err(|_| "a churn client thread panicked")?;
-        all.samples_ns.extend(c.samples_ns);
-        all.last_done = all.last_done.max(c.last_done);
-        all.errors += c.errors;
-        for (k, v) in c.kinds {
-            *all.kinds.entry(k).or_default() += v;
-        }
-        for (k, v) in c.delete_statuses {
-            *all.delete_statuses.entry(k).or_default() += v;
-        }
-        all.retries += c.retries;
-        all.first_error = all.first_error.or(c.first_error);
-    }
-    let (server_cpu_us, client_cpu_us) = cpu.per(pid, all.samples_ns.len())?;
-    let window = all.last_done.map_or(0.0, |t| {
-        t.saturating_duration_since(measure_from).as_secs_f64()
-    });
-    all.samples_ns.sort_unstable();
-    let n = all.samples_ns.len();
-    Ok(McpChurn {
-        sessions: n,
-        per_sec: if window > 0.0 { n as f64 / window } else { 0.0 },
-        p50_us: pct_us(&all.samples_ns, 0.50),
-        p99_us: pct_us(&all.samples_ns, 0.99),
-        max_us: pct_us(&all.samples_ns, 1.0),
-        errors: all.errors,
-        kinds: all.kinds,
-        delete_statuses: all.delete_statuses,
-        retries: all.retries,
-        server_cpu_us,
-        client_cpu_us,
-        first_error: all.first_error,
-    })
-}
-
-/// One client's sessions, one after another until `end`; a failure is counted by step
-/// and kind and the next session begins.
-fn mcp_churn_client(
-    client: usize,
-    target: &Target,
-    measure_from: Instant,
-    end: Instant,
-) -> McpChurnClient {
-    let mut result = McpChurnClient::default();
+/// One client's sessions of `streamable` (`initialize`, `notifications/initialized`, one
+/// `tools/call echo`, `DELETE`), one after another until `end` (or
+/// `MAX_ERRORS_PER_CLIENT` failed ones), on one keep-alive connection.
+fn mcp_churn_client(client: usize, target: &Target, measure_from: Instant, end: Instant) -> Tally {
     let mut conn = McpConn::new(target);
-    for n in 1..=MAX_SESSIONS_PER_CLIENT {
-        let began = Instant::now();
-        if began >= end || result.errors >= MAX_ERRORS_PER_CLIENT {
-            break;
-        }
-        let message = format!("churn {client}.{n}");
-        let outcome = (|| {
+    let mut result = client_sessions(
+        client,
+        measure_from,
+        end,
+        MAX_ERRORS_PER_CLIENT,
+        |message| {
             let session = conn.initialize().map_err(|e| ("initialize", e))?;
             conn.initialized(&session)
                 .map_err(|e| ("notifications/initialized", e))?;
-            conn.echo(&session, 1, &message)
+            conn.echo(&session, 1, message)
                 .map_err(|e| ("tools/call", e))?;
-            conn.delete(&session).map_err(|e| ("DELETE", e))
-        })();
-        let done = Instant::now();
-        if began >= measure_from {
-            // Failed attempts end the window too: sessions/s is over the time spent.
-            result.last_done = Some(done);
-        }
-        match outcome {
-            Ok(status) => {
-                *result.delete_statuses.entry(status).or_default() += 1;
-                if began >= measure_from {
-                    result
-                        .samples_ns
-                        .push(done.duration_since(began).as_nanos() as u64);
-                }
-            }
-            Err((step, e)) => {
-                result.errors += 1;
-                *result
-                    .kinds
-                    .entry(format!("{step}: {}", error_kind(e.as_ref())))
-                    .or_default() += 1;
-                if result.first_error.is_none() {
-                    result.first_error = Some(format!("client {client}, {step}: {e}"));
-                }
-            }
-        }
-    }
+            conn.delete(&session).map(Some).map_err(|e| ("DELETE", e))
+        },
+    );
     result.retries = conn.retries;
     result
 }
@@ -2482,34 +2332,16 @@ fn mcp_churn_client(
 
 fn modern(args: &[String]) -> Result<()> {
     let flags = Flags::parse(args)?;
-    let token = match flags.get("token-file") {
-        Some(path) => Some(std::fs::read_to_string(path)?.trim().to_string()),
-        None => None,
-    };
-    let target = Target::new(flags.required("url")?, token.as_deref())?;
-    let pid: u32 = flags
-        .required("pid")?
-        .parse()
-        .map_err(|_| "--pid must be a number")?;
-    let out = Out {
-        path: flags.required("out")?.to_string(),
-    };
+    let load = LoadArgs::parse(&flags)?;
+    let (target, pid, out) = (load.target, load.pid, load.out);
     let inflight = flags.list("inflight", &[1, 16, 64])?;
-    let secs: f64 = flags.number("secs", 5.0)?;
-    let warmup: f64 = flags.number("warmup", 1.0)?;
-    if !(0.1..=600.0).contains(&secs) || !(0.0..=60.0).contains(&warmup) {
-        return Err("--secs must be 0.1-600 and --warmup 0-60".into());
-    }
+    let window = flags.window()?;
     if inflight.iter().any(|&n| n == 0 || n > 1000) {
         return Err("--inflight takes counts of 1-1000".into());
     }
     let pid_s = pid.to_string();
 
-    out.put("auth", if token.is_some() { "on" } else { "off" })?;
-    out.put(
-        "cpus",
-        thread::available_parallelism().map_or(0, |n| n.get()),
-    )?;
+    out.put_setup(load.auth)?;
     Reading::take(pid)?.put(&out, "", "before")?;
     // One call first: a server that does not serve the revision (or refuses the token)
     // stops the run here, with its answer, rather than filling every level with errors.
@@ -2519,8 +2351,8 @@ fn modern(args: &[String]) -> Result<()> {
         return Err(format!("the first stateless call failed: {e}").into());
     }
     for &slots in &inflight {
-        eprintln!("load: modern echo, {slots} in flight, {warmup} s warm-up + {secs} s");
-        let r = mcp_echo(&target, &pid_s, EchoMode::Stateless, slots, warmup, secs)?;
+        eprintln!("load: modern echo, {slots} in flight, {window}");
+        let r = mcp_echo(&target, &pid_s, EchoMode::Stateless, slots, window)?;
         put_echo(&out, slots, &r)?;
     }
     // Every slot's connection is closed by now.
@@ -2617,28 +2449,27 @@ fn report(args: &[String]) -> Result<()> {
     let [warden, peer] = args else {
         return Err("usage: load report WARDEN_FILE PEER_FILE".into());
     };
-    let (w, p) = (read_results(warden)?, read_results(peer)?);
-    let num = |m: &BTreeMap<String, String>, k: &str| -> Option<f64> {
-        m.get(k).and_then(|v| v.parse().ok())
-    };
-    let levels: Vec<String> = keys_with_prefix(&w, "rss_kib.")
+    let (w, p) = (Figures(read_results(warden)?), Figures(read_results(peer)?));
+    let num = |m: &Figures, k: &str| -> Option<f64> { m.0.get(k).and_then(|v| v.parse().ok()) };
+    let both = |k: &str| [num(&w, k), num(&p, k)];
+    let levels: Vec<String> = keys_with_prefix(&w.0, "rss_kib.")
         .into_iter()
         .filter(|l| l != "idle")
         .collect();
-    let inflight = keys_with_prefix(&w, "calls_per_s.");
+    let inflight = keys_with_prefix(&w.0, "calls_per_s.");
     let top = levels.last().cloned();
 
     // Derived: KiB per held session, from idle to the largest level.
-    let per_session = |m: &BTreeMap<String, String>| -> Option<f64> {
+    let per_session = |m: &Figures| -> Option<f64> {
         let top = top.as_ref()?;
         let n: f64 = top.parse().ok()?;
         Some((num(m, &format!("rss_kib.{top}"))? - num(m, "rss_kib.idle")?) / n)
     };
 
     let mut t = String::new();
-    let auth = |m: &BTreeMap<String, String>| {
-        m.get("auth")
-            .or(m.get("churn.auth"))
+    let auth = |m: &Figures| {
+        m.0.get("auth")
+            .or(m.0.get("churn.auth"))
             .map_or("?", |a| if a == "on" { "auth on" } else { "no auth" })
     };
     let _ = writeln!(
@@ -2654,131 +2485,77 @@ fn report(args: &[String]) -> Result<()> {
     let us = |v: f64| format!("{v:.0} µs");
     let ms = |v: f64| format!("{v:.1} ms");
 
-    row(
-        &mut t,
-        "RSS idle",
-        num(&w, "rss_kib.idle"),
-        num(&p, "rss_kib.idle"),
-        &mib,
-    );
+    row(&mut t, "RSS idle", &both("rss_kib.idle"), &mib);
     for l in &levels {
-        let k = format!("rss_kib.{l}");
-        row(
-            &mut t,
-            &format!("RSS, {l} sessions held"),
-            num(&w, &k),
-            num(&p, &k),
-            &mib,
-        );
+        let name = format!("RSS, {l} sessions held");
+        row(&mut t, &name, &both(&format!("rss_kib.{l}")), &mib);
     }
     if let Some(top) = &top {
         row(
             &mut t,
             &format!("RSS per held session (idle → {top})"),
-            per_session(&w),
-            per_session(&p),
+            &[per_session(&w), per_session(&p)],
             &kib,
         );
     }
-    row(
-        &mut t,
-        "threads idle",
-        num(&w, "threads.idle"),
-        num(&p, "threads.idle"),
-        &int,
-    );
+    row(&mut t, "threads idle", &both("threads.idle"), &int);
     for l in &levels {
-        let k = format!("threads.{l}");
-        row(
-            &mut t,
-            &format!("threads, {l} sessions held"),
-            num(&w, &k),
-            num(&p, &k),
-            &int,
-        );
+        let name = format!("threads, {l} sessions held");
+        row(&mut t, &name, &both(&format!("threads.{l}")), &int);
     }
     for f in &inflight {
-        row(
-            &mut t,
-            &format!("echo calls/s, {f} in flight"),
-            num(&w, &format!("calls_per_s.{f}")),
-            num(&p, &format!("calls_per_s.{f}")),
-            &int,
-        );
-        row(
-            &mut t,
-            &format!("echo p50, {f} in flight"),
-            num(&w, &format!("p50_us.{f}")),
-            num(&p, &format!("p50_us.{f}")),
-            &us,
-        );
-        row(
-            &mut t,
-            &format!("echo p99, {f} in flight"),
-            num(&w, &format!("p99_us.{f}")),
-            num(&p, &format!("p99_us.{f}")),
-            &us,
-        );
+        // No CPU rows: `run` does not measure it.
+        echo_rows(&mut t, &[&w, &p], f);
     }
-    let sum = |m: &BTreeMap<String, String>, prefix: &str| -> Option<f64> {
-        let keys = keys_with_prefix(m, prefix);
-        (!keys.is_empty()).then(|| {
-            keys.iter()
-                .filter_map(|k| num(m, &format!("{prefix}{k}")))
-                .sum()
-        })
-    };
     for (name, prefix) in [
-        ("lost answers (all levels)", "lost."),
-        ("mismatched answers (all levels)", "mismatched."),
-        ("failed POSTs (all levels)", "errors."),
-        ("POSTs resent on a new connection", "retries."),
+        ("lost answers (all levels)", "lost"),
+        ("mismatched answers (all levels)", "mismatched"),
+        ("failed POSTs (all levels)", "errors"),
+        ("POSTs resent on a new connection", "retries"),
     ] {
-        let (a, b) = (sum(&w, prefix), sum(&p, prefix));
+        let (a, b) = (w.total(prefix), p.total(prefix));
         if a.is_none() && b.is_none() {
             continue;
         }
         let cell = |v: Option<f64>| v.map_or("-".to_string(), int);
-        let _ = writeln!(t, "| {name} | {} | {} | |", cell(a), cell(b));
+        text_row(&mut t, name, &[cell(a), cell(b)]);
     }
-    let runs = w.get("startup_runs").map_or("?", String::as_str);
+    let runs = w.0.get("startup_runs").map_or("?", String::as_str);
     row(
         &mut t,
         &format!("ready: exec → first accepted connection, median of {runs} (auth off)"),
-        num(&w, "ready_ms.median"),
-        num(&p, "ready_ms.median"),
+        &both("ready_ms.median"),
         &ms,
     );
     row(
         &mut t,
         "exec → first HTTP response, median",
-        num(&w, "first_response_ms.median"),
-        num(&p, "first_response_ms.median"),
+        &both("first_response_ms.median"),
         &ms,
     );
-    let churn_levels = keys_with_prefix(&w, "churn.sessions_per_s.");
-    churn_rows(&mut t, &w, &p, &churn_levels);
+    let churn_levels = keys_with_prefix(&w.0, "churn.sessions_per_s.");
+    churn_rows(&mut t, &w.0, &p.0, &churn_levels);
     print!("{t}");
 
     for (m, name) in [(&w, "mcp-warden"), (&p, "peer")] {
         for f in &inflight {
-            if let Some(e) = m.get(&format!("first_error.{f}")) {
+            if let Some(e) = m.0.get(&format!("first_error.{f}")) {
                 println!("{name}, {f} in flight, first problem: {e}");
             }
         }
         for c in &churn_levels {
-            if let Some(kinds) = m.get(&format!("churn.error_kinds.{c}")) {
+            if let Some(kinds) = m.0.get(&format!("churn.error_kinds.{c}")) {
                 println!("{name}, churn with {c} clients, errors: {kinds}");
             }
-            if let Some(e) = m.get(&format!("churn.first_error.{c}")) {
+            if let Some(e) = m.0.get(&format!("churn.first_error.{c}")) {
                 println!("{name}, churn with {c} clients, first error: {e}");
             }
         }
-        if let Some(e) = m.get("churn.warm_error") {
+        if let Some(e) = m.0.get("churn.warm_error") {
             println!("{name}, warm idle: {e}");
         }
         for round in ["burst", "burst2"] {
-            if let Some(e) = m.get(&format!("churn.{round}_error")) {
+            if let Some(e) = m.0.get(&format!("churn.{round}_error")) {
                 println!("{name}, {round}: {e}");
             }
         }
@@ -2787,62 +2564,56 @@ fn report(args: &[String]) -> Result<()> {
     // The issue's targets, for mcp-warden.
     println!();
     println!("Targets (mcp-warden):");
-    let verdict = |ok: Option<bool>| match ok {
-        Some(true) => "met",
-        Some(false) => "NOT met",
-        None => "not measured",
+    let times = |v: f64| format!("{v:.2}×");
+    let to_peer = |key: &str| {
+        let [a, b] = both(key);
+        ratio(a, b)
     };
-    let idle = num(&w, "rss_kib.idle");
-    println!(
-        "- idle RSS ≤ 3 MiB: {} — {}",
-        idle.map_or("-".into(), mib),
-        verdict(idle.map(|v| v <= 3.0 * 1024.0))
+    target_line("idle RSS ≤ 3 MiB", num(&w, "rss_kib.idle"), &mib, |v| {
+        v <= 3.0 * 1024.0
+    });
+    target_line(
+        "≤ 24 KiB RSS per held session",
+        per_session(&w),
+        &kib,
+        |v| v <= 24.0,
     );
-    let ps = per_session(&w);
-    println!(
-        "- ≤ 24 KiB RSS per held session: {} — {}",
-        ps.map_or("-".into(), kib),
-        verdict(ps.map(|v| v <= 24.0))
+    target_line(
+        "calls/s ≥ 5× the TS peer at 16 in flight",
+        to_peer("calls_per_s.16"),
+        &times,
+        |r| r >= 5.0,
     );
-    let (wc, pc) = (num(&w, "calls_per_s.16"), num(&p, "calls_per_s.16"));
-    let ratio = wc.zip(pc).filter(|(_, b)| *b > 0.0).map(|(a, b)| a / b);
-    println!(
-        "- calls/s ≥ 5× the TS peer at 16 in flight: {} — {}",
-        ratio.map_or("-".into(), |r| format!("{r:.2}×")),
-        verdict(ratio.map(|r| r >= 5.0))
+    target_line(
+        "p99 ≤ 2 ms at 16 in flight",
+        num(&w, "p99_us.16"),
+        &us,
+        |v| v <= 2000.0,
     );
-    let p99 = num(&w, "p99_us.16");
-    println!(
-        "- p99 ≤ 2 ms at 16 in flight: {} — {}",
-        p99.map_or("-".into(), us),
-        verdict(p99.map(|v| v <= 2000.0))
+    target_line(
+        "ready in ≤ 20 ms (auth off)",
+        num(&w, "ready_ms.median"),
+        &ms,
+        |v| v <= 20.0,
     );
-    let ready = num(&w, "ready_ms.median");
-    println!(
-        "- ready in ≤ 20 ms (auth off): {} — {}",
-        ready.map_or("-".into(), ms),
-        verdict(ready.map(|v| v <= 20.0))
-    );
-    let lost = sum(&w, "lost.").map(|l| l + sum(&w, "mismatched.").unwrap_or(0.0));
+    let lost = w
+        .total("lost")
+        .map(|l| l + w.total("mismatched").unwrap_or(0.0));
     println!(
         "- no lost or mismatched answers: {}",
         verdict(lost.map(|l| l == 0.0))
     );
-    let (wc, pc) = (
-        num(&w, "churn.sessions_per_s.16"),
-        num(&p, "churn.sessions_per_s.16"),
+    target_line(
+        "churn sessions/s ≥ 10× the TS peer with 16 clients",
+        to_peer("churn.sessions_per_s.16"),
+        &times,
+        |r| r >= 10.0,
     );
-    let ratio = wc.zip(pc).filter(|(_, b)| *b > 0.0).map(|(a, b)| a / b);
-    println!(
-        "- churn sessions/s ≥ 10× the TS peer with 16 clients: {} — {}",
-        ratio.map_or("-".into(), |r| format!("{r:.2}×")),
-        verdict(ratio.map(|r| r >= 10.0))
-    );
-    let errors = sum(&w, "churn.errors.");
-    println!(
-        "- churn with zero errors (all levels): {} — {}",
-        errors.map_or("-".into(), int),
-        verdict(errors.map(|e| e == 0.0))
+    target_line(
+        "churn with zero errors (all levels)",
+        w.total("churn.errors"),
+        &int,
+        |e| e == 0.0,
     );
     // The burst target: 1 s after the burst closed, back within 10 % of the server idle as
     // it was right before the burst (warm idle: it had served one session, so the code a
@@ -2850,8 +2621,8 @@ fn report(args: &[String]) -> Result<()> {
     // alone would not: the second burst against the first one's leftovers (does what stays
     // grow?), and the first burst against the server as started (cold idle: code pages the
     // first session ran count as growth).
-    let burst = w.get("churn.burst").map_or("?", String::as_str);
-    let back = burst_back(&w, "warm_idle", "burst_after_1s");
+    let burst = w.0.get("churn.burst").map_or("?", String::as_str);
+    let back = burst_back(&w.0, "warm_idle", "burst_after_1s");
     println!(
         "- VmRSS and threads back within 10 % of idle 1 s after a {burst}-session burst has closed (idle: right before the burst, after one session): {} — {}",
         back.as_ref().map_or("-".into(), BurstBack::describe),
@@ -2871,7 +2642,7 @@ fn report(args: &[String]) -> Result<()> {
     ] {
         println!(
             "- (not a target) {label}: {}",
-            burst_back(&w, reference, after)
+            burst_back(&w.0, reference, after)
                 .as_ref()
                 .map_or("-".into(), BurstBack::describe),
         );
@@ -2881,34 +2652,6 @@ fn report(args: &[String]) -> Result<()> {
 
 // ---------------------------------------------------------------------------------------
 // `report-streamable`: the Streamable HTTP table (mcp-warden, rmcp, the TypeScript SDK)
-
-/// Figures of one `streamable` result file, by key.
-struct Figures(BTreeMap<String, String>);
-
-impl Figures {
-    fn num(&self, key: &str) -> Option<f64> {
-        self.0
-            .get(key)
-            .and_then(|v| v.parse().ok())
-            .filter(|v: &f64| !v.is_nan())
-    }
-
-    /// KiB of VmRSS per held session, from `idle` (`cold_idle` or `warm_idle`).
-    fn per_session(&self, idle: &str) -> Option<f64> {
-        let n = self.num("hold")?;
-        Some((self.num("rss_kib.held")? - self.num(&format!("rss_kib.{idle}"))?) / n)
-    }
-
-    /// The sum of `<prefix>.<level>` over every level present.
-    fn total(&self, prefix: &str) -> Option<f64> {
-        let keys = keys_with_prefix(&self.0, &format!("{prefix}."));
-        (!keys.is_empty()).then(|| {
-            keys.iter()
-                .filter_map(|k| self.num(&format!("{prefix}.{k}")))
-                .sum()
-        })
-    }
-}
 
 fn report_streamable(args: &[String]) -> Result<()> {
     let [warden, rmcp, ts] = args else {
@@ -2920,66 +2663,28 @@ fn report_streamable(args: &[String]) -> Result<()> {
         Figures(read_results(ts)?),
     ];
     let [w, r, _] = &sides;
-    let auth = |f: &Figures| match f.0.get("auth").map(String::as_str) {
-        Some("on") => "auth on",
-        Some(_) => "no auth",
-        None => "?",
-    };
     let mut t = String::new();
     let _ = writeln!(
         t,
         "| measure | mcp-warden ({}) | rmcp ({}) | TS SDK ({}) | warden/rmcp | warden/TS |",
-        auth(&sides[0]),
-        auth(&sides[1]),
-        auth(&sides[2])
+        sides[0].auth(),
+        sides[1].auth(),
+        sides[2].auth()
     );
     let _ = writeln!(t, "|---|---:|---:|---:|---:|---:|");
     let mib = |v: f64| format!("{:.1} MiB", v / 1024.0);
     let kib = |v: f64| format!("{v:.2} KiB");
     let int = |v: f64| format!("{v:.0}");
     let us = |v: f64| format!("{v:.0} µs");
-    let us1 = |v: f64| format!("{v:.1} µs");
     let ms = |v: f64| format!("{v:.1} ms");
-    let row3 = |t: &mut String, name: &str, v: [Option<f64>; 3], fmt: &dyn Fn(f64) -> String| {
-        if v.iter().all(Option::is_none) {
-            return; // not measured in this run
-        }
-        let cell = |v: Option<f64>| v.map_or("-".to_string(), fmt);
-        let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
-            (Some(a), Some(b)) if b != 0.0 && a / b < 0.1 => format!("{:.4}", a / b),
-            (Some(a), Some(b)) if b != 0.0 => format!("{:.2}", a / b),
-            _ => "-".to_string(),
-        };
-        let _ = writeln!(
-            t,
-            "| {name} | {} | {} | {} | {} | {} |",
-            cell(v[0]),
-            cell(v[1]),
-            cell(v[2]),
-            ratio(v[0], v[1]),
-            ratio(v[0], v[2])
-        );
-    };
-    let text3 = |t: &mut String, name: &str, v: [String; 3]| {
-        let _ = writeln!(t, "| {name} | {} | {} | {} | | |", v[0], v[1], v[2]);
-    };
-    let each = |f: &dyn Fn(&Figures) -> Option<f64>| -> [Option<f64>; 3] {
-        [f(&sides[0]), f(&sides[1]), f(&sides[2])]
-    };
+    let each = |f: &dyn Fn(&Figures) -> Option<f64>| sides.each_ref().map(f);
+    let each_text = |f: &dyn Fn(&Figures) -> String| sides.each_ref().map(f);
+    let all = sides.each_ref();
 
-    // How the answers came.
-    let how = |f: &Figures| -> String {
-        match (f.total("sse_answers"), f.total("json_answers")) {
-            (Some(sse), Some(json)) if sse == 0.0 && json > 0.0 => "application/json".into(),
-            (Some(sse), Some(json)) if json == 0.0 && sse > 0.0 => "text/event-stream".into(),
-            (Some(sse), Some(json)) => format!("{json:.0} JSON, {sse:.0} SSE"),
-            _ => "-".into(),
-        }
-    };
-    text3(
+    text_row(
         &mut t,
         "answers to tools/call came as",
-        [how(&sides[0]), how(&sides[1]), how(&sides[2])],
+        &each_text(&Figures::answers_came_as),
     );
 
     let hold =
@@ -3000,98 +2705,52 @@ fn report_streamable(args: &[String]) -> Result<()> {
         ),
     ] {
         let label = label.replace("{hold}", &hold);
-        row3(&mut t, &label, each(&|f| f.num(key)), &mib);
+        row(&mut t, &label, &each(&|f| f.num(key)), &mib);
     }
-    row3(
+    row(
         &mut t,
         "RSS per held session (warm idle → held)",
-        each(&|f| f.per_session("warm_idle")),
+        &each(&|f| f.per_session("warm_idle")),
         &kib,
     );
-    row3(
+    row(
         &mut t,
         "RSS per held session (cold idle → held)",
-        each(&|f| f.per_session("cold_idle")),
+        &each(&|f| f.per_session("cold_idle")),
         &kib,
     );
-    row3(
+    row(
         &mut t,
         "RssAnon per held session (warm idle → held)",
-        each(&|f| {
+        &each(&|f| {
             Some((f.num("rss_anon_kib.held")? - f.num("rss_anon_kib.warm_idle")?) / f.num("hold")?)
         }),
         &kib,
     );
-    let pair = |f: &Figures, key: &str| -> String {
-        match (
-            f.num(&format!("{key}.warm_idle")),
-            f.num(&format!("{key}.held")),
-        ) {
-            (Some(a), Some(b)) => format!("{a:.0} / {b:.0}"),
-            _ => "-".into(),
-        }
-    };
-    text3(
-        &mut t,
-        "threads: warm idle / sessions held",
-        [
-            pair(&sides[0], "threads"),
-            pair(&sides[1], "threads"),
-            pair(&sides[2], "threads"),
-        ],
-    );
-    text3(
-        &mut t,
-        "open fds: warm idle / sessions held",
-        [
-            pair(&sides[0], "fds"),
-            pair(&sides[1], "fds"),
-            pair(&sides[2], "fds"),
-        ],
-    );
-    row3(
+    for (name, key) in [
+        ("threads: warm idle / sessions held", "threads"),
+        ("open fds: warm idle / sessions held", "fds"),
+    ] {
+        let pair = |f: &Figures| -> String {
+            match (
+                f.num(&format!("{key}.warm_idle")),
+                f.num(&format!("{key}.held")),
+            ) {
+                (Some(a), Some(b)) => format!("{a:.0} / {b:.0}"),
+                _ => "-".into(),
+            }
+        };
+        text_row(&mut t, name, &each_text(&pair));
+    }
+    row(
         &mut t,
         &format!("time to open the {hold} sessions (8 clients)"),
-        each(&|f| f.num("hold_open_ms")),
+        &each(&|f| f.num("hold_open_ms")),
         &ms,
     );
 
-    let mut levels = keys_with_prefix(&w.0, "calls_per_s.");
-    if levels.is_empty() {
-        levels = keys_with_prefix(&r.0, "calls_per_s.");
-    }
-    for l in &levels {
-        let k = |name: &str| format!("{name}.{l}");
-        row3(
-            &mut t,
-            &format!("echo calls/s, {l} in flight"),
-            each(&|f| f.num(&k("calls_per_s"))),
-            &int,
-        );
-        row3(
-            &mut t,
-            &format!("echo p50, {l} in flight"),
-            each(&|f| f.num(&k("p50_us"))),
-            &us,
-        );
-        row3(
-            &mut t,
-            &format!("echo p99, {l} in flight"),
-            each(&|f| f.num(&k("p99_us"))),
-            &us,
-        );
-        row3(
-            &mut t,
-            &format!("server CPU per call, {l} in flight"),
-            each(&|f| f.num(&k("server_cpu_us"))),
-            &us1,
-        );
-        row3(
-            &mut t,
-            &format!("load client CPU per call, {l} in flight"),
-            each(&|f| f.num(&k("client_cpu_us"))),
-            &us1,
-        );
+    for l in &levels_of(&all[..2], "calls_per_s.") {
+        echo_rows(&mut t, &all, l);
     }
     for (name, prefix) in [
         ("failed calls (all levels)", "errors"),
@@ -3101,64 +2760,35 @@ fn report_streamable(args: &[String]) -> Result<()> {
             "retries",
         ),
     ] {
-        row3(&mut t, name, each(&|f| f.total(prefix)), &int);
+        row(&mut t, name, &each(&|f| f.total(prefix)), &int);
     }
 
-    let mut clients = keys_with_prefix(&w.0, "sessions.per_s.");
-    if clients.is_empty() {
-        clients = keys_with_prefix(&r.0, "sessions.per_s.");
-    }
-    for c in &clients {
+    for c in &levels_of(&all[..2], "sessions.per_s.") {
         let k = |name: &str| format!("sessions.{name}.{c}");
-        row3(
-            &mut t,
-            &format!("sessions/s (initialize … DELETE), {c} clients"),
-            each(&|f| f.num(&k("per_s"))),
-            &int,
-        );
-        row3(
-            &mut t,
-            &format!("session p50, {c} clients"),
-            each(&|f| f.num(&k("p50_us"))),
-            &us,
-        );
-        row3(
-            &mut t,
-            &format!("session p99, {c} clients"),
-            each(&|f| f.num(&k("p99_us"))),
-            &us,
-        );
-        row3(
-            &mut t,
-            &format!("session errors, {c} clients"),
-            each(&|f| f.num(&k("errors"))),
-            &int,
-        );
-        row3(
-            &mut t,
-            &format!("server CPU per session, {c} clients"),
-            each(&|f| f.num(&k("server_cpu_us"))),
-            &us,
-        );
-        row3(
-            &mut t,
-            &format!("load client CPU per session, {c} clients"),
-            each(&|f| f.num(&k("client_cpu_us"))),
-            &us,
-        );
+        for (name, key, fmt) in [
+            (
+                "sessions/s (initialize … DELETE)",
+                "per_s",
+                &int as &dyn Fn(f64) -> String,
+            ),
+            ("session p50", "p50_us", &us),
+            ("session p99", "p99_us", &us),
+            ("session errors", "errors", &int),
+            ("server CPU per session", "server_cpu_us", &us),
+            ("load client CPU per session", "client_cpu_us", &us),
+        ] {
+            let name = format!("{name}, {c} clients");
+            row(&mut t, &name, &each(&|f| f.num(&k(key))), fmt);
+        }
         let statuses = |f: &Figures| {
             f.0.get(&k("delete_statuses"))
                 .cloned()
                 .unwrap_or_else(|| "-".into())
         };
-        text3(
+        text_row(
             &mut t,
             &format!("DELETE answered, {c} clients (warm-up included)"),
-            [
-                statuses(&sides[0]),
-                statuses(&sides[1]),
-                statuses(&sides[2]),
-            ],
+            &each_text(&statuses),
         );
     }
     print!("{t}");
@@ -3180,50 +2810,33 @@ fn report_streamable(args: &[String]) -> Result<()> {
 
     println!();
     println!("Targets (mcp-warden, Streamable HTTP, auth on):");
-    let verdict = |ok: Option<bool>| match ok {
-        Some(true) => "met",
-        Some(false) => "NOT met",
-        None => "not measured",
-    };
     let (wc, rc) = (w.num("calls_per_s.16"), r.num("calls_per_s.16"));
-    let ratio = wc.zip(rc).filter(|(_, b)| *b > 0.0).map(|(a, b)| a / b);
     println!(
         "- calls/s ≥ 1.5× rmcp's at 16 in flight: {} — {}",
-        match (wc, rc, ratio) {
-            (Some(a), Some(b), Some(x)) => format!("{a:.0} vs {b:.0} calls/s, {x:.2}×"),
-            _ => "-".into(),
-        },
-        verdict(ratio.map(|x| x >= 1.5))
+        versus(wc, rc),
+        verdict(ratio(wc, rc).map(|x| x >= 1.5))
     );
-    let p99 = w.num("p99_us.16");
-    println!(
-        "- p99 ≤ 1 ms at 16 in flight: {} — {}",
-        p99.map_or("-".into(), us),
-        verdict(p99.map(|v| v <= 1000.0))
+    target_line(
+        "p99 ≤ 1 ms at 16 in flight",
+        w.num("p99_us.16"),
+        &us,
+        |v| v <= 1000.0,
     );
     for (idle, label) in [
         ("warm_idle", "from warm idle (after one session)"),
         ("cold_idle", "from cold idle (as started)"),
     ] {
-        let ps = w.per_session(idle);
-        println!(
-            "- ≤ 4 KiB RSS per initialized session without a stream, {label}: {} — {}",
-            ps.map_or("-".into(), kib),
-            verdict(ps.map(|v| v <= 4.0))
+        target_line(
+            &format!("≤ 4 KiB RSS per initialized session without a stream, {label}"),
+            w.per_session(idle),
+            &kib,
+            |v| v <= 4.0,
         );
     }
-    let failures = [
-        w.total("errors"),
-        w.total("mismatched"),
-        w.total("sessions.errors"),
-    ];
-    let failures = failures
-        .iter()
-        .any(Option::is_some)
-        .then(|| failures.iter().flatten().sum::<f64>());
     println!(
         "- (not a target) failed calls, wrong answers and failed sessions: {}",
-        failures.map_or("-".into(), int)
+        w.totals(&["errors", "mismatched", "sessions.errors"])
+            .map_or("-".into(), int)
     );
     Ok(())
 }
@@ -3236,67 +2849,24 @@ fn report_modern(args: &[String]) -> Result<()> {
         return Err("usage: load report-modern WARDEN_FILE PEER_FILE".into());
     };
     let (w, p) = (Figures(read_results(warden)?), Figures(read_results(peer)?));
-    let auth = |f: &Figures| match f.0.get("auth").map(String::as_str) {
-        Some("on") => "auth on",
-        Some(_) => "no auth",
-        None => "?",
-    };
     let mut t = String::new();
     let _ = writeln!(
         t,
         "| measure | mcp-warden ({}) | TS SDK v2 ({}) | warden/TS |",
-        auth(&w),
-        auth(&p)
+        w.auth(),
+        p.auth()
     );
     let _ = writeln!(t, "|---|---:|---:|---:|");
     let int = |v: f64| format!("{v:.0}");
-    let us = |v: f64| format!("{v:.0} µs");
-    let us1 = |v: f64| format!("{v:.1} µs");
     let mib = |v: f64| format!("{:.1} MiB", v / 1024.0);
 
-    let how = |f: &Figures| -> String {
-        match (f.total("sse_answers"), f.total("json_answers")) {
-            (Some(sse), Some(json)) if sse == 0.0 && json > 0.0 => "application/json".into(),
-            (Some(sse), Some(json)) if json == 0.0 && sse > 0.0 => "text/event-stream".into(),
-            (Some(sse), Some(json)) => format!("{json:.0} JSON, {sse:.0} SSE"),
-            _ => "-".into(),
-        }
-    };
-    let _ = writeln!(
-        t,
-        "| answers to tools/call came as | {} | {} | |",
-        how(&w),
-        how(&p)
+    text_row(
+        &mut t,
+        "answers to tools/call came as",
+        &[w.answers_came_as(), p.answers_came_as()],
     );
-    let mut levels = keys_with_prefix(&w.0, "calls_per_s.");
-    if levels.is_empty() {
-        levels = keys_with_prefix(&p.0, "calls_per_s.");
-    }
-    for l in &levels {
-        let k = |name: &str| format!("{name}.{l}");
-        let both = |key: &str| (w.num(key), p.num(key));
-        let (a, b) = both(&k("calls_per_s"));
-        row(&mut t, &format!("echo calls/s, {l} in flight"), a, b, &int);
-        let (a, b) = both(&k("p50_us"));
-        row(&mut t, &format!("echo p50, {l} in flight"), a, b, &us);
-        let (a, b) = both(&k("p99_us"));
-        row(&mut t, &format!("echo p99, {l} in flight"), a, b, &us);
-        let (a, b) = both(&k("server_cpu_us"));
-        row(
-            &mut t,
-            &format!("server CPU per call, {l} in flight"),
-            a,
-            b,
-            &us1,
-        );
-        let (a, b) = both(&k("client_cpu_us"));
-        row(
-            &mut t,
-            &format!("load client CPU per call, {l} in flight"),
-            a,
-            b,
-            &us1,
-        );
+    for l in &levels_of(&[&w, &p], "calls_per_s.") {
+        echo_rows(&mut t, &[&w, &p], l);
     }
     for (name, prefix) in [
         ("failed calls (all levels)", "errors"),
@@ -3306,24 +2876,18 @@ fn report_modern(args: &[String]) -> Result<()> {
             "retries",
         ),
     ] {
-        let (a, b) = (w.total(prefix), p.total(prefix));
-        let cell = |v: Option<f64>| v.map_or("-".to_string(), int);
-        let _ = writeln!(t, "| {name} | {} | {} | |", cell(a), cell(b));
+        let cell = |f: &Figures| f.total(prefix).map_or("-".to_string(), int);
+        text_row(&mut t, name, &[cell(&w), cell(&p)]);
     }
-    row(
-        &mut t,
-        "VmRSS before the load",
-        w.num("rss_kib.before"),
-        p.num("rss_kib.before"),
-        &mib,
-    );
-    row(
-        &mut t,
-        "VmRSS after the load (1 s after the last level)",
-        w.num("rss_kib.after"),
-        p.num("rss_kib.after"),
-        &mib,
-    );
+    for (name, key) in [
+        ("VmRSS before the load", "rss_kib.before"),
+        (
+            "VmRSS after the load (1 s after the last level)",
+            "rss_kib.after",
+        ),
+    ] {
+        row(&mut t, name, &[w.num(key), p.num(key)], &mib);
+    }
     print!("{t}");
 
     for (f, name) in [(&w, "mcp-warden"), (&p, "TS SDK v2")] {
@@ -3337,8 +2901,7 @@ fn report_modern(args: &[String]) -> Result<()> {
     println!();
     println!("Target (mcp-warden, stateless 2026-07-28, auth on):");
     let (wc, pc) = (w.num("calls_per_s.16"), p.num("calls_per_s.16"));
-    let ratio = wc.zip(pc).filter(|(_, b)| *b > 0.0).map(|(a, b)| a / b);
-    let verdict = match (ratio, w.0.get("auth").map(String::as_str)) {
+    let verdict = match (ratio(wc, pc), w.0.get("auth").map(String::as_str)) {
         (None, _) => "not measured",
         (Some(x), Some("on")) if x >= 10.0 => "met",
         (Some(_), Some("on")) => "NOT met",
@@ -3346,19 +2909,11 @@ fn report_modern(args: &[String]) -> Result<()> {
     };
     println!(
         "- calls/s ≥ 10× the TS SDK v2's at 16 in flight: {} — {verdict}",
-        match (wc, pc, ratio) {
-            (Some(a), Some(b), Some(x)) => format!("{a:.0} vs {b:.0} calls/s, {x:.2}×"),
-            _ => "-".into(),
-        },
+        versus(wc, pc),
     );
-    let failures = [w.total("errors"), w.total("mismatched")];
-    let failures = failures
-        .iter()
-        .any(Option::is_some)
-        .then(|| failures.iter().flatten().sum::<f64>());
     println!(
         "- (not a target) mcp-warden's failed calls and wrong answers: {}",
-        failures.map_or("-".into(), int)
+        w.totals(&["errors", "mismatched"]).map_or("-".into(), int)
     );
     Ok(())
 }
@@ -3442,9 +2997,6 @@ fn churn_rows(
     };
     let int = |v: f64| format!("{v:.0}");
     let us = |v: f64| format!("{v:.0} µs");
-    let text = |t: &mut String, name: &str, a: String, b: String| {
-        let _ = writeln!(t, "| {name} | {a} | {b} | |");
-    };
     if w.contains_key("churn.rss_kib.cold_idle") || p.contains_key("churn.rss_kib.cold_idle") {
         let burst = w
             .get("churn.burst")
@@ -3478,7 +3030,7 @@ fn churn_rows(
             ] {
                 let name = format!("churn server: {figure}, {}", when.replace("{burst}", burst));
                 let k = format!("churn.{key}.{suffix}");
-                row(t, &name, num(w, &k), num(p, &k), fmt);
+                row(t, &name, &[num(w, &k), num(p, &k)], fmt);
             }
         }
         let ms = |m: &BTreeMap<String, String>, key: &str, limit: Duration| match m.get(key) {
@@ -3513,7 +3065,7 @@ fn churn_rows(
                 BURST_DRAIN,
             ),
         ] {
-            text(t, name, ms(w, key, limit), ms(p, key, limit));
+            text_row(t, name, &[ms(w, key, limit), ms(p, key, limit)]);
         }
         for (reference, after, label) in [
             (
@@ -3542,68 +3094,198 @@ fn churn_rows(
                     )
                 })
             };
-            text(t, label, back(w), back(p));
+            text_row(t, label, &[back(w), back(p)]);
         }
     }
     for c in levels {
-        row(
-            t,
-            &format!("churn sessions/s, {c} clients"),
-            num(w, &format!("churn.sessions_per_s.{c}")),
-            num(p, &format!("churn.sessions_per_s.{c}")),
-            &int,
-        );
-        row(
-            t,
-            &format!("churn p50 of the whole session, {c} clients"),
-            num(w, &format!("churn.p50_us.{c}")),
-            num(p, &format!("churn.p50_us.{c}")),
-            &us,
-        );
-        row(
-            t,
-            &format!("churn p99 of the whole session, {c} clients"),
-            num(w, &format!("churn.p99_us.{c}")),
-            num(p, &format!("churn.p99_us.{c}")),
-            &us,
-        );
-        let cell = |m: &BTreeMap<String, String>| {
-            m.get(&format!("churn.errors.{c}"))
-                .cloned()
-                .unwrap_or_else(|| "-".to_string())
-        };
-        text(t, &format!("churn errors, {c} clients"), cell(w), cell(p));
-        row(
-            t,
-            &format!("server CPU per session, {c} clients"),
-            num(w, &format!("churn.server_cpu_us.{c}")),
-            num(p, &format!("churn.server_cpu_us.{c}")),
-            &us,
-        );
-        row(
-            t,
-            &format!("load client CPU per session, {c} clients"),
-            num(w, &format!("churn.client_cpu_us.{c}")),
-            num(p, &format!("churn.client_cpu_us.{c}")),
-            &us,
-        );
+        // (name, key, format: `None` for the value as written)
+        for (name, key, fmt) in [
+            (
+                "churn sessions/s",
+                "sessions_per_s",
+                Some(&int as &dyn Fn(f64) -> String),
+            ),
+            ("churn p50 of the whole session", "p50_us", Some(&us)),
+            ("churn p99 of the whole session", "p99_us", Some(&us)),
+            ("churn errors", "errors", None),
+            ("server CPU per session", "server_cpu_us", Some(&us)),
+            ("load client CPU per session", "client_cpu_us", Some(&us)),
+        ] {
+            let name = format!("{name}, {c} clients");
+            let key = format!("churn.{key}.{c}");
+            match fmt {
+                Some(fmt) => row(t, &name, &[num(w, &key), num(p, &key)], fmt),
+                None => {
+                    let cell = |m: &BTreeMap<String, String>| {
+                        m.get(&key).cloned().unwrap_or_else(|| "-".to_string())
+                    };
+                    text_row(t, &name, &[cell(w), cell(p)]);
+                }
+            }
+        }
     }
 }
 
-/// One table row: both figures and their ratio.
-fn row(t: &mut String, name: &str, a: Option<f64>, b: Option<f64>, fmt: &dyn Fn(f64) -> String) {
-    // NaN: a percentile of no samples at all.
-    let (a, b) = (a.filter(|v| !v.is_nan()), b.filter(|v| !v.is_nan()));
-    if a.is_none() && b.is_none() {
-        return; // not measured in this run (BENCH_PHASES)
+// ---------------------------------------------------------------------------------------
+// What the three reports share: result files, rows, targets
+
+/// Figures of one result file, by key.
+struct Figures(BTreeMap<String, String>);
+
+impl Figures {
+    fn num(&self, key: &str) -> Option<f64> {
+        self.0
+            .get(key)
+            .and_then(|v| v.parse().ok())
+            .filter(|v: &f64| !v.is_nan())
     }
-    let cell = |v: Option<f64>| v.map_or("-".to_string(), fmt);
-    let ratio = match (a, b) {
+
+    /// KiB of VmRSS per held session, from `idle` (`cold_idle` or `warm_idle`).
+    fn per_session(&self, idle: &str) -> Option<f64> {
+        let n = self.num("hold")?;
+        Some((self.num("rss_kib.held")? - self.num(&format!("rss_kib.{idle}"))?) / n)
+    }
+
+    /// The sum of `<prefix>.<level>` over every level present.
+    fn total(&self, prefix: &str) -> Option<f64> {
+        let keys = keys_with_prefix(&self.0, &format!("{prefix}."));
+        (!keys.is_empty()).then(|| {
+            keys.iter()
+                .filter_map(|k| self.num(&format!("{prefix}.{k}")))
+                .sum()
+        })
+    }
+
+    /// The sum of the `total`s of `prefixes`, if any of them is present.
+    fn totals(&self, prefixes: &[&str]) -> Option<f64> {
+        let totals: Vec<Option<f64>> = prefixes.iter().map(|p| self.total(p)).collect();
+        totals
+            .iter()
+            .any(Option::is_some)
+            .then(|| totals.iter().flatten().sum::<f64>())
+    }
+
+    /// The table header's word on authentication.
+    fn auth(&self) -> &'static str {
+        match self.0.get("auth").map(String::as_str) {
+            Some("on") => "auth on",
+            Some(_) => "no auth",
+            None => "?",
+        }
+    }
+
+    /// How the answers to `tools/call` came, over every level.
+    fn answers_came_as(&self) -> String {
+        match (self.total("sse_answers"), self.total("json_answers")) {
+            (Some(sse), Some(json)) if sse == 0.0 && json > 0.0 => "application/json".into(),
+            (Some(sse), Some(json)) if json == 0.0 && sse > 0.0 => "text/event-stream".into(),
+            (Some(sse), Some(json)) => format!("{json:.0} JSON, {sse:.0} SSE"),
+            _ => "-".into(),
+        }
+    }
+}
+
+/// The levels (suffixes of `prefix`) of the first side that has any.
+fn levels_of(sides: &[&Figures], prefix: &str) -> Vec<String> {
+    sides
+        .iter()
+        .map(|f| keys_with_prefix(&f.0, prefix))
+        .find(|levels| !levels.is_empty())
+        .unwrap_or_default()
+}
+
+/// The rows of one level of echo calls (`calls_per_s.<level>` and so on), for every side.
+fn echo_rows(t: &mut String, sides: &[&Figures], level: &str) {
+    let int = |v: f64| format!("{v:.0}");
+    let us = |v: f64| format!("{v:.0} µs");
+    let us1 = |v: f64| format!("{v:.1} µs");
+    for (name, key, fmt) in [
+        (
+            "echo calls/s",
+            "calls_per_s",
+            &int as &dyn Fn(f64) -> String,
+        ),
+        ("echo p50", "p50_us", &us),
+        ("echo p99", "p99_us", &us),
+        ("server CPU per call", "server_cpu_us", &us1),
+        ("load client CPU per call", "client_cpu_us", &us1),
+    ] {
+        let key = format!("{key}.{level}");
+        let values: Vec<Option<f64>> = sides.iter().map(|f| f.num(&key)).collect();
+        row(t, &format!("{name}, {level} in flight"), &values, fmt);
+    }
+}
+
+/// The first side's figure against the second's: `40964 vs 19791 calls/s, 2.07×`.
+fn versus(a: Option<f64>, b: Option<f64>) -> String {
+    match (a, b, ratio(a, b)) {
+        (Some(a), Some(b), Some(x)) => format!("{a:.0} vs {b:.0} calls/s, {x:.2}×"),
+        _ => "-".into(),
+    }
+}
+
+/// `a / b`, where both are known and `b` is above 0.
+fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    a.zip(b).filter(|(_, b)| *b > 0.0).map(|(a, b)| a / b)
+}
+
+/// A target's line: `- <label>: <value> — <verdict>`, `met` saying whether the value meets
+/// it.
+fn target_line(
+    label: &str,
+    value: Option<f64>,
+    fmt: &dyn Fn(f64) -> String,
+    met: impl Fn(f64) -> bool,
+) {
+    println!(
+        "- {label}: {} — {}",
+        value.map_or("-".into(), fmt),
+        verdict(value.map(met))
+    );
+}
+
+/// A target's verdict: met, not met, or not measured (`None`).
+fn verdict(ok: Option<bool>) -> &'static str {
+    match ok {
+        Some(true) => "met",
+        Some(false) => "NOT met",
+        None => "not measured",
+    }
+}
+
+/// One table row: each side's figure, then the first side's ratio to each other side's.
+/// Left out when no side has the figure (not measured in this run: BENCH_PHASES).
+fn row(t: &mut String, name: &str, sides: &[Option<f64>], fmt: &dyn Fn(f64) -> String) {
+    // NaN: a percentile of no samples at all.
+    let sides: Vec<Option<f64>> = sides.iter().map(|v| v.filter(|v| !v.is_nan())).collect();
+    if sides.iter().all(Option::is_none) {
+        return;
+    }
+    let ratio = |b: Option<f64>| match (sides[0], b) {
         (Some(a), Some(b)) if b != 0.0 && a / b < 0.1 => format!("{:.4}", a / b),
         (Some(a), Some(b)) if b != 0.0 => format!("{:.2}", a / b),
         _ => "-".to_string(),
     };
-    let _ = writeln!(t, "| {name} | {} | {} | {ratio} |", cell(a), cell(b));
+    let _ = write!(t, "| {name} |");
+    for v in &sides {
+        let _ = write!(t, " {} |", v.map_or("-".to_string(), fmt));
+    }
+    for &b in &sides[1..] {
+        let _ = write!(t, " {} |", ratio(b));
+    }
+    t.push('\n');
+}
+
+/// One table row of text: each side's cell, and empty ratio cells.
+fn text_row(t: &mut String, name: &str, cells: &[String]) {
+    let _ = write!(t, "| {name} |");
+    for cell in cells {
+        let _ = write!(t, " {cell} |");
+    }
+    for _ in 1..cells.len() {
+        t.push_str(" |");
+    }
+    t.push('\n');
 }
 
 /// The suffixes of keys `prefix<suffix>`, numeric suffixes in numeric order.
