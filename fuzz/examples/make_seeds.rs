@@ -377,5 +377,13 @@ fn main() {
             b"GET /mcp HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nMcp-Session-Id: nope\r\n\r\nDELETE /mcp HTTP/1.1\r\nHost: x\r\nMcp-Session-Id: nope\r\n\r\nGET /.well-known/oauth-protected-resource HTTP/1.1\r\n\r\n",
         ),
     );
+    write(
+        "http",
+        "open-options",
+        &with(
+            0x00,
+            b"OPTIONS /sse HTTP/1.1\r\nHost: x\r\n\r\nOPTIONS /mcp HTTP/1.1\r\nHost: x\r\nOrigin: http://x\r\nAccess-Control-Request-Method: POST\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+        ),
+    );
     println!("seeds written");
 }

@@ -364,7 +364,12 @@ fn parse_responses(mut b: &[u8]) -> Result<Parsed, String> {
             }
         }
         let body = &b[end + 4..];
-        if code == "100" {
+        if code == "100" || code == "204" || code == "304" {
+            // No body, by definition (RFC 9110 §15.3.5, §15.4.5): a `Content-Length` is
+            // not required (a 204 must not carry one other than 0).
+            if code == "204" && length.is_some_and(|n| n != 0) {
+                return Err("a 204 with a Content-Length other than 0".into());
+            }
             b = body;
             continue;
         }
