@@ -211,7 +211,9 @@ pub fn classify(raw: &RawValue) -> Result<Message<'_>, (Id<'_>, RpcError)> {
 fn is_usable_id(id: &RawValue) -> bool {
     let text = id.get();
     if text.starts_with('"') {
-        return true;
+        // Echoed as written, so it must decode: a `\u` escape of a lone surrogate would make
+        // the reply a text that strict JSON parsers refuse (found by the jsonrpc fuzz target).
+        return !text.contains("\\u") || serde_json::from_str::<String>(text).is_ok();
     }
     matches!(serde_json::from_str::<Value>(text), Ok(Value::Number(n)) if n.is_i64() || n.is_u64())
 }
@@ -426,11 +428,20 @@ mod tests {
             "1.5",
             "1e2",
             "18446744073709551616",
+            r#""2\uDDDD""#,
+            r#""\uD800x""#,
         ] {
             let text = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"ping"}}"#);
             assert_eq!(refused(&text), (None, INVALID_REQUEST), "id {id}");
         }
-        for id in ["0", "-3", "18446744073709551615", r#""""#, r#""a b""#] {
+        for id in [
+            "0",
+            "-3",
+            "18446744073709551615",
+            r#""""#,
+            r#""a b""#,
+            r#""\u00e9\uD83D\uDE00""#,
+        ] {
             let text = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"ping"}}"#);
             assert!(classify(raw(&text)).is_ok(), "id {id}");
         }
