@@ -14,8 +14,8 @@ use std::time::Duration;
 use common::issuer::{Issuer, jwks, plural_claims};
 use common::jwks_server::JwksServer;
 use common::{
-    McpClient, ServerProcess, SseClient, auth_settings, eventually, spawn_with, test_config,
-    warden_command, with_auth,
+    McpClient, ServerProcess, SseClient, auth_settings, eventually, next_data, spawn_with,
+    test_config, warden_command, with_auth,
 };
 use mcp_warden::config::Config;
 use mcp_warden::gateway::Upstream;
@@ -547,18 +547,6 @@ fn per_tool_rules_hold_behind_the_gate_and_hidden_looks_like_absent() {
         json!({"name": "echo", "arguments": {"message": "x"}}),
     );
     assert_eq!(text(&echo), "upstream echo: x");
-}
-
-/// The next `data:` line of an event stream, parsed.
-fn next_data(reader: &mut impl std::io::BufRead) -> Value {
-    loop {
-        let mut line = String::new();
-        let n = reader.read_line(&mut line).unwrap();
-        assert!(n > 0, "the event stream ended early");
-        if let Some(data) = line.trim_end().strip_prefix("data: ") {
-            return serde_json::from_str(data).unwrap();
-        }
-    }
 }
 
 #[test]

@@ -7,14 +7,15 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufReader, Write};
 use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::{FnTool as Tool, str_arg};
 use common::{
-    McpClient, SseClient, connect, eventually, read_response, spawn_with_tools, test_config,
+    McpClient, SseClient, connect, eventually, next_data, read_response, spawn_with_tools,
+    test_config,
 };
 use mcp_warden::mcp::call::Call;
 use serde_json::{Map, Value, json};
@@ -339,18 +340,6 @@ fn a_client_that_did_not_declare_roots_is_not_asked() {
     assert_eq!(result["result"]["isError"], true);
     let text = result["result"]["content"][0]["text"].as_str().unwrap();
     assert!(text.contains("\"roots\" capability"), "{text}");
-}
-
-/// The next `data:` line of an event stream, parsed.
-fn next_data(reader: &mut impl BufRead) -> Value {
-    loop {
-        let mut line = String::new();
-        let n = reader.read_line(&mut line).unwrap();
-        assert!(n > 0, "the event stream ended early");
-        if let Some(data) = line.trim_end().strip_prefix("data: ") {
-            return serde_json::from_str(data).unwrap();
-        }
-    }
 }
 
 #[test]

@@ -159,6 +159,22 @@ fn read_failure(e: &io::Error) -> String {
     }
 }
 
+/// The next `data:` line of an event stream read from a raw response, parsed as JSON.
+/// Panics when the stream ends or the read fails (a server that goes quiet fails the test).
+pub fn next_data(reader: &mut impl BufRead) -> Value {
+    loop {
+        let mut line = String::new();
+        match reader.read_line(&mut line) {
+            Ok(0) => panic!("the event stream ended early"),
+            Ok(_) => {}
+            Err(e) => panic!("reading the event stream: {}", read_failure(&e)),
+        }
+        if let Some(data) = line.trim_end().strip_prefix("data: ") {
+            return serde_json::from_str(data).unwrap();
+        }
+    }
+}
+
 /// Reads until the peer closes the connection and returns the bytes that came first.
 /// Panics, saying `what` was expected, when the read fails or times out: a server that
 /// hangs or resets the connection has not closed it.
