@@ -74,6 +74,7 @@ import {
   ResourceUpdatedNotificationSchema,
 } from '@modelcontextprotocol/sdk/types.js';
 import { check, describeError, expect, finish, inProgress, report, show, waitFor as pollUntil, watchdog } from './tap.mjs';
+import { pingSession } from './session-probe.mjs';
 import { keepArrivalOrder } from './sdk-order.mjs';
 
 const OVERALL_TIMEOUT_MS = 60_000;
@@ -419,18 +420,8 @@ async function oneTransport(kind) {
     const sessionId = transport.sessionId;
     await check(`${label} DELETE ends the session: then 404`, async () => {
       await transport.terminateSession();
-      const headers = {
-        'Content-Type': 'application/json',
-        Accept: 'application/json, text/event-stream',
-        'Mcp-Session-Id': sessionId,
-        'MCP-Protocol-Version': '2025-11-25',
-      };
-      if (token) headers.Authorization = `Bearer ${token}`;
-      const res = await fetch(`${base}/mcp`, {
-        method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id: 'after-delete', method: 'ping' }),
-      });
-      await res.body?.cancel();
-      expect(res.status === 404, `status ${res.status}, want 404`);
+      const status = await pingSession(`${base}/mcp`, sessionId, token);
+      expect(status === 404, `status ${status}, want 404`);
     });
   }
   client.closing = true;

@@ -19,6 +19,7 @@ import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { Mismatch, check, describeError, expect, finish, inProgress, report, show, watchdog } from './tap.mjs';
+import { pingSession } from './session-probe.mjs';
 
 const OVERALL_TIMEOUT_MS = 30_000;
 
@@ -189,20 +190,8 @@ async function main() {
       expect(transport.sessionId === undefined, 'the transport still holds a session id after DELETE');
     });
     await check('a POST with the ended session id gets 404', async () => {
-      const headers = {
-        'Content-Type': 'application/json',
-        Accept: 'application/json, text/event-stream',
-        'Mcp-Session-Id': sessionId,
-        'MCP-Protocol-Version': '2025-11-25',
-      };
-      if (token) headers.Authorization = `Bearer ${token}`;
-      const res = await fetch(endpointUrl, {
-        method: 'POST',
-        headers,
-        body: JSON.stringify({ jsonrpc: '2.0', id: 'after-delete', method: 'ping' }),
-      });
-      await res.body?.cancel();
-      expect(res.status === 404, `status ${res.status}, want 404`);
+      const status = await pingSession(endpointUrl, sessionId, token);
+      expect(status === 404, `status ${status}, want 404`);
     });
   }
 }
