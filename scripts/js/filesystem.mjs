@@ -31,10 +31,9 @@
 import { existsSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { check, describeError, expect, finish, inProgress, report, show, watchdog } from './tap.mjs';
+import { sdkTransport } from './mcp-http.mjs';
 
 const OVERALL_TIMEOUT_MS = 30_000;
 const opts = { timeout: 10_000 };
@@ -70,23 +69,7 @@ async function answerOf(client, name, args) {
 async function oneTransport(kind) {
   const label = `[${kind}]`;
   const client = new Client({ name: `mcp-warden-filesystem-${kind}`, version: '0.0.0' }, { capabilities: {} });
-  const transportOpts = {};
-  if (token) {
-    const auth = `Bearer ${token}`;
-    transportOpts.requestInit = { headers: { Authorization: auth } };
-    if (kind === 'sse') {
-      transportOpts.eventSourceInit = {
-        fetch: (url, init) => {
-          const headers = new Headers(init?.headers);
-          headers.set('Authorization', auth);
-          return fetch(url, { ...init, headers });
-        },
-      };
-    }
-  }
-  const transport = kind === 'sse'
-    ? new SSEClientTransport(new URL(`${base}/sse`), transportOpts)
-    : new StreamableHTTPClientTransport(new URL(`${base}/mcp`), transportOpts);
+  const transport = sdkTransport(base, kind, token);
   let connected = false;
   await check(`${label} initialize: the child's answer is the client's`, async () => {
     await client.connect(transport, opts);

@@ -63,8 +63,6 @@
 
 import { readdirSync, readFileSync } from 'node:fs';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import {
   CreateMessageRequestSchema,
   ElicitRequestSchema,
@@ -74,7 +72,7 @@ import {
   ResourceUpdatedNotificationSchema,
 } from '@modelcontextprotocol/sdk/types.js';
 import { check, describeError, expect, finish, inProgress, report, show, waitFor as pollUntil, watchdog } from './tap.mjs';
-import { pingSession } from './session-probe.mjs';
+import { pingSession, sdkTransport } from './mcp-http.mjs';
 import { keepArrivalOrder } from './sdk-order.mjs';
 
 const OVERALL_TIMEOUT_MS = 60_000;
@@ -166,23 +164,7 @@ function makeClient(kind, roots) {
     if (!client.closing) seen.errors.push(describeError(err));
   };
   client.roots = roots;
-  const opts = {};
-  if (token) {
-    const auth = `Bearer ${token}`;
-    opts.requestInit = { headers: { Authorization: auth } };
-    if (kind === 'sse') {
-      opts.eventSourceInit = {
-        fetch: (url, init) => {
-          const headers = new Headers(init?.headers);
-          headers.set('Authorization', auth);
-          return fetch(url, { ...init, headers });
-        },
-      };
-    }
-  }
-  const transport = kind === 'sse'
-    ? new SSEClientTransport(new URL(`${base}/sse`), opts)
-    : new StreamableHTTPClientTransport(new URL(`${base}/mcp`), opts);
+  const transport = sdkTransport(base, kind, token);
   return { client, transport, seen, kind };
 }
 

@@ -19,7 +19,7 @@ import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { Mismatch, check, describeError, expect, finish, inProgress, report, show, watchdog } from './tap.mjs';
-import { pingSession } from './session-probe.mjs';
+import { pingSession } from './mcp-http.mjs';
 
 const OVERALL_TIMEOUT_MS = 30_000;
 
